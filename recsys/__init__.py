@@ -1,0 +1,1 @@
+"""recsys-tune: hyperparameter search for recommender models."""

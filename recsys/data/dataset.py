@@ -1,0 +1,119 @@
+"""A prepared, split dataset: contiguous indices, train/validation/test pairs, raw-id maps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """(user, item) index pairs, as two aligned int64 arrays."""
+
+    users: np.ndarray
+    items: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "users", np.ascontiguousarray(self.users, dtype=np.int64))
+        object.__setattr__(self, "items", np.ascontiguousarray(self.items, dtype=np.int64))
+        if self.users.shape != self.items.shape or self.users.ndim != 1:
+            raise ValueError("Pairs: users and items must be 1-D arrays of the same length")
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+    @classmethod
+    def empty(cls) -> Pairs:
+        return cls(np.empty(0, np.int64), np.empty(0, np.int64))
+
+    def keys(self, n_items: int) -> np.ndarray:
+        """``user * n_items + item`` for each pair: a unique int64 key per pair."""
+        return self.users * n_items + self.items
+
+    def csr(self, n_users: int, n_items: int) -> torch.Tensor:
+        """Binary user x item matrix as a torch sparse CSR tensor (float32)."""
+        order = np.lexsort((self.items, self.users))
+        crow = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.users, minlength=n_users), out=crow[1:])
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(crow),
+            torch.from_numpy(self.items[order].copy()),
+            torch.ones(len(self), dtype=torch.float32),
+            size=(n_users, n_items),
+        )
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """Everything a model, a trial or the evaluator needs, and nothing from the raw files.
+
+    Attributes:
+        name: dataset name.
+        fingerprint: hash of the source and every preparation parameter (see ``recsys.data.cache``).
+        user_ids: raw user id of each user index, shape (n_users,).
+        item_ids: raw item id of each item index, shape (n_items,).
+        item_text: text of each item index (empty string when the source has none).
+        train, val: index pairs. ``test`` is ``None`` in the copy handed to tuning trials.
+        summary: counts after preparation and splitting (users, items, interactions per split,
+            users kept in train only because they were too small to split...).
+        item_embeddings: (n_items, d) float32 Sentence-BERT embeddings of ``item_text``, attached
+            once by the driver (``recsys.text``) when a model needs them, so that trials receive
+            them through the object store instead of recomputing them.
+    """
+
+    name: str
+    fingerprint: str
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    item_text: list[str]
+    train: Pairs
+    val: Pairs
+    test: Pairs | None
+    summary: dict = field(default_factory=dict)
+    item_embeddings: np.ndarray | None = None
+
+    @property
+    def n_users(self) -> int:
+        return int(self.user_ids.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_ids.shape[0])
+
+    def without_test(self) -> SplitData:
+        """The copy handed to tuning trials: the test pairs are not in it at all."""
+        return replace(self, test=None)
+
+    def train_csr(self) -> torch.Tensor:
+        """Training interactions as a binary (n_users, n_items) sparse CSR tensor."""
+        return self.train.csr(self.n_users, self.n_items)
+
+    def split_frame(self) -> pd.DataFrame:
+        """All pairs with raw ids: columns ``user_id``, ``item_id``, ``split`` (train/val/test)."""
+        parts = [("train", self.train), ("val", self.val)]
+        if self.test is not None:
+            parts.append(("test", self.test))
+        frames = [
+            pd.DataFrame(
+                {
+                    "user_id": self.user_ids[p.users],
+                    "item_id": self.item_ids[p.items],
+                    "split": name,
+                }
+            )
+            for name, p in parts
+        ]
+        return pd.concat(frames, ignore_index=True)
+
+    def to_parquet(self, path: str | Path) -> Path:
+        """Writes ``split_frame()`` to Parquet atomically (temporary name, then rename)."""
+        from recsys.io import atomic_path
+
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            self.split_frame().to_parquet(tmp, index=False)
+        return path
