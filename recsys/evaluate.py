@@ -62,11 +62,13 @@ def _ranked(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     device and the batch. Rows where the k-th value is tied with items left outside the list are
     re-selected deterministically; then each list is ordered by (score desc, index asc).
     """
-    values, items = torch.topk(scores, k, dim=1)
-    kth = values[:, -1:]
-    ties_total = (scores == kth).sum(1)
-    ties_taken = (values == kth).sum(1)
-    rows = torch.nonzero(ties_total > ties_taken).flatten()
+    extra = 1 if k < scores.shape[1] else 0
+    values, items = torch.topk(scores, k + extra, dim=1)
+    kth = values[:, k - 1 : k]
+    # A tie crosses the cut exactly when the (k+1)-th best equals the k-th best.
+    crossing = values[:, k] == kth[:, 0] if extra else torch.zeros_like(kth[:, 0], dtype=bool)
+    values, items = values[:, :k], items[:, :k]
+    rows = torch.nonzero(crossing).flatten()
     if rows.numel():
         sub, sub_kth = scores[rows], kth[rows]
         above = sub > sub_kth
@@ -96,8 +98,11 @@ def masked_top_k(
         (values, items), each (B, min(k, n_items)); masked positions (when a user has fewer than k
         unexcluded items) have value ``-inf``.
     """
-    # A copy: masking in place must never touch a tensor the model keeps (a cached score matrix).
-    scores = score_fn(users).to(torch.float32, copy=True)
+    # Scorers return new tensors, which are masked in place; a view (Popularity's expanded row)
+    # is materialised first so that masking never writes into the model's own tensors.
+    scores = score_fn(users).to(torch.float32)
+    if not scores.is_contiguous() or scores._base is not None:
+        scores = scores.contiguous() if not scores.is_contiguous() else scores.clone()
     rows, items = exclude.gather(users)
     scores[rows, items] = float("-inf")
     return _ranked(scores, min(k, n_items))
