@@ -105,6 +105,7 @@ def read_table(
     sep: str = ",",
     header: bool = True,
     numeric: Sequence[str] = (),
+    optional: Sequence[str] = (),
     dtype: dict | None = None,
     encoding: str = "utf-8",
     quoting: int = csv.QUOTE_MINIMAL,
@@ -119,12 +120,14 @@ def read_table(
             each line must have exactly that many.
         sep: field separator (one character).
         numeric: columns that must parse as numbers on every line.
+        optional: further header columns kept when the file has them.
         dtype: pandas dtypes for some columns (e.g. ``str`` for ids).
         quoting: a ``csv.QUOTE_*`` constant; ``QUOTE_NONE`` for formats without quoting.
         label: name of the source in messages when ``source`` is text.
 
     Returns:
-        A frame with exactly ``columns``, in that order; the ``numeric`` ones as numbers.
+        A frame with ``columns`` then the ``optional`` ones present, in that order; the
+        ``numeric`` ones as numbers.
     """
     text_given = isinstance(source, str) and label is not None
     name = label if text_given else str(source)
@@ -171,7 +174,7 @@ def read_table(
                 f"{name}: wrong columns: expected {list(columns)}, found {list(frame.columns)}; "
                 f"give the file a header line with those names"
             )
-        frame = frame[list(columns)]
+        frame = frame[list(columns) + [c for c in optional if c in frame.columns]]
     first_line = 2 if header else 1
     for col in numeric:
         values = pd.to_numeric(frame[col], errors="coerce")
