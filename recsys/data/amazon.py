@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,16 +178,18 @@ def _json_chunks(
     """Yields frames of ``fields`` (+ the ``optional`` ones, None when absent) of a JSONL file."""
     try:
         # dtype=False keeps ids like "0312..." as strings; convert_dates=False keeps the
-        # "timestamp" field a number.
-        reader = pd.read_json(
-            path,
-            lines=True,
-            chunksize=chunksize,
-            dtype=False,
-            convert_dates=False,
-            compression="infer",
-            encoding="utf-8",
-        )
+        # "timestamp" field a number on pandas 2 (pandas 3 deprecates it, dtype=False suffices).
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*convert_dates.*")
+            reader = pd.read_json(
+                path,
+                lines=True,
+                chunksize=chunksize,
+                dtype=False,
+                convert_dates=False,
+                compression="infer",
+                encoding="utf-8",
+            )
         start = 0
         with reader:
             for chunk in reader:

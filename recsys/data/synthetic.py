@@ -342,3 +342,32 @@ def _item_texts(item_cluster: np.ndarray, k: int, rng: np.random.Generator) -> l
         " ".join(extra) + ": " + ", ".join(words)
         for extra, words in zip(noise.tolist(), topic.tolist(), strict=True)
     ]
+
+
+def load_synthetic(
+    data_dir: str | None = None,
+    *,
+    n_users: int = 1000,
+    n_items: int = 500,
+    n_interactions: int = 20_000,
+    dim: int = 16,
+    n_clusters: int = 16,
+    popularity_exponent: float = 1.0,
+    temperature: float = 0.2,
+    user_noise: float = 0.5,
+    activity_sigma: float = 1.0,
+    seed: int = 0,
+) -> Interactions:
+    """:func:`make_synthetic` with default sizes, as a dataset loader (``data_dir`` is unused)."""
+    return make_synthetic(
+        n_users,
+        n_items,
+        n_interactions,
+        dim=dim,
+        n_clusters=n_clusters,
+        popularity_exponent=popularity_exponent,
+        temperature=temperature,
+        user_noise=user_noise,
+        activity_sigma=activity_sigma,
+        seed=seed,
+    )
