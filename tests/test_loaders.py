@@ -376,7 +376,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 def test_amazon2023(tmp_path):
     write_jsonl(tmp_path / "All_Beauty.jsonl", REVIEWS)
     write_jsonl(tmp_path / "meta_All_Beauty.jsonl.gz", META)
-    data = load_amazon2023(tmp_path, category="All_Beauty", chunksize=2)
+    data = load_amazon2023(tmp_path, category="All_Beauty")
     frame = data.frame
     assert frame["user_id"].tolist() == ["U1", "U1", "U2"]
     assert frame["item_id"].tolist() == ["P1", "0312", "P1"]  # "0312" stays a string
@@ -403,6 +403,18 @@ def test_amazon2023_malformed_json(tmp_path):
     path.write_text(json.dumps(REVIEWS[0]) + "\n{broken\n")
     write_jsonl(tmp_path / "meta_All_Beauty.jsonl", META)
     with pytest.raises(RecsysError, match=r"All_Beauty\.jsonl: malformed JSON on line 2"):
+        load_amazon2023(tmp_path)
+
+
+def test_amazon2023_field_of_varying_type(tmp_path):
+    # description as a string in one record: pyarrow rejects the file, the line reader copes
+    odd = dict(META[1], description="Fine teeth.")
+    write_jsonl(tmp_path / "All_Beauty.jsonl", REVIEWS)
+    write_jsonl(tmp_path / "meta_All_Beauty.jsonl", [META[0], odd])
+    data = load_amazon2023(tmp_path)
+    assert data.item_text["0312"] == "Comb. Category: Beauty > Tools. Description: Fine teeth."
+    write_jsonl(tmp_path / "All_Beauty.jsonl", [REVIEWS[0], dict(REVIEWS[1], rating="five")])
+    with pytest.raises(RecsysError, match=r"line 2 has rating 'five', expected a number"):
         load_amazon2023(tmp_path)
 
 

@@ -52,7 +52,8 @@ def load_goodbooks(data_dir: str | Path | None = None, *, to_read: bool = True) 
         shelf_users = shelf["user_id"].to_numpy(np.int64)
         shelf_books = shelf["book_id"].to_numpy(np.int64)
         base = int(max(books.max(initial=0), shelf_books.max(initial=0))) + 1
-        new = ~np.isin(shelf_users * base + shelf_books, users * base + books)
+        # pandas' hash-table isin: np.isin takes seconds on millions of int64 keys
+        new = ~pd.Series(shelf_users * base + shelf_books).isin(users * base + books).to_numpy()
         users = np.concatenate([users, shelf_users[new]])
         books = np.concatenate([books, shelf_books[new]])
         values = np.concatenate([values, np.full(int(new.sum()), np.nan)])
