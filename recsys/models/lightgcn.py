@@ -134,9 +134,10 @@ def normalized_adjacency(train: Pairs, n_users: int, n_items: int) -> torch.Tens
     np.cumsum(degree.astype(np.int64), out=crow[1:])
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        # int32 indices: the CPU (MKL) sparse product converts int64 ones on every call.
         return torch.sparse_csr_tensor(
-            torch.from_numpy(crow),
-            torch.from_numpy(cols),
+            torch.from_numpy(crow.astype(np.int32)),
+            torch.from_numpy(cols.astype(np.int32)),
             torch.from_numpy(values),
             size=(n, n),
             check_invariants=False,
@@ -235,27 +236,32 @@ class LightGCN(TrainableRecommender):
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final user (n_users, dim) and item (n_items, dim) embeddings, with autograd."""
-        x = torch.cat([self.user_weight, self.item_weight])
-        if self.layers:
-            x = propagate(self.adjacency, x, self.layers)
+        x = self._propagate(self._layer0())
         return x[: self.n_users], x[self.n_users :]
 
+    def _layer0(self) -> torch.Tensor:
+        return torch.cat([self.user_weight, self.item_weight])
+
+    def _propagate(self, x: torch.Tensor) -> torch.Tensor:
+        return propagate(self.adjacency, x, self.layers) if self.layers else x
+
     def loss(self, batch: PairBatch) -> dict[str, torch.Tensor]:
-        users, items = self.propagate()
-        u = users[batch.users]
-        diff = (u * (items[batch.pos] - items[batch.neg])).sum(dim=1)
-        bpr = F.softplus(-diff).mean()
-        reg = (
-            self.user_weight[batch.users].square().sum()
-            + self.item_weight[batch.pos].square().sum()
-            + self.item_weight[batch.neg].square().sum()
-        ) / (2 * batch.users.shape[0])
+        # An optimizer step follows; fused optimizers update in place without bumping the
+        # parameters' version counters, so the scoring cache is dropped here as well.
+        self._cache = None
+        x0 = self._layer0()
+        # One gather of users, positives and negatives (node ids) for the final and the
+        # layer-0 embeddings: fewer kernels and one index_add each in the backward pass.
+        nodes = torch.cat([batch.users, batch.pos + self.n_users, batch.neg + self.n_users])
+        u, i, j = self._propagate(x0).index_select(0, nodes).chunk(3)
+        bpr = F.softplus((u * (j - i)).sum(dim=1)).mean()
+        reg = x0.index_select(0, nodes).square().sum() / (2 * batch.users.shape[0])
         return {"loss": bpr + self.l2 * reg, "bpr": bpr, "l2": reg}
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final embeddings without autograd, recomputed only after the parameters changed."""
-        # Parameter version counters move on every in-place update (optimizer step,
-        # load_state_dict), so a stale cache cannot survive a change of weights.
+        # Version counters move on in-place updates (load_state_dict, a non-fused optimizer
+        # step, a manual edit); ``loss`` covers the steps of fused optimizers.
         key = tuple(
             (p.data_ptr(), p._version, p.device) for p in (self.user_weight, self.item_weight)
         )
