@@ -52,26 +52,21 @@ def main() -> None:
     print(f"ml-100k: {data.n_users} users, {data.n_items} items, train {len(data.train)}, "
           f"val {len(data.val)}, test {len(data.test)}; fingerprint {data.fingerprint}")
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads")
-    header = (f"{'model':18} {'epochs':>6} {'val ndcg@10':>11} {'val rec@10':>10} "
+    header = (f"{'model':18} {'epochs':>7} {'val ndcg@10':>11} {'val rec@10':>10} "
               f"{'test ndcg@10':>12} {'test rec@10':>11} {'reference':>13} {'seconds':>8}")
     print(header)
     for name in args.models.split(","):
         start = time.perf_counter()
         trainer = Trainer(name, {}, data, device=args.device, seed=args.seed)
-        epochs = 0
-        if trainer.optimizer is not None:
-            max_epochs, every, patience, warmup = BUDGET.get(name, (200, 5, 8, 20))
-            result = fit(trainer, max_epochs, eval_every=every, patience=patience,
-                         min_epochs=warmup)
-            trainer.load_state_dict(result.best_state)
-            epochs = result.best_epoch
-        else:
-            trainer.train_epoch()
+        max_epochs, every, patience, warmup = BUDGET.get(name, (1, 1, None, 0))
+        # fit() leaves the trainer at its best validation state (closed-form models: fitted).
+        result = fit(trainer, max_epochs, eval_every=every, patience=patience, min_epochs=warmup)
+        epochs = f"{result.best_epoch}/{result.epochs}" if trainer.spec.trainable else "-"
         val = trainer.evaluate("val", ks=(10,))
         test = trainer.evaluate("test", ks=(10,))
         ref = REFERENCE.get(name)
         ref_text = f"{ref[0]:.3f} ({ref[1]:.3f})" if ref else "-"
-        print(f"{name:18} {epochs:>6} {val['ndcg@10']:>11.4f} {val['recall@10']:>10.4f} "
+        print(f"{name:18} {epochs:>7} {val['ndcg@10']:>11.4f} {val['recall@10']:>10.4f} "
               f"{test['ndcg@10']:>12.4f} {test['recall@10']:>11.4f} {ref_text:>13} "
               f"{time.perf_counter() - start:>8.1f}", flush=True)
 
