@@ -1,0 +1,109 @@
+"""Full-ranking evaluation: masking, ties, skipped users, agreement with the metric functions."""
+
+import numpy as np
+import pytest
+import torch
+
+from recsys.data.dataset import Pairs, SplitData
+from recsys.evaluate import evaluate, evaluate_pairs, recommend
+from recsys.models.popularity import Popularity
+
+
+def _fixed(scores):
+    table = torch.tensor(scores, dtype=torch.float32)
+    return lambda users: table[users]
+
+
+def test_training_items_are_masked_and_never_recommended():
+    # User 0 prefers items 0, 1 (trained) most; its held-out item 2 must then rank first.
+    score = _fixed([[9.0, 8.0, 7.0, 1.0]])
+    out = evaluate_pairs(score, Pairs([0], [2]), [Pairs([0, 0], [0, 1])], 1, 4, ks=(1,))
+    assert out["hit@1"] == 1.0 and out["ndcg@1"] == 1.0
+    items, _ = (lambda r: r)(
+        recommend(
+            Popularity(1, 4, torch.tensor([9.0, 8.0, 7.0, 1.0])),
+            _data(
+                train=Pairs([0, 0], [0, 1]),
+                val=Pairs([0], [2]),
+                test=Pairs([0], [3]),
+                n_users=1,
+                n_items=4,
+            ),
+            torch.tensor([0]),
+            k=4,
+        )
+    )
+    assert items.tolist() == [[3, -1, -1, -1]]
+
+
+def _data(train, val, test, n_users, n_items):
+    return SplitData(
+        "t", "t", np.arange(n_users), np.arange(n_items), [""] * n_items, train, val, test
+    )
+
+
+def test_test_split_masks_validation_items_too():
+    pop = Popularity(1, 4, torch.tensor([4.0, 3.0, 2.0, 1.0]))
+    data = _data(Pairs([0], [0]), Pairs([0], [1]), Pairs([0], [2]), 1, 4)
+    # Validation: item 1 is ranked first once item 0 (train) is masked.
+    assert evaluate(pop, data, "val", ks=(1,))["hit@1"] == 1.0
+    # Test: items 0 and 1 are masked, so item 2 is first.
+    assert evaluate(pop, data, "test", ks=(1,))["hit@1"] == 1.0
+
+
+def test_ties_are_ordered_by_item_index():
+    score = _fixed([[1.0, 1.0, 1.0, 1.0]])
+    out = evaluate_pairs(score, Pairs([0], [1]), [], 1, 4, ks=(1, 2))
+    assert out["hit@1"] == 0.0 and out["mrr@2"] == 0.5
+
+
+def test_users_without_heldout_items_are_skipped_and_counted():
+    score = _fixed([[3.0, 2.0, 1.0]] * 3)
+    out = evaluate_pairs(score, Pairs([0, 2], [0, 2]), [], 3, 3, ks=(1, 3))
+    assert out["users"] == 2 and out["users_skipped"] == 1
+    assert out["hit@1"] == pytest.approx(0.5)
+    assert out["recall@3"] == 1.0
+
+
+def test_several_heldout_items_and_coverage():
+    score = _fixed([[5.0, 4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0, 5.0]])
+    heldout = Pairs([0, 0, 1], [0, 3, 4])
+    out = evaluate_pairs(score, heldout, [], 2, 5, ks=(2,))
+    # User 0: list [0, 1], one of its two items; user 1: list [4, 3], its only item first.
+    assert out["recall@2"] == pytest.approx((1 / 2 + 1) / 2)
+    assert out["precision@2"] == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert out["coverage@2"] == pytest.approx(4 / 5)
+
+
+def test_k_larger_than_catalogue():
+    score = _fixed([[3.0, 2.0, 1.0]])
+    out = evaluate_pairs(score, Pairs([0], [2]), [Pairs([0], [0])], 1, 3, ks=(10,))
+    assert out["recall@10"] == 1.0
+    assert out["precision@10"] == pytest.approx(1 / 10)
+    assert out["coverage@10"] == pytest.approx(2 / 3)  # the masked item is not "recommended"
+
+
+def test_batching_does_not_change_results():
+    rng = np.random.default_rng(0)
+    n_users, n_items = 57, 31
+    table = torch.from_numpy(rng.random((n_users, n_items)).astype(np.float32))
+    train = Pairs(rng.integers(0, n_users, 300), rng.integers(0, n_items, 300))
+    keys = set(train.keys(n_items).tolist())
+    cand = [(u, i) for u in range(n_users) for i in range(n_items) if u * n_items + i not in keys]
+    pick = rng.choice(len(cand), 80, replace=False)
+    heldout = Pairs([cand[p][0] for p in pick], [cand[p][1] for p in pick])
+    full = evaluate_pairs(lambda u: table[u], heldout, [train], n_users, n_items, batch_size=1000)
+    small = evaluate_pairs(lambda u: table[u], heldout, [train], n_users, n_items, batch_size=7)
+    assert full == pytest.approx(small)
+
+
+def test_model_tensor_is_not_modified_by_masking():
+    pop = Popularity(2, 3, torch.tensor([3.0, 2.0, 1.0]))
+    data = _data(Pairs([0, 1], [0, 0]), Pairs([0, 1], [1, 2]), Pairs([0, 1], [2, 1]), 2, 3)
+    evaluate(pop, data, "test")
+    assert pop.item_counts.tolist() == [3.0, 2.0, 1.0]
+
+
+def test_test_split_absent_in_trial_copy(blocks):
+    with pytest.raises(ValueError, match="no test split"):
+        evaluate(Popularity.fit(blocks), blocks.without_test(), "test")

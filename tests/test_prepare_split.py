@@ -1,0 +1,160 @@
+"""Preparation (threshold, dedupe, k-core, remap), splits and their invariants, the split cache."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data import PrepConfig, build_split, load_split
+from recsys.data.interactions import Interactions, make_frame
+from recsys.data.prepare import k_core, prepare
+from recsys.data.split import split
+from recsys.errors import RecsysError
+
+
+def _raw(n_users=40, n_items=30, per_user=12, seed=0, name="toy"):
+    rng = np.random.default_rng(seed)
+    users = np.repeat(np.arange(n_users), per_user)
+    items = np.concatenate([rng.choice(n_items, per_user, replace=False) for _ in range(n_users)])
+    ratings = rng.integers(1, 6, users.shape[0])
+    ts = rng.permutation(users.shape[0]).astype(float)
+    frame = make_frame([f"u{u}" for u in users], [f"i{i}" for i in items], ratings, ts)
+    return Interactions(name, frame, {f"i{i}": f"text {i}" for i in range(n_items)})
+
+
+def test_threshold_dedupe_and_remap():
+    frame = make_frame(
+        ["b", "b", "a", "a", "a", "c"],
+        [10, 10, 30, 10, 20, 20],
+        [5, 4, 4, 3, 5, None],
+        [2, 1, 3, 4, 5, 6],
+    )
+    p = prepare(Interactions("t", frame, {10: "ten", 20: "twenty"}), threshold=4)
+    # (a,10) is rated 3: gone. (b,10) twice: once. (c,20) has no rating: an implicit positive.
+    assert p.user_ids.tolist() == ["a", "b", "c"]
+    assert p.item_ids.tolist() == [10, 20, 30]
+    pairs = sorted(zip(p.users.tolist(), p.items.tolist(), strict=True))
+    assert pairs == [(0, 1), (0, 2), (1, 0), (2, 1)]
+    # The earliest of the duplicates is kept.
+    assert p.timestamps[(p.users == 1)].tolist() == [1.0]
+    assert p.item_text == ["ten", "twenty", ""]
+
+
+def test_k_core_is_iterative_and_idempotent():
+    # Item 2 has one user; removing it leaves user 2 with one item, which then goes too.
+    users = np.array([0, 0, 1, 1, 2, 2, 0, 1])
+    items = np.array([0, 1, 0, 1, 1, 2, 3, 3])
+    keep = k_core(users, items, min_user=2, min_item=2)
+    assert keep.tolist() == [True, True, True, True, False, False, True, True]
+    again = k_core(users[keep], items[keep], 2, 2)
+    assert again.all()
+
+
+def test_everything_filtered_is_a_clear_error():
+    with pytest.raises(RecsysError, match="threshold"):
+        prepare(_raw(), threshold=6)
+    with pytest.raises(RecsysError, match="k-core"):
+        prepare(_raw(), min_user_interactions=1000)
+
+
+@pytest.mark.parametrize(
+    "strategy,kwargs",
+    [("ratio", {}), ("loo", {}), ("loo", {"by_time": True}), ("temporal", {})],
+)
+def test_split_invariants(strategy, kwargs):
+    p = prepare(_raw(), threshold=None)
+    s = split(p, strategy, seed=3, **kwargs)
+    keys = [set(part.keys(1000).tolist()) for part in (s.train, s.val, s.test)]
+    assert not (keys[0] & keys[1]) and not (keys[0] & keys[2]) and not (keys[1] & keys[2])
+    assert len(s.train) + len(s.val) + len(s.test) + s.counts.get(
+        "heldout_dropped_no_train", 0
+    ) == len(p.users)
+    train_users = set(s.train.users.tolist())
+    assert set(s.val.users.tolist()) <= train_users
+    assert set(s.test.users.tolist()) <= train_users
+
+
+def test_ratio_split_sizes_and_seed():
+    p = prepare(_raw(per_user=10), threshold=None)
+    s = split(p, "ratio", (0.8, 0.1, 0.1), seed=1)
+    # 10 items per user: 8 / 1 / 1 for each of the 40 users.
+    assert np.bincount(s.val.users).tolist() == [1] * 40
+    assert np.bincount(s.test.users).tolist() == [1] * 40
+    same = split(p, "ratio", (0.8, 0.1, 0.1), seed=1)
+    other = split(p, "ratio", (0.8, 0.1, 0.1), seed=2)
+    assert np.array_equal(s.test.items, same.test.items)
+    assert not np.array_equal(s.test.items, other.test.items)
+
+
+def test_loo_by_time_holds_out_the_latest():
+    frame = make_frame(["u"] * 4 + ["v"] * 2, [1, 2, 3, 4, 1, 2], None, [10, 40, 20, 30, 1, 2])
+    p = prepare(Interactions("t", frame), threshold=None)
+    s = split(p, "loo", by_time=True)
+    assert p.item_ids[s.test.items].tolist() == [2]  # u's latest (t=40)
+    assert p.item_ids[s.val.items].tolist() == [4]  # u's second latest (t=30)
+    # v has two interactions: too small to split, so it stays in train only and is counted.
+    assert s.counts["train_only_users"] == 1
+
+
+def test_temporal_split_cuts_by_time():
+    p = prepare(_raw(), threshold=None)
+    s = split(p, "temporal", (0.7, 0.15, 0.15))
+    ts = dict(
+        zip(
+            zip(p.users.tolist(), p.items.tolist(), strict=True), p.timestamps.tolist(), strict=True
+        )
+    )
+    latest_train = max(
+        ts[k] for k in zip(s.train.users.tolist(), s.train.items.tolist(), strict=True)
+    )
+    earliest_test = min(
+        ts[k] for k in zip(s.test.users.tolist(), s.test.items.tolist(), strict=True)
+    )
+    assert latest_train < earliest_test
+
+
+def test_bad_split_parameters():
+    p = prepare(_raw(), threshold=None)
+    with pytest.raises(RecsysError, match="sum to"):
+        split(p, "ratio", (0.8, 0.1, 0.2))
+    with pytest.raises(RecsysError, match="unknown split"):
+        split(p, "kfold")
+    no_time = Interactions("t", make_frame(["a", "a", "a"], [1, 2, 3]))
+    with pytest.raises(RecsysError, match="timestamps"):
+        split(prepare(no_time, threshold=None), "temporal")
+
+
+def test_cache_hit_and_invalidation(tmp_path):
+    raw = _raw()
+    first = load_split(raw, cache_dir=tmp_path)
+    assert (tmp_path / "splits" / first.fingerprint / "meta.json").exists()
+    again = load_split(raw, cache_dir=tmp_path)
+    assert again.fingerprint == first.fingerprint
+    assert np.array_equal(again.test.items, first.test.items)
+    assert again.item_text == first.item_text and list(again.user_ids) == list(first.user_ids)
+    # Any preparation parameter, or the data itself, makes a new split.
+    for config in (
+        PrepConfig(seed=7),
+        PrepConfig(threshold=3),
+        PrepConfig(min_user_interactions=2),
+        PrepConfig(split="loo"),
+    ):
+        assert load_split(raw, config=config, cache_dir=tmp_path).fingerprint != first.fingerprint
+    changed = Interactions("toy", raw.frame.iloc[1:], raw.item_text)
+    assert load_split(changed, cache_dir=tmp_path).fingerprint != first.fingerprint
+
+
+def test_split_parquet_has_raw_ids(tmp_path):
+    data = build_split(_raw(), PrepConfig(threshold=None))
+    path = data.to_parquet(tmp_path / "split.parquet")
+    frame = pd.read_parquet(path)
+    assert list(frame.columns) == ["user_id", "item_id", "split"]
+    assert len(frame) == len(data.train) + len(data.val) + len(data.test)
+    assert set(frame["split"]) == {"train", "val", "test"}
+    assert frame["user_id"].str.startswith("u").all()
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_trial_copy_has_no_test():
+    data = build_split(_raw(), PrepConfig(threshold=None))
+    trial = data.without_test()
+    assert trial.test is None and "test" not in set(trial.split_frame()["split"])
