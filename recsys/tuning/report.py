@@ -262,7 +262,8 @@ def write_model_outputs(
 ) -> dict[str, Path]:
     """Recommendations and learning curve of one model; returns their paths."""
     results_dir = Path(results_dir)
-    rec = write_parquet(recommendations, results_dir / "recommendations" / f"{outcome.model}.parquet")
+    rec = results_dir / "recommendations" / f"{outcome.model}.parquet"
+    write_parquet(recommendations, rec)
     curve_png = results_dir / "curves" / f"{outcome.model}.png"
     plot_curves(outcome.curves, outcome.model, metric, curve_png)
     frame = pd.DataFrame(outcome.curves, columns=["trial_id", "epoch", "value", "stopped_early"])
@@ -272,8 +273,12 @@ def write_model_outputs(
 
 def best_config_yaml(outcome: ModelOutcome) -> str:
     return yaml.safe_dump(
-        {"model": outcome.model, "seed": outcome.seed, "best_epoch": outcome.best_epoch,
-         "config": outcome.config},
+        {
+            "model": outcome.model,
+            "seed": outcome.seed,
+            "best_epoch": outcome.best_epoch,
+            "config": outcome.config,
+        },
         sort_keys=False,
     )
 
@@ -287,8 +292,12 @@ def write_results(
     write_text_atomic(results_dir / "leaderboard.csv", board.to_csv(index=False))
     write_text_atomic(results_dir / "leaderboard.md", markdown_table(board))
     configs = {
-        o.model: {"config": o.config, "seed": o.seed, "best_epoch": o.best_epoch,
-                  "trial_id": o.trial_id}
+        o.model: {
+            "config": o.config,
+            "seed": o.seed,
+            "best_epoch": o.best_epoch,
+            "trial_id": o.trial_id,
+        }
         for o in outcomes
     }
     write_text_atomic(results_dir / "best_configs.yaml", yaml.safe_dump(configs, sort_keys=False))

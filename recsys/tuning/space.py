@@ -59,9 +59,7 @@ class Budget:
     eval_every: int
     num_samples: int
 
-    def override(
-        self, *, max_epochs: int | None = None, num_samples: int | None = None
-    ) -> Budget:
+    def override(self, *, max_epochs: int | None = None, num_samples: int | None = None) -> Budget:
         """A copy with command-line overrides; the grace period is clipped to ``max_epochs``."""
         max_t = self.max_epochs if max_epochs is None else max_epochs
         return Budget(
@@ -292,7 +290,8 @@ def _parse_param(name: str, spec: Any, hint: Any, path: Path) -> Param:
     if kind in ("bool", "str") or (kind == "int" and not integer):
         fix = "choice" if kind in ("bool", "str") else "randint, qrandint or choice"
         raise RecsysError(
-            f"{path}: parameter {name!r} is a {kind}; {dist} does not fit it, use {fix}"
+            f"{path}: parameter {name!r} is {'an' if kind == 'int' else 'a'} {kind}; {dist} "
+            f"does not fit it, use {fix}"
         )
     nums = [_number(a, integer) for a in args]
     if any(n is None for n in nums):

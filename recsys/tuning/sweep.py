@@ -86,6 +86,7 @@ class SweepConfig:
     smoke: bool = False
     space_dir: str | None = None
     max_concurrent_trials: int | None = None
+    max_failures: int = 0
     reuse_actors: bool = True
     verbose: int = 1
     command: str = ""
@@ -161,7 +162,7 @@ def load_spaces(cfg: SweepConfig) -> dict[str, SearchSpace]:
 
 
 def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
-    """Every check that needs neither Ray nor data; raises RecsysError before anything is written."""
+    """Every check that needs neither Ray nor data (RecsysError before anything is written)."""
     parse_metric(cfg.metric)
     check_search(cfg.search)
     if cfg.scheduler not in SCHEDULERS:
@@ -204,29 +205,28 @@ def _versions() -> dict[str, str]:
 
 
 def _needs_text(space: SearchSpace) -> bool:
-    """Whether a model's trials need Sentence-BERT item embeddings (attached once by the driver)."""
+    """Whether a model's trials need Sentence-BERT item embeddings (attached once by the driver).
+
+    A model's spec may say so (``needs_item_embeddings``); otherwise a config with a
+    ``text_model`` field, or whose ``item_init`` may be ``"text"``, needs them.
+    """
     from recsys.models import get_spec
 
-    flag = getattr(get_spec(space.model), "needs_item_embeddings", None)
+    spec = get_spec(space.model)
+    flag = getattr(spec, "needs_item_embeddings", None)
     if flag is not None:
         return bool(flag)
-    for name in ("item_init", "text_init"):
-        param = space.params.get(name)
-        values = [] if param is None else [param.value] if param.fixed else list(param.args[0])
-        if name not in space.params:
-            values = [_config_default(space.model, name)]
-        if any(v is True or (isinstance(v, str) and "text" in v) for v in values):
-            return True
-    return False
-
-
-def _config_default(model: str, name: str) -> Any:
-    from recsys.models import get_spec
-
-    for f in dataclasses.fields(get_spec(model).config_cls):
-        if f.name == name and f.default is not dataclasses.MISSING:
-            return f.default
-    return None
+    fields = {f.name: f for f in dataclasses.fields(spec.config_cls)}
+    if "text_model" in fields:
+        return True
+    if "item_init" not in fields:
+        return False
+    param = space.params.get("item_init")
+    if param is None:
+        values = [fields["item_init"].default]
+    else:
+        values = [param.value] if param.fixed else list(param.args[0])
+    return "text" in values
 
 
 def _init_ray(address: str | None) -> None:
@@ -404,6 +404,7 @@ def _search_model(
                 callbacks=[mlflow_cb, *callbacks],
                 progress_reporter=_reporter(space, cfg.metric, key),
                 verbose=cfg.verbose,
+                failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
             ),
         )
     grid = tuner.fit()
@@ -527,8 +528,8 @@ def run_sweep(
         raw = json.loads(_state_path(results_dir).read_text())
         saved = SweepConfig.from_dict(raw["config"])
         # Where and how to run may change on resume; what to search may not.
-        for attr in ("address", "verbose", "gpus_per_trial", "cpus_per_trial"):
-            if getattr(cfg, attr) is not None and attr != "verbose":
+        for attr in ("address", "gpus_per_trial", "cpus_per_trial", "max_concurrent_trials"):
+            if getattr(cfg, attr) is not None:
                 setattr(saved, attr, getattr(cfg, attr))
         saved.verbose = cfg.verbose
         saved.resume = True
@@ -545,22 +546,21 @@ def run_sweep(
     from recsys.models import get_spec
 
     budgets = {m: model_budget(s, cfg, get_spec(m).trainable) for m, s in spaces.items()}
-    if data is None:
-        data = _load_data(cfg)
-    if data.test is None:
-        raise RecsysError("the split has no test pairs; a sweep needs train, val and test")
-
     _init_ray(cfg.address)
     resources, note = resolve_resources(
         ClusterShape.from_ray(), cfg.cpus_per_trial, cfg.gpus_per_trial
     )
+    if data is None:
+        data = _load_data(cfg)
+    if data.test is None:
+        raise RecsysError("the split has no test pairs; a sweep needs train, val and test")
     notes = [note] if note else []
     for line in notes:
         print(line, flush=True)
 
     # From here on, things are written.
-    tracking_uri = cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or (
-        tracking.DEFAULT_TRACKING_URI
+    tracking_uri = (
+        cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_TRACKING_URI
     )
     experiment = cfg.experiment or f"recsys-tune-{cfg.dataset}"
     storage = cfg.storage_path or str(Path("ray_results").resolve())
@@ -624,7 +624,14 @@ def run_sweep(
                 flush=True,
             )
         grid, wall = _search_model(
-            cfg, space, budget, resources, trial_data, storage, parent_run_id, tracking_uri,
+            cfg,
+            space,
+            budget,
+            resources,
+            trial_data,
+            storage,
+            parent_run_id,
+            tracking_uri,
             callbacks,
         )
         walls[model] = walls.get(model, 0.0) + wall
@@ -636,7 +643,14 @@ def run_sweep(
                 f"python launch/sweep.py --resume --results-dir {results_dir}"
             )
         outcome = _evaluate_model(
-            cfg, space, budget, grid, walls[model], data, results_dir, parent_run_id,
+            cfg,
+            space,
+            budget,
+            grid,
+            walls[model],
+            data,
+            results_dir,
+            parent_run_id,
             tracking_uri,
         )
         write_text_atomic(state.outcome_path(model), outcome.to_json())
@@ -657,4 +671,27 @@ def run_sweep(
         storage_path=storage,
         wall_seconds=time.time() - started,
         notes=notes,
+    )
+
+
+def format_summary(result: SweepResult) -> str:
+    """The leaderboard and where to look next, for the end of a sweep."""
+    cols = [
+        "model",
+        "val_ndcg@10",
+        "test_ndcg@10",
+        "test_recall@20",
+        "trials",
+        "epochs",
+        "wall_seconds",
+    ]
+    board = result.leaderboard[[c for c in cols if c in result.leaderboard]]
+    return "\n".join(
+        [
+            f"sweep {result.name}: {len(result.outcomes)} models in {result.wall_seconds:.0f} s",
+            report.markdown_table(board).rstrip(),
+            f"results:  {result.results_dir}",
+            f"MLflow:   experiment {result.experiment!r}, parent run {result.parent_run_id}",
+            f"          {tracking.ui_command(result.tracking_uri)}",
+        ]
     )

@@ -23,6 +23,7 @@ TAG_ROLE = "recsys.role"  # "sweep", "trial" or "best"
 TAG_MODEL = "recsys.model"
 TAG_TRIAL = "recsys.trial_id"
 TAG_STATUS = "recsys.status"  # trials: "completed", "stopped_early" or "error"
+_TRIAL_METRICS = ("epoch", "epoch_seconds", "setup_seconds", "resumed_from_epoch")
 
 
 def client(tracking_uri: str):
@@ -180,7 +181,7 @@ class MlflowTrialCallback(Callback):
         keep = {
             k: v
             for k, v in result.items()
-            if k.startswith(("val_", "train_")) or k in ("epoch", "epoch_seconds")
+            if k.startswith(("val_", "train_")) or k in _TRIAL_METRICS
         }
         self.mlflow.log_batch(self._runs[trial.trial_id], metrics=metric_batch(keep, epoch))
         self._last_step[trial.trial_id] = epoch

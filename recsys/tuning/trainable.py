@@ -98,7 +98,6 @@ def train_trial(config: dict[str, Any], data: SplitData, settings: TrialSettings
         raise RuntimeError("a tuning trial was handed the test split; pass data.without_test()")
     import torch
     from ray import tune
-
     from recsys.train import Trainer
 
     torch.set_num_threads(max(1, settings.threads))
@@ -111,18 +110,22 @@ def train_trial(config: dict[str, Any], data: SplitData, settings: TrialSettings
         with checkpoint.as_directory() as folder:
             trainer.load(Path(folder) / STATE_FILE)
             epoch = json.loads((Path(folder) / PROGRESS_FILE).read_text())["epoch"]
+    resumed_from = epoch
     trainable = trainer.spec.trainable
     max_epochs = settings.max_epochs if trainable else 1
     _, k = parse_metric(settings.metric)
     ks = tuple(sorted({*settings.ks, k}))
     train_seconds, epochs_since_report, losses = 0.0, 0, {}
-    first = True
+    extra: dict[str, float] = {}
     while epoch < max_epochs:
         epoch_start = time.time()
-        extra = {}
-        if first:
-            extra = {"setup_seconds": epoch_start - started, "first_epoch_started_at": epoch_start}
-            first = False
+        if epoch == resumed_from:
+            # Start-up cost of the trial (actor, data, model build), reported once.
+            extra = {
+                "setup_seconds": epoch_start - started,
+                "first_epoch_started_at": epoch_start,
+                "resumed_from_epoch": resumed_from,
+            }
         losses = trainer.train_epoch() if trainable else {}
         epoch += 1
         train_seconds += time.time() - epoch_start
@@ -139,7 +142,7 @@ def train_trial(config: dict[str, Any], data: SplitData, settings: TrialSettings
             epoch_seconds=train_seconds / epochs_since_report,
             **extra,
         )
-        train_seconds, epochs_since_report = 0.0, 0
+        train_seconds, epochs_since_report, extra = 0.0, 0, {}
         with tempfile.TemporaryDirectory() as folder:
             trainer.save(Path(folder) / STATE_FILE)
             (Path(folder) / PROGRESS_FILE).write_text(json.dumps({"epoch": epoch}))
