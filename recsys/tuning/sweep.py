@@ -304,27 +304,27 @@ class _State:
 # ---------------------------------------------------------------- one model's search
 
 
-def _searcher(cfg: SweepConfig, model: str, key: str) -> Any:
+def _searcher(cfg: SweepConfig, model: str) -> Any:
     seed = _hash_seed(cfg.seed, model, "search")
     if cfg.search == "optuna":
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
-        return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed), metric=key, mode="max")
+        return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=seed)
+    # A SearchGenerator ignores TuneConfig.max_concurrent_trials; this one limits it itself.
+    return BasicVariantGenerator(random_state=seed, max_concurrent=cfg.max_concurrent_trials or 0)
 
 
-def _scheduler(cfg: SweepConfig, budget: Budget, key: str) -> Any:
+def _scheduler(cfg: SweepConfig, budget: Budget) -> Any:
     from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
     if cfg.scheduler == "fifo":
         return FIFOScheduler()
+    # metric and mode come from the TuneConfig.
     return AsyncHyperBandScheduler(
         time_attr="epoch",
-        metric=key,
-        mode="max",
         max_t=budget.max_epochs,
         grace_period=budget.grace_period,
         reduction_factor=budget.reduction_factor,
@@ -339,9 +339,7 @@ def _reporter(space: SearchSpace, metric: str, key: str) -> Any:
         parameter_columns=space.searched()[:4],
         max_progress_rows=12,
         max_report_frequency=30,
-        metric=key,
-        mode="max",
-        sort_by_metric=True,
+        sort_by_metric=True,  # by the TuneConfig's metric
     )
 
 
@@ -389,10 +387,10 @@ def _search_model(
             tune_config=tune.TuneConfig(
                 metric=key,
                 mode="max",
-                search_alg=_searcher(cfg, model, key),
-                scheduler=_scheduler(cfg, budget, key),
+                search_alg=_searcher(cfg, model),
+                scheduler=_scheduler(cfg, budget),
                 num_samples=budget.num_samples,
-                max_concurrent_trials=cfg.max_concurrent_trials,
+                max_concurrent_trials=cfg.max_concurrent_trials if cfg.search != "random" else None,
                 reuse_actors=cfg.reuse_actors,
             ),
             run_config=tune.RunConfig(
@@ -546,6 +544,10 @@ def run_sweep(
     from recsys.models import get_spec
 
     budgets = {m: model_budget(s, cfg, get_spec(m).trainable) for m, s in spaces.items()}
+    # The compact CLIReporter table instead of Ray's newer verbose output; no warning per
+    # checkpoint about experiment snapshots (each report checkpoints, by design).
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     _init_ray(cfg.address)
     resources, note = resolve_resources(
         ClusterShape.from_ray(), cfg.cpus_per_trial, cfg.gpus_per_trial
