@@ -371,3 +371,18 @@ def test_cli_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: unknown model 'nope'") and "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_optuna_search(ray_session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    space = sweep_fakes.CURVE_SPACE.replace("{choice: [0.5, 1.5, 3.0]}", "{uniform: [0.5, 3.0]}")
+    cfg = _config(
+        tmp_path, models=("curve",), space_dir=str(_space_dir(tmp_path, space)), search="optuna"
+    )
+    result = run_sweep(cfg, data=block_split())
+    runs = _runs(result.tracking_uri, result.parent_run_id, "trial", "curve")
+    qualities = sorted(float(r.data.params["quality"]) for r in runs)
+    assert len(qualities) == 3 and all(0.5 <= q <= 3.0 for q in qualities)
+    best = max(sweep_fakes.curve_ndcg10(q, 8) for q in qualities)  # curves only rise
+    assert result.outcomes[0].val["ndcg@10"] == pytest.approx(best)

@@ -196,7 +196,9 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
     def cell(v: Any) -> str:
         if isinstance(v, float | np.floating):
-            return "nan" if math.isnan(v) else f"{v:.4f}"
+            if math.isnan(v):
+                return "nan"
+            return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
         return str(v)
 
     lines = [

@@ -556,6 +556,13 @@ def run_sweep(
         data = _load_data(cfg)
     if data.test is None:
         raise RecsysError("the split has no test pairs; a sweep needs train, val and test")
+    if cfg.verbose:
+        print(
+            f"dataset {data.name}: {data.n_users} users, {data.n_items} items, "
+            f"{len(data.train)}/{len(data.val)}/{len(data.test)} train/val/test pairs, "
+            f"fingerprint {data.fingerprint}",
+            flush=True,
+        )
     notes = [note] if note else []
     for line in notes:
         print(line, flush=True)
@@ -565,6 +572,8 @@ def run_sweep(
         cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_TRACKING_URI
     )
     experiment = cfg.experiment or f"recsys-tune-{cfg.dataset}"
+    if raw is not None:  # resuming: the same store and experiment as before
+        tracking_uri, experiment = raw["tracking_uri"], raw["experiment"]
     storage = cfg.storage_path or str(Path("ray_results").resolve())
     if "://" not in storage:
         storage = str(Path(storage).resolve())
@@ -605,14 +614,54 @@ def run_sweep(
     raw["experiment"] = experiment
     state.save()
 
-    if any(_needs_text(s) for s in spaces.values()) and data.item_embeddings is None:
-        from recsys.text import with_item_embeddings
+    try:
+        if any(_needs_text(s) for s in spaces.values()) and data.item_embeddings is None:
+            from recsys.text import with_item_embeddings
 
-        data = with_item_embeddings(data)
+            data = with_item_embeddings(data)
+        outcomes = _run_models(
+            cfg, spaces, budgets, resources, data, state, parent_run_id, tracking_uri, callbacks
+        )
+    except SweepInterrupted:
+        tracking.finish_run(tracking_uri, parent_run_id, status="KILLED")
+        raise
+    except BaseException:
+        tracking.finish_run(tracking_uri, parent_run_id, status="FAILED")
+        raise
+    board = report.write_results(results_dir, data, outcomes, cfg.metric)
+    tracking.finish_run(tracking_uri, parent_run_id)
+    raw["finished"] = True
+    state.save()
+    return SweepResult(
+        name=name,
+        results_dir=results_dir,
+        leaderboard=board,
+        outcomes=outcomes,
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        parent_run_id=parent_run_id,
+        storage_path=storage,
+        wall_seconds=time.time() - started,
+        notes=notes,
+    )
+
+
+def _run_models(
+    cfg: SweepConfig,
+    spaces: dict[str, SearchSpace],
+    budgets: dict[str, Budget],
+    resources: TrialResources,
+    data: SplitData,
+    state: _State,
+    parent_run_id: str,
+    tracking_uri: str,
+    callbacks: Sequence[Any],
+) -> list[report.ModelOutcome]:
+    """Each model's search and test evaluation in turn; models finished before are skipped."""
+    name, results_dir, storage = state.raw["name"], state.results_dir, state.raw["storage"]
     trial_data = data.without_test()
-
     outcomes = []
-    walls = raw.setdefault("wall_seconds", {})
+    walls = state.raw.setdefault("wall_seconds", {})
     for model, space in spaces.items():
         done = state.outcome(model)
         if done is not None:
@@ -639,7 +688,6 @@ def run_sweep(
         walls[model] = walls.get(model, 0.0) + wall
         state.save()
         if not _finished(grid, budget.num_samples):
-            tracking.finish_run(tracking_uri, parent_run_id, status="KILLED")
             raise SweepInterrupted(
                 f"sweep {name!r} interrupted during {model!r}; continue it with: "
                 f"python launch/sweep.py --resume --results-dir {results_dir}"
@@ -657,23 +705,7 @@ def run_sweep(
         )
         write_text_atomic(state.outcome_path(model), outcome.to_json())
         outcomes.append(outcome)
-
-    board = report.write_results(results_dir, data, outcomes, cfg.metric)
-    tracking.finish_run(tracking_uri, parent_run_id)
-    raw["finished"] = True
-    state.save()
-    return SweepResult(
-        name=name,
-        results_dir=results_dir,
-        leaderboard=board,
-        outcomes=outcomes,
-        tracking_uri=tracking_uri,
-        experiment=experiment,
-        parent_run_id=parent_run_id,
-        storage_path=storage,
-        wall_seconds=time.time() - started,
-        notes=notes,
-    )
+    return outcomes
 
 
 def format_summary(result: SweepResult) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tempfile
 import time
 from collections.abc import Mapping
@@ -98,12 +99,17 @@ def train_trial(config: dict[str, Any], data: SplitData, settings: TrialSettings
         raise RuntimeError("a tuning trial was handed the test split; pass data.without_test()")
     import torch
     from ray import tune
+
     from recsys.train import Trainer
 
     torch.set_num_threads(max(1, settings.threads))
+    # Ray logs a line per persisted checkpoint, i.e. per evaluation here: too loud for the console.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     config = plain_config(config)
     seed = trial_seed(settings.root_seed, settings.model, config)
+    built = time.time()
     trainer = Trainer(settings.model, config, data, device=settings.device, seed=seed)
+    build_seconds = time.time() - built  # a closed-form model is fitted here: its one "epoch"
     epoch = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -128,7 +134,7 @@ def train_trial(config: dict[str, Any], data: SplitData, settings: TrialSettings
             }
         losses = trainer.train_epoch() if trainable else {}
         epoch += 1
-        train_seconds += time.time() - epoch_start
+        train_seconds += time.time() - epoch_start if trainable else build_seconds
         epochs_since_report += 1
         if epoch % settings.eval_every and epoch < max_epochs:
             continue
