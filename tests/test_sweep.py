@@ -23,7 +23,7 @@ from ray.tune import Callback
 from recsys.errors import RecsysError
 from recsys.tuning import tracking
 from recsys.tuning.space import default_space_dir
-from recsys.tuning.sweep import SweepConfig, SweepInterrupted, run_sweep
+from recsys.tuning.sweep import SweepConfig, SweepInterrupted, format_summary, run_sweep
 from recsys.tuning.trainable import TrialSettings, train_trial
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,6 +145,10 @@ def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch):
     assert set(recs["user_id"]) == set(split.loc[split["split"] == "test", "user_id"])
     for png in ("curves/curve.png", "curves/popularity.png", "test_metrics.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+    summary = format_summary(result)
+    assert "| curve |" in summary
+    assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow.db" in summary
 
     # MLflow: parent, nested trial runs with per-epoch metrics, best runs with test metrics.
     uri = result.tracking_uri
@@ -386,3 +390,15 @@ def test_optuna_search(ray_session, tmp_path, monkeypatch):
     assert len(qualities) == 3 and all(0.5 <= q <= 3.0 for q in qualities)
     best = max(sweep_fakes.curve_ndcg10(q, 8) for q in qualities)  # curves only rise
     assert result.outcomes[0].val["ndcg@10"] == pytest.approx(best)
+
+
+def test_cli_defaults_are_the_documented_sweep():
+    main = _launch_main()
+    parse_args = main.__globals__["parse_args"]
+    cfg = parse_args([])
+    assert cfg.dataset == "ml-100k" and cfg.metric == "ndcg@10" and cfg.search == "random"
+    assert cfg.models[:4] == ("lightgcn", "lightgcn_hardneg", "hybrid_vae", "lightgcn_text")
+    assert {"popularity", "itemknn", "ease", "bpr_mf", "mult_vae"} <= set(cfg.models)
+    assert cfg.address is None and cfg.tracking_uri is None and not cfg.resume
+    cfg = parse_args(["--models", "ease, itemknn", "--gpus-per-trial", "0.25", "--smoke"])
+    assert cfg.models == ("ease", "itemknn") and cfg.gpus_per_trial == 0.25 and cfg.smoke
