@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from recsys.errors import RecsysError
-from recsys.models import popularity
+from recsys.models import bpr_mf, lightgcn, popularity
 from recsys.models.base import ModelSpec, Recommender
 
 MODELS: dict[str, ModelSpec] = {
     "popularity": ModelSpec(
         "popularity", popularity.PopularityConfig, popularity.build, trainable=False
     ),
+    "bpr_mf": ModelSpec("bpr_mf", bpr_mf.BPRMFConfig, bpr_mf.build),
+    "lightgcn": ModelSpec("lightgcn", lightgcn.LightGCNConfig, lightgcn.build),
+    "lightgcn_hardneg": ModelSpec(
+        "lightgcn_hardneg", lightgcn.LightGCNHardNegConfig, lightgcn.build
+    ),
+    "lightgcn_text": ModelSpec("lightgcn_text", lightgcn.LightGCNTextConfig, lightgcn.build),
 }
 
 

@@ -96,3 +96,14 @@ class TrainableRecommender(Recommender):
     def loss(self, batch: PairBatch | UserBatch) -> dict[str, torch.Tensor]:
         """Losses of one batch; the ``"loss"`` entry is optimised, the others are logged."""
         raise NotImplementedError
+
+    def pair_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of some items per user: users (B,), items (B, n) -> (B, n).
+
+        Used without gradient, e.g. by the DNS sampler; models override it with something
+        cheaper than scoring every item.
+        """
+        return self.score(users).gather(1, items)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called by the training loop before epoch ``epoch`` (0-based); e.g. to (un)freeze."""

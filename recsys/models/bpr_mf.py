@@ -1,0 +1,38 @@
+"""BPR-MF: matrix factorisation trained with the BPR loss.
+
+Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback", UAI 2009. It is
+LightGCN with zero propagation layers, so it is built as exactly that rather than copied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from recsys.data.dataset import SplitData
+from recsys.models import lightgcn
+from recsys.models.lightgcn import LightGCN, LightGCNConfig, validate_pairwise
+
+
+@dataclass(frozen=True)
+class BPRMFConfig:
+    """BPR-MF hyperparameters; same names and meaning as in :class:`LightGCNConfig`."""
+
+    dim: int = 64
+    lr: float = 1e-3
+    l2: float = 1e-4
+    batch_size: int = 2048
+    sampler: str = "uniform"
+    p_pop: float = 0.5
+    pool_size: int = 100
+    n_candidates: int = 8
+    init_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        validate_pairwise(self)
+
+
+def build(cfg: BPRMFConfig, data: SplitData, device: torch.device) -> LightGCN:
+    """A zero-layer LightGCN, i.e. user and item embeddings scored by their dot product."""
+    return lightgcn.build(LightGCNConfig(layers=0, **asdict(cfg)), data, device)

@@ -1,0 +1,323 @@
+"""LightGCN: linear graph propagation over the user-item graph, trained with BPR.
+
+He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for Recommendation",
+SIGIR 2020. The hard-negative and semantic-init variants are the same class with another
+negative sampler (``recsys.models.samplers``) or item initialiser (``recsys.models.text_init``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recsys.data.dataset import Pairs, SplitData
+from recsys.errors import RecsysError
+from recsys.models.base import PairBatch, TrainableRecommender
+from recsys.models.samplers import SAMPLERS, NegativeSampler, make_sampler
+from recsys.models.text_init import TEXT_INITS, compress_item_embeddings
+
+ITEM_INITS = ("random", "text")
+
+
+@dataclass(frozen=True)
+class LightGCNConfig:
+    """LightGCN hyperparameters (names as in search spaces and MLflow).
+
+    Attributes:
+        dim: embedding size.
+        layers: propagation layers K (0 is BPR-MF).
+        lr: Adam learning rate.
+        l2: weight of the L2 penalty on the batch's layer-0 embeddings.
+        batch_size: (user, positive, negative) triples per step.
+        sampler: negative sampler, one of ``recsys.models.samplers.SAMPLERS``.
+        p_pop, pool_size: popularity-mixture sampler: share of negatives from the ``pool_size``
+            most popular items.
+        n_candidates: DNS sampler: candidates per pair, the highest-scored is trained on.
+        item_init: ``"random"`` (normal, std ``init_std``) or ``"text"`` (item-text embeddings).
+        text_init: how text embeddings are compressed to ``dim``: ``"autoencoder"`` or ``"pca"``.
+        freeze_item_epochs: item embeddings stay fixed for this many first epochs.
+        init_std: standard deviation of the initial embeddings.
+    """
+
+    dim: int = 64
+    layers: int = 3
+    lr: float = 1e-3
+    l2: float = 1e-4
+    batch_size: int = 2048
+    sampler: str = "uniform"
+    p_pop: float = 0.5
+    pool_size: int = 100
+    n_candidates: int = 8
+    item_init: str = "random"
+    text_init: str = "autoencoder"
+    freeze_item_epochs: int = 0
+    init_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        validate_pairwise(self)
+        _require(self.layers >= 0, f"layers must be >= 0, got {self.layers}")
+        _require(
+            self.item_init in ITEM_INITS,
+            f"item_init must be one of {', '.join(ITEM_INITS)}, got {self.item_init!r}",
+        )
+        _require(
+            self.text_init in TEXT_INITS,
+            f"text_init must be one of {', '.join(TEXT_INITS)}, got {self.text_init!r}",
+        )
+        _require(
+            self.freeze_item_epochs >= 0,
+            f"freeze_item_epochs must be >= 0, got {self.freeze_item_epochs}",
+        )
+
+
+@dataclass(frozen=True)
+class LightGCNHardNegConfig(LightGCNConfig):
+    """LightGCN with dynamic hard negatives (DNS) by default."""
+
+    sampler: str = "dns"
+
+
+@dataclass(frozen=True)
+class LightGCNTextConfig(LightGCNConfig):
+    """LightGCN whose item embeddings start from their Sentence-BERT text embeddings."""
+
+    item_init: str = "text"
+
+
+def validate_pairwise(cfg: object) -> None:
+    """Range checks shared by the BPR-trained configs (LightGCN, BPR-MF)."""
+    _require(cfg.dim >= 1, f"dim must be >= 1, got {cfg.dim}")
+    _require(cfg.lr > 0, f"lr must be > 0, got {cfg.lr}")
+    _require(cfg.l2 >= 0, f"l2 must be >= 0, got {cfg.l2}")
+    _require(cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}")
+    _require(cfg.init_std > 0, f"init_std must be > 0, got {cfg.init_std}")
+    _require(
+        cfg.sampler in SAMPLERS,
+        f"sampler must be one of {', '.join(SAMPLERS)}, got {cfg.sampler!r}",
+    )
+    _require(0.0 <= cfg.p_pop <= 1.0, f"p_pop must lie in [0, 1], got {cfg.p_pop}")
+    _require(cfg.pool_size >= 1, f"pool_size must be >= 1, got {cfg.pool_size}")
+    _require(cfg.n_candidates >= 1, f"n_candidates must be >= 1, got {cfg.n_candidates}")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise RecsysError(message)
+
+
+def normalized_adjacency(train: Pairs, n_users: int, n_items: int) -> torch.Tensor:
+    """Symmetric-normalised adjacency ``D^-1/2 A D^-1/2`` of the bipartite training graph.
+
+    Users are nodes ``0..n_users-1``, items ``n_users..n_users+n_items-1``; duplicate pairs
+    count once. Only ``train`` is read: validation and test pairs never enter the graph.
+
+    Returns:
+        (n_users + n_items, n_users + n_items) float32 sparse CSR tensor, symmetric.
+    """
+    keys = np.unique(train.keys(n_items))
+    users = keys // n_items
+    items = keys % n_items + n_users
+    n = n_users + n_items
+    rows = np.concatenate([users, items])
+    cols = np.concatenate([items, users])
+    order = np.lexsort((cols, rows))
+    rows, cols = rows[order], cols[order]
+    degree = np.bincount(rows, minlength=n).astype(np.float64)
+    inv_sqrt = np.divide(1.0, np.sqrt(degree), out=np.zeros(n), where=degree > 0)
+    values = (inv_sqrt[rows] * inv_sqrt[cols]).astype(np.float32)
+    crow = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(degree.astype(np.int64), out=crow[1:])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        # int32 indices: the CPU (MKL) sparse product converts int64 ones on every call.
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(crow.astype(np.int32)),
+            torch.from_numpy(cols.astype(np.int32)),
+            torch.from_numpy(values),
+            size=(n, n),
+            check_invariants=False,
+        )
+
+
+class _SymmetricSpMM(torch.autograd.Function):
+    """``A @ x`` for a constant symmetric sparse ``A``: the backward is ``A @ grad`` again,
+    which avoids transposing the CSR matrix on every step."""
+
+    @staticmethod
+    def forward(ctx, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.adjacency = adjacency
+        return torch.sparse.mm(adjacency, x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, torch.sparse.mm(ctx.adjacency, grad)
+
+
+def propagate(adjacency: torch.Tensor, x: torch.Tensor, layers: int) -> torch.Tensor:
+    """Mean of ``x, A x, ..., A^K x`` (LightGCN's layer combination with alpha_k = 1/(K+1)).
+
+    Args:
+        adjacency: (N, N) symmetric normalised sparse CSR adjacency.
+        x: (N, d) layer-0 embeddings.
+        layers: K.
+
+    Returns:
+        (N, d) final embeddings.
+    """
+    total = x
+    for _ in range(layers):
+        x = _SymmetricSpMM.apply(adjacency, x)
+        total = total + x
+    return total / (layers + 1) if layers else total
+
+
+class LightGCN(TrainableRecommender):
+    """LightGCN (He et al., SIGIR 2020); with ``layers=0`` it is BPR-MF (Rendle et al., UAI 2009).
+
+    Training is exact: the propagation is recomputed at every optimisation step. Scoring
+    propagates once and reuses the result until the parameters change.
+
+    Args:
+        n_users: number of users.
+        n_items: number of items.
+        dim: embedding size.
+        layers: propagation layers K.
+        adjacency: (n_users + n_items)^2 normalised training adjacency (see
+            :func:`normalized_adjacency`); may be None when ``layers == 0``.
+        sampler: negative sampler the training loop draws negatives from.
+        l2: weight of ``(|e_u|^2 + |e_i|^2 + |e_j|^2) / 2 / B`` on layer-0 embeddings.
+        init_std: std of the normal initialisation.
+        item_init: optional (n_items, dim) initial item embeddings (e.g. from item text).
+        freeze_item_epochs: item embeddings receive no update in the first epochs.
+    """
+
+    batch_kind = "pairs"
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        dim: int,
+        layers: int,
+        adjacency: torch.Tensor | None,
+        sampler: NegativeSampler | None = None,
+        *,
+        l2: float = 1e-4,
+        init_std: float = 0.1,
+        item_init: torch.Tensor | None = None,
+        freeze_item_epochs: int = 0,
+    ) -> None:
+        super().__init__()
+        if layers > 0 and adjacency is None:
+            raise ValueError("LightGCN with layers > 0 needs the normalised adjacency")
+        self.n_users = n_users
+        self.n_items = n_items
+        self.layers = layers
+        self.l2 = l2
+        self.sampler = sampler
+        self.freeze_item_epochs = freeze_item_epochs
+        self.user_weight = nn.Parameter(torch.randn(n_users, dim) * init_std)
+        if item_init is None:
+            item_init = torch.randn(n_items, dim) * init_std
+        elif tuple(item_init.shape) != (n_items, dim):
+            raise ValueError(f"item_init must be ({n_items}, {dim}), got {tuple(item_init.shape)}")
+        self.item_weight = nn.Parameter(item_init.detach().clone().float())
+        # Derived from the training data at build time, so not part of a checkpoint.
+        self.register_buffer("adjacency", adjacency, persistent=False)
+        self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.item_weight.requires_grad_(epoch >= self.freeze_item_epochs)
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final user (n_users, dim) and item (n_items, dim) embeddings, with autograd."""
+        x = self._propagate(self._layer0())
+        return x[: self.n_users], x[self.n_users :]
+
+    def _layer0(self) -> torch.Tensor:
+        return torch.cat([self.user_weight, self.item_weight])
+
+    def _propagate(self, x: torch.Tensor) -> torch.Tensor:
+        return propagate(self.adjacency, x, self.layers) if self.layers else x
+
+    def loss(self, batch: PairBatch) -> dict[str, torch.Tensor]:
+        # An optimizer step follows; fused optimizers update in place without bumping the
+        # parameters' version counters, so the scoring cache is dropped here as well.
+        self._cache = None
+        x0 = self._layer0()
+        # One gather of users, positives and negatives (node ids) for the final and the
+        # layer-0 embeddings: fewer kernels and one index_add each in the backward pass.
+        nodes = torch.cat([batch.users, batch.pos + self.n_users, batch.neg + self.n_users])
+        u, i, j = self._propagate(x0).index_select(0, nodes).chunk(3)
+        bpr = F.softplus((u * (j - i)).sum(dim=1)).mean()
+        reg = x0.index_select(0, nodes).square().sum() / (2 * batch.users.shape[0])
+        return {"loss": bpr + self.l2 * reg, "bpr": bpr, "l2": reg}
+
+    def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final embeddings without autograd, recomputed only after the parameters changed."""
+        # Version counters move on in-place updates (load_state_dict, a non-fused optimizer
+        # step, a manual edit); ``loss`` covers the steps of fused optimizers.
+        key = tuple(
+            (p.data_ptr(), p._version, p.device) for p in (self.user_weight, self.item_weight)
+        )
+        if self._cache is None or self._cache[0] != key:
+            with torch.no_grad():
+                users, items = self.propagate()
+            self._cache = (key, users, items)
+        return self._cache[1], self._cache[2]
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        user_emb, item_emb = self.final_embeddings()
+        return user_emb[users] @ item_emb.T
+
+    def pair_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of given items: users (B,), items (B, n) -> (B, n), without autograd."""
+        user_emb, item_emb = self.final_embeddings()
+        return torch.einsum("bd,bnd->bn", user_emb[users], item_emb[items])
+
+
+def build(cfg: LightGCNConfig, data: SplitData, device: torch.device) -> LightGCN:
+    """A LightGCN on ``device`` whose graph and sampler see only ``data.train``.
+
+    The registry's builder for ``lightgcn``, ``lightgcn_hardneg`` and ``lightgcn_text``.
+    """
+    item_init = None
+    if cfg.item_init == "text":
+        if data.item_embeddings is None:
+            from recsys.text import with_item_embeddings  # sentence-transformers is heavy
+
+            data = with_item_embeddings(data)
+        item_init = compress_item_embeddings(
+            data.item_embeddings, cfg.dim, cfg.text_init, cfg.init_std
+        )
+    adjacency = None
+    if cfg.layers:
+        adjacency = normalized_adjacency(data.train, data.n_users, data.n_items)
+    sampler = make_sampler(
+        cfg.sampler,
+        data.train,
+        data.n_users,
+        data.n_items,
+        device,
+        p_pop=cfg.p_pop,
+        pool_size=cfg.pool_size,
+        n_candidates=cfg.n_candidates,
+    )
+    model = LightGCN(
+        data.n_users,
+        data.n_items,
+        cfg.dim,
+        cfg.layers,
+        adjacency,
+        sampler,
+        l2=cfg.l2,
+        init_std=cfg.init_std,
+        item_init=item_init,
+        freeze_item_epochs=cfg.freeze_item_epochs,
+    )
+    return model.to(device)

@@ -1,0 +1,240 @@
+"""LightGCN and its variants (hard negatives, text init) and BPR-MF (LightGCN with 0 layers)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from conftest import block_split
+
+from recsys.errors import RecsysError
+from recsys.models import MODELS
+from recsys.models.lightgcn import LightGCN, normalized_adjacency, propagate
+from recsys.models.text_init import compress_item_embeddings
+from recsys.train import Trainer
+
+FAST = {"lr": 0.05, "batch_size": 64}
+
+
+def with_text(data, dim: int = 24, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return dataclasses.replace(
+        data, item_embeddings=rng.standard_normal((data.n_items, dim)).astype(np.float32)
+    )
+
+
+def test_registry_entries():
+    for name in ("lightgcn", "lightgcn_hardneg", "lightgcn_text", "bpr_mf"):
+        assert MODELS[name].trainable
+    assert MODELS["lightgcn"].config_cls().sampler == "uniform"
+    assert MODELS["lightgcn_hardneg"].config_cls().sampler in ("dns", "popularity")
+    assert MODELS["lightgcn_text"].config_cls().item_init == "text"
+    assert MODELS["lightgcn"].config_cls().layers == 3
+
+
+def test_adjacency_is_normalised_and_holds_only_training_edges(blocks):
+    trainer = Trainer("lightgcn", {}, blocks)
+    adjacency = trainer.model.adjacency.to_dense()
+    n_users = blocks.n_users
+    torch.testing.assert_close(adjacency, adjacency.T)
+    for split in (blocks.val, blocks.test):
+        assert (adjacency[split.users, n_users + split.items] == 0).all()
+        assert (adjacency[n_users + split.items, split.users] == 0).all()
+    deg = (adjacency > 0).sum(1).float()
+    assert deg.sum() == 2 * len(blocks.train)
+    u, i = torch.from_numpy(blocks.train.users), torch.from_numpy(blocks.train.items) + n_users
+    torch.testing.assert_close(adjacency[u, i], (deg[u] * deg[i]).rsqrt())
+
+
+def test_adjacency_ignores_duplicate_pairs_and_isolated_nodes(blocks):
+    train = blocks.train
+    doubled = type(train)(np.r_[train.users, train.users[:3]], np.r_[train.items, train.items[:3]])
+    a = normalized_adjacency(train, blocks.n_users + 1, blocks.n_items).to_dense()
+    b = normalized_adjacency(doubled, blocks.n_users + 1, blocks.n_items).to_dense()
+    torch.testing.assert_close(a, b)
+    assert a[blocks.n_users].abs().sum() == 0  # the extra user has no edge
+
+
+def test_propagation_is_the_mean_of_layer_outputs(blocks):
+    adjacency = normalized_adjacency(blocks.train, blocks.n_users, blocks.n_items)
+    dense = adjacency.to_dense().double()
+    x = torch.randn(dense.shape[0], 8, dtype=torch.float64)
+    expected = (x + dense @ x + dense @ dense @ x + dense @ dense @ dense @ x) / 4
+    out = propagate(adjacency.double(), x, 3)
+    torch.testing.assert_close(out, expected)
+    # The backward pass through the symmetric product matches dense autograd.
+    x.requires_grad_(True)
+    propagate(adjacency.double(), x, 2).square().sum().backward()
+    x2 = x.detach().clone().requires_grad_(True)
+    ((x2 + dense @ x2 + dense @ dense @ x2) / 3).square().sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad)
+
+
+def test_l2_term_is_on_layer0_embeddings_of_the_batch(blocks):
+    trainer = Trainer("lightgcn", {"l2": 0.5}, blocks)
+    model = trainer.model
+    users, pos, neg = torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([15, 16])
+    from recsys.models.base import PairBatch
+
+    losses = model.loss(PairBatch(users, pos, neg))
+    reg = (
+        (
+            model.user_weight[users].square().sum()
+            + model.item_weight[pos].square().sum()
+            + model.item_weight[neg].square().sum()
+        )
+        / 2
+        / 2
+    )
+    torch.testing.assert_close(losses["l2"], reg)
+    torch.testing.assert_close(losses["loss"], losses["bpr"] + 0.5 * reg)
+
+
+def test_bpr_mf_is_lightgcn_without_propagation(blocks):
+    trainer = Trainer("bpr_mf", {"dim": 8}, blocks)
+    model = trainer.model
+    assert isinstance(model, LightGCN) and model.layers == 0 and model.adjacency is None
+    users = torch.arange(blocks.n_users)
+    torch.testing.assert_close(model.score(users), model.user_weight @ model.item_weight.T)
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "bpr_mf", "lightgcn_hardneg"])
+def test_held_out_item_ranks_in_top_10_on_blocks(name):
+    """4 groups: 32 unmasked candidates per user, of which the 2 held-out ones are in-group."""
+    data = block_split(n_groups=4)
+    # A small dim keeps MF low-rank: with 64 dims it can memorise the training items and push
+    # the never-positive held-out items down with the other negatives.
+    trainer = Trainer(name, {**FAST, "dim": 8}, data, seed=1)
+    for _ in range(10):
+        trainer.train_epoch()
+    metrics = trainer.evaluate("val", ks=(2, 10))
+    assert metrics["users"] == data.n_users
+    assert metrics["recall@10"] >= 0.95
+    assert metrics["recall@2"] >= 0.9
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [
+        ("lightgcn", {"sampler": "uniform"}),
+        ("lightgcn", {"sampler": "popularity", "pool_size": 5}),
+        ("lightgcn", {"sampler": "dns", "n_candidates": 4}),
+        ("lightgcn_hardneg", {}),
+        ("lightgcn_text", {"text_init": "pca", "dim": 16}),
+        ("bpr_mf", {}),
+        ("bpr_mf", {"sampler": "dns"}),
+    ],
+)
+def test_loss_goes_down(blocks, name, config):
+    trainer = Trainer(name, {**FAST, "lr": 0.01, **config}, with_text(blocks), seed=0)
+    first = trainer.train_epoch()
+    for _ in range(4):
+        last = trainer.train_epoch()
+    assert set(first) == {"loss", "bpr", "l2"}
+    assert last["bpr"] < 0.9 * first["bpr"]
+    assert last["loss"] < first["loss"]
+
+
+def test_scores_follow_the_parameters_after_each_step(blocks):
+    trainer = Trainer("lightgcn", FAST, blocks)
+    model = trainer.model
+    users = torch.arange(5)
+    before = model.score(users)
+    assert model.score(users) is not before  # a new tensor: the evaluator masks in place
+    torch.testing.assert_close(model.score(users), before)
+    trainer.train_epoch()
+    after = model.score(users)
+    with torch.no_grad():
+        user_emb, item_emb = model.propagate()
+    torch.testing.assert_close(after, user_emb[users] @ item_emb.T)
+    assert not torch.allclose(after, before)
+    items = torch.randint(blocks.n_items, (5, 3))
+    torch.testing.assert_close(model.pair_scores(users, items), after.gather(1, items))
+
+
+@pytest.mark.parametrize("method", ["autoencoder", "pca"])
+def test_text_init_compresses_to_dim_with_init_std(method):
+    torch.manual_seed(0)
+    text = np.random.default_rng(0).standard_normal((50, 32)).astype(np.float32)
+    z = compress_item_embeddings(text, 8, method, std=0.1, steps=50)
+    assert z.shape == (50, 8) and z.dtype == torch.float32
+    assert abs(float(z.std()) - 0.1) < 1e-3
+    torch.testing.assert_close(z.mean(0), torch.zeros(8), atol=1e-6, rtol=0)
+
+
+def test_pca_text_init_keeps_the_item_geometry():
+    """Text embeddings of rank <= dim are compressed losslessly: distances keep their ratios."""
+    rng = np.random.default_rng(0)
+    text = (rng.standard_normal((40, 4)) @ rng.standard_normal((4, 32))).astype(np.float32)
+    z = compress_item_embeddings(text, 4, "pca", std=1.0)
+    centred = torch.from_numpy(text - text.mean(0))
+    ratio = (
+        torch.cdist(z, z)[~torch.eye(40, dtype=bool)]
+        / torch.cdist(centred, centred)[~torch.eye(40, dtype=bool)]
+    )
+    torch.testing.assert_close(
+        ratio, torch.full_like(ratio, float(ratio.mean())), rtol=1e-3, atol=0
+    )
+
+
+def test_pca_text_init_needs_enough_columns():
+    with pytest.raises(RecsysError, match="pca"):
+        compress_item_embeddings(np.ones((10, 4), np.float32), 8, "pca")
+
+
+def test_text_init_sets_the_item_embeddings_and_freezes_them(blocks):
+    data = with_text(blocks)
+    config = {**FAST, "dim": 8, "text_init": "pca", "freeze_item_epochs": 2}
+    trainer = Trainer("lightgcn_text", config, data, seed=0)
+    model = trainer.model
+    torch.manual_seed(0)
+    expected = compress_item_embeddings(data.item_embeddings, 8, "pca", 0.1)
+    torch.testing.assert_close(model.item_weight.detach(), expected)
+    users_before = model.user_weight.detach().clone()
+    trainer.train_epoch()
+    trainer.train_epoch()
+    torch.testing.assert_close(model.item_weight.detach(), expected)
+    assert not torch.allclose(model.user_weight, users_before)
+    trainer.train_epoch()
+    assert not torch.allclose(model.item_weight.detach(), expected)
+
+
+def test_text_init_computes_missing_item_embeddings(blocks, monkeypatch):
+    calls = []
+
+    def with_item_embeddings(data, **_):
+        calls.append(data.name)
+        return with_text(data)
+
+    fake = types.ModuleType("recsys.text")
+    fake.with_item_embeddings = with_item_embeddings
+    monkeypatch.setitem(sys.modules, "recsys.text", fake)
+    trainer = Trainer("lightgcn_text", {"dim": 8, "text_init": "pca"}, blocks)
+    assert calls == ["blocks"]
+    assert trainer.model.item_weight.shape == (blocks.n_items, 8)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"layer": 2}, "unknown hyperparameter"),
+        ({"sampler": "hard"}, "sampler"),
+        ({"item_init": "bert"}, "item_init"),
+        ({"p_pop": 1.5}, "p_pop"),
+        ({"dim": 8.5}, "dim"),
+        ({"lr": 0.0}, "lr"),
+    ],
+)
+def test_bad_config_raises_recsys_error(blocks, config, message):
+    with pytest.raises(RecsysError, match=message):
+        Trainer("lightgcn", config, blocks)
+
+
+def test_search_space_values_are_cast(blocks):
+    trainer = Trainer("lightgcn", {"dim": np.int64(8), "lr": 1, "layers": 2.0}, blocks)
+    assert trainer.cfg.dim == 8 and isinstance(trainer.cfg.dim, int)
+    assert isinstance(trainer.cfg.lr, float) and trainer.cfg.layers == 2
