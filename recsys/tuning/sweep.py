@@ -483,10 +483,13 @@ def _evaluate_model(
                 wall_seconds=wall,
                 seconds_per_epoch=outcome.seconds_per_epoch,
             )
+            # A sweep interrupted while logging this run left it behind: fill it, not a twin.
+            existing = tracking.find_child_runs(tracking_uri, parent_run_id, "best", model)
             outcome.best_run_id = tracking.log_best_run(
                 tracking_uri,
                 parent_run_id,
                 model,
+                existing_run_id=next((r.info.run_id for r in existing.values()), None),
                 trial_id=outcome.trial_id,
                 params={**config, "seed": seed},
                 metrics=metrics,
