@@ -1,0 +1,102 @@
+"""How much of the cluster each trial gets, checked against the cluster before any trial starts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from recsys.errors import RecsysError
+
+# Recommender trials are small: four share one GPU well without running out of its memory.
+DEFAULT_GPU_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class ClusterShape:
+    """The largest CPU and GPU counts of any one alive node, and the totals."""
+
+    max_node_cpus: float
+    max_node_gpus: float
+    total_cpus: float
+    total_gpus: float
+
+    @classmethod
+    def from_ray(cls) -> ClusterShape:
+        import ray
+
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive", False)]
+        cpus = [float(n.get("CPU", 0.0)) for n in nodes] or [0.0]
+        gpus = [float(n.get("GPU", 0.0)) for n in nodes] or [0.0]
+        return cls(max(cpus), max(gpus), sum(cpus), sum(gpus))
+
+
+@dataclass(frozen=True)
+class TrialResources:
+    """One trial's share: CPUs and a (possibly fractional) number of GPUs."""
+
+    cpus: float
+    gpus: float
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.gpus > 0 else "cpu"
+
+    @property
+    def threads(self) -> int:
+        return max(1, int(self.cpus))
+
+    def as_dict(self) -> dict[str, float]:
+        return {"cpu": self.cpus, "gpu": self.gpus}
+
+
+def resolve_resources(
+    cluster: ClusterShape, cpus_per_trial: float | None = None, gpus_per_trial: float | None = None
+) -> tuple[TrialResources, str | None]:
+    """Picks each trial's share and checks that one trial fits on one node.
+
+    Args:
+        cluster: the cluster's shape.
+        cpus_per_trial: CPUs per trial (default 1).
+        gpus_per_trial: GPUs per trial; fractions pack trials (0.25: four per GPU). Default
+            :data:`DEFAULT_GPU_SHARE` when the cluster has GPUs, else 0.
+
+    Returns:
+        The share, and a note to print once (trials on CPU), or None.
+
+    Raises:
+        RecsysError: a negative share, a GPU share above 1 that is not whole, or a share larger
+            than the largest node.
+    """
+    cpus = 1.0 if cpus_per_trial is None else float(cpus_per_trial)
+    if cpus <= 0 or not math.isfinite(cpus):
+        raise RecsysError(f"--cpus-per-trial must be positive, got {cpus_per_trial}")
+    if cpus > cluster.max_node_cpus:
+        raise RecsysError(
+            f"--cpus-per-trial {cpus:g} is more than any node of the Ray cluster has "
+            f"({cluster.max_node_cpus:g} CPUs); lower it"
+        )
+    if gpus_per_trial is None:
+        gpus = DEFAULT_GPU_SHARE if cluster.max_node_gpus > 0 else 0.0
+    else:
+        gpus = float(gpus_per_trial)
+        if gpus < 0 or not math.isfinite(gpus):
+            raise RecsysError(f"--gpus-per-trial must be 0 or more, got {gpus_per_trial}")
+        if gpus > 1 and not gpus.is_integer():
+            raise RecsysError(
+                f"--gpus-per-trial {gpus:g}: above 1 it must be a whole number; use a fraction "
+                f"below 1 to pack trials on one GPU, or 1, 2, ..."
+            )
+        if gpus > cluster.max_node_gpus:
+            have = f"{cluster.max_node_gpus:g} GPUs" if cluster.max_node_gpus else "no GPU"
+            raise RecsysError(
+                f"--gpus-per-trial {gpus:g} is more than any node of the Ray cluster has "
+                f"({have}); lower it, or pass --gpus-per-trial 0 to train on CPU"
+            )
+    note = None
+    if gpus == 0:
+        note = (
+            "no GPU in the Ray cluster: trials run on CPU"
+            if cluster.total_gpus == 0
+            else "--gpus-per-trial 0: trials run on CPU"
+        )
+    return TrialResources(cpus=cpus, gpus=gpus), note

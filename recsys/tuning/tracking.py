@@ -1,0 +1,255 @@
+"""MLflow: one parent run per sweep, one nested run per trial, one "best" run per model.
+
+Every run is created from the driver (trial runs by a Tune :class:`~ray.tune.Callback`), so
+workers never need to reach the tracking store, which on a cluster may be a local file.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from recsys.tuning.trainable import plain_config, trial_seed
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # what `mlflow ui` opens by default (MLflow 3)
+
+TAG_SWEEP = "recsys.sweep"
+TAG_ROLE = "recsys.role"  # "sweep", "trial" or "best"
+TAG_MODEL = "recsys.model"
+TAG_TRIAL = "recsys.trial_id"
+TAG_STATUS = "recsys.status"  # trials: "completed", "stopped_early" or "error"
+_TRIAL_METRICS = ("epoch", "epoch_seconds", "setup_seconds", "resumed_from_epoch")
+
+
+def client(tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def experiment_id(tracking_uri: str, name: str) -> str:
+    """The id of experiment ``name``, created when missing."""
+    c = client(tracking_uri)
+    exp = c.get_experiment_by_name(name)
+    return exp.experiment_id if exp is not None else c.create_experiment(name)
+
+
+def ui_command(tracking_uri: str) -> str:
+    """The ``mlflow ui`` command that opens ``tracking_uri``, with an absolute path."""
+    uri = tracking_uri
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri[len("sqlite:///") :]).resolve())
+    elif "://" not in uri:
+        uri = str(Path(uri).resolve())
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+def metric_batch(metrics: Mapping[str, Any], step: int) -> list:
+    """MLflow ``Metric``s for the finite numeric entries of ``metrics``."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    out = []
+    for key, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if math.isfinite(float(value)):
+            out.append(Metric(key, float(value), now, step))
+    return out
+
+
+def param_batch(params: Mapping[str, Any]) -> list:
+    from mlflow.entities import Param
+
+    return [Param(str(k), str(v)[:6000]) for k, v in params.items()]
+
+
+def start_parent_run(
+    tracking_uri: str,
+    experiment: str,
+    sweep: str,
+    *,
+    tags: Mapping[str, str],
+    params: Mapping[str, Any],
+    run_id: str | None = None,
+) -> str:
+    """Creates the sweep's parent run, or marks the existing ``run_id`` running again (resume)."""
+    c = client(tracking_uri)
+    if run_id is not None:
+        c.update_run(run_id, status="RUNNING")
+        return run_id
+    run = c.create_run(
+        experiment_id(tracking_uri, experiment),
+        run_name=sweep,
+        tags={TAG_SWEEP: sweep, TAG_ROLE: "sweep", **tags},
+    )
+    c.log_batch(run.info.run_id, params=param_batch(params))
+    return run.info.run_id
+
+
+def find_child_runs(tracking_uri: str, parent_run_id: str, role: str, model: str) -> dict:
+    """Nested runs of ``parent_run_id`` with ``role`` and ``model``, keyed by their trial id."""
+    c = client(tracking_uri)
+    parent = c.get_run(parent_run_id)
+    runs = c.search_runs(
+        [parent.info.experiment_id],
+        filter_string=(
+            f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{TAG_ROLE}` = '{role}' "
+            f"and tags.`{TAG_MODEL}` = '{model}'"
+        ),
+        max_results=10_000,
+    )
+    return {r.data.tags.get(TAG_TRIAL, r.info.run_id): r for r in runs}
+
+
+class MlflowTrialCallback(Callback):
+    """Mirrors each trial of one model's search into a run nested under the sweep's run.
+
+    Params are the trial config plus its seed; metrics are logged per evaluation with the epoch
+    as step; on completion the run is tagged with whether ASHA stopped it early. After a
+    restore, a trial that already has a run keeps it (found by its trial-id tag) and epochs
+    already logged are not logged again.
+    """
+
+    def __init__(
+        self, tracking_uri: str, parent_run_id: str, model: str, max_epochs: int, root_seed: int
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.parent_run_id = parent_run_id
+        self.model = model
+        self.max_epochs = max_epochs
+        self.root_seed = root_seed
+        self._client = None
+        self._runs: dict[str, str] = {}  # trial id -> run id
+        self._last_step: dict[str, int] = {}  # trial id -> last epoch logged
+        self._last_epoch: dict[str, int] = {}
+
+    def __getstate__(self) -> dict:
+        # Tune pickles callbacks with the experiment; the MLflow client holds a DB engine.
+        state = self.__dict__.copy()
+        state.update(_client=None, _runs={}, _last_step={}, _last_epoch={})
+        return state
+
+    @property
+    def mlflow(self):
+        if self._client is None:
+            self._client = client(self.tracking_uri)
+            for trial_id, run in find_child_runs(
+                self.tracking_uri, self.parent_run_id, "trial", self.model
+            ).items():
+                self._runs[trial_id] = run.info.run_id
+                history = self._client.get_metric_history(run.info.run_id, "epoch")
+                self._last_step[trial_id] = max((m.step for m in history), default=0)
+        return self._client
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        c = self.mlflow
+        trial_id = trial.trial_id
+        if trial_id in self._runs:
+            c.update_run(self._runs[trial_id], status="RUNNING")
+            return
+        config = plain_config(trial.config)
+        parent = c.get_run(self.parent_run_id)
+        run = c.create_run(
+            parent.info.experiment_id,
+            run_name=f"{self.model}/{trial_id}",
+            tags={
+                "mlflow.parentRunId": self.parent_run_id,
+                TAG_ROLE: "trial",
+                TAG_MODEL: self.model,
+                TAG_TRIAL: trial_id,
+                TAG_SWEEP: parent.data.tags.get(TAG_SWEEP, ""),
+            },
+        )
+        seed = trial_seed(self.root_seed, self.model, config)
+        c.log_batch(run.info.run_id, params=param_batch({**config, "seed": seed}))
+        self._runs[trial_id] = run.info.run_id
+        self._last_step[trial_id] = 0
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        if trial.trial_id not in self._runs:
+            self.on_trial_start(iteration, trials, trial)
+        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
+        self._last_epoch[trial.trial_id] = epoch
+        if epoch <= self._last_step.get(trial.trial_id, 0):
+            return  # already logged before the restore
+        keep = {
+            k: v
+            for k, v in result.items()
+            if k.startswith(("val_", "train_")) or k in _TRIAL_METRICS
+        }
+        self.mlflow.log_batch(self._runs[trial.trial_id], metrics=metric_batch(keep, epoch))
+        self._last_step[trial.trial_id] = epoch
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        self._finish(trial, "FINISHED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        self._finish(trial, "FAILED")
+
+    def _finish(self, trial: Any, status: str) -> None:
+        run_id = self._runs.get(trial.trial_id)
+        if run_id is None:
+            return
+        last = trial.last_result or {}
+        epoch = int(last.get("epoch", self._last_epoch.get(trial.trial_id, 0)))
+        if status == "FAILED":
+            outcome = "error"
+        else:
+            outcome = "stopped_early" if epoch < self.max_epochs else "completed"
+        c = self.mlflow
+        c.set_tag(run_id, TAG_STATUS, outcome)
+        c.set_tag(run_id, "recsys.final_epoch", str(epoch))
+        c.set_terminated(run_id, status=status)
+
+
+def log_best_run(
+    tracking_uri: str,
+    parent_run_id: str,
+    model: str,
+    *,
+    trial_id: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    artifacts: Mapping[str, Path],
+    existing_run_id: str | None = None,
+) -> str:
+    """Logs (or replaces the content of) the "best" run of ``model`` under the sweep's run.
+
+    ``artifacts`` maps an artifact sub-folder ('' for the root) to a file or folder.
+    """
+    c = client(tracking_uri)
+    parent = c.get_run(parent_run_id)
+    if existing_run_id is not None:
+        run_id = existing_run_id
+    else:
+        run_id = c.create_run(
+            parent.info.experiment_id,
+            run_name=f"best/{model}",
+            tags={
+                "mlflow.parentRunId": parent_run_id,
+                TAG_ROLE: "best",
+                TAG_MODEL: model,
+                TAG_TRIAL: trial_id,
+                TAG_SWEEP: parent.data.tags.get(TAG_SWEEP, ""),
+            },
+        ).info.run_id
+        c.log_batch(run_id, params=param_batch(params))
+    c.log_batch(run_id, metrics=metric_batch(metrics, 0))
+    for folder, path in artifacts.items():
+        path = Path(path)
+        if path.is_dir():
+            c.log_artifacts(run_id, str(path), artifact_path=folder or None)
+        else:
+            c.log_artifact(run_id, str(path), artifact_path=folder or None)
+    c.set_terminated(run_id, status="FINISHED")
+    return run_id
+
+
+def finish_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
+    client(tracking_uri).set_terminated(run_id, status=status)

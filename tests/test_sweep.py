@@ -1,0 +1,404 @@
+"""End-to-end sweeps on tiny synthetic data: Ray Tune, ASHA, checkpoints, MLflow, results.
+
+All tests share one local Ray session (2 CPUs). The test-only ``curve`` model (see
+``sweep_fakes``) has a known validation curve, so ASHA's decisions and the best config are known.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sweep_fakes
+import yaml
+from conftest import block_split
+from ray.tune import Callback
+
+from recsys.errors import RecsysError
+from recsys.tuning import tracking
+from recsys.tuning.space import default_space_dir
+from recsys.tuning.sweep import SweepConfig, SweepInterrupted, format_summary, run_sweep
+from recsys.tuning.trainable import TrialSettings, train_trial
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+
+def _launch_main():
+    """``main`` of ``launch/sweep.py`` (a script, not a module of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("launch_sweep", REPO / "launch" / "sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance for every sweep test; workers know the test-only models."""
+    import ray
+
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    sweep_fakes.setup_worker()
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={
+                "env_vars": {"PYTHONPATH": f"{REPO}{os.pathsep}{TESTS}"},
+                "worker_process_setup_hook": "sweep_fakes.setup_worker",
+            },
+        )
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def _space_dir(tmp_path: Path, curve: str = sweep_fakes.CURVE_SPACE) -> Path:
+    folder = tmp_path / "spaces"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(default_space_dir() / "popularity.yaml", folder)
+    (folder / "curve.yaml").write_text(curve)
+    return folder
+
+
+def _config(tmp_path: Path, **overrides) -> SweepConfig:
+    base = dict(
+        dataset="blocks",
+        models=("popularity", "curve"),
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        storage_path=str(tmp_path / "ray"),
+        results_dir=str(tmp_path / "results"),
+        seed=3,
+        verbose=0,
+        command="pytest",
+    )
+    base.update(overrides)
+    if "space_dir" not in base:
+        base["space_dir"] = str(_space_dir(tmp_path))
+    return SweepConfig(**base)
+
+
+def _runs(uri: str, parent: str, role: str, model: str) -> list:
+    return list(tracking.find_child_runs(uri, parent, role, model).values())
+
+
+def _history(uri: str, run, key: str) -> list[tuple[int, float]]:
+    client = tracking.client(uri)
+    return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
+
+
+@pytest.mark.slow
+def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
+    from ray import tune
+
+    handed = []
+    real_with_parameters = tune.with_parameters
+
+    def spy(trainable, **kwargs):
+        handed.append(kwargs["data"])
+        return real_with_parameters(trainable, **kwargs)
+
+    monkeypatch.setattr(tune, "with_parameters", spy)
+    data = block_split()
+    cfg = _config(tmp_path)
+    result = run_sweep(cfg, data=data)
+
+    # The test split never reaches a trial.
+    assert len(handed) == 2 and all(d.test is None for d in handed)
+
+    # Leaderboard and results directory.
+    out = tmp_path / "results"
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert sorted(board["model"]) == ["curve", "popularity"]
+    for split in ("val", "test"):
+        for m in ("recall", "ndcg", "precision", "hit"):
+            for k in (10, 20):
+                assert f"{split}_{m}@{k}" in board
+    for col in ("epochs", "trials", "wall_seconds", "seconds_per_epoch"):
+        assert col in board
+    curve = board.set_index("model").loc["curve"]
+    assert curve["trials"] == 3
+    assert curve["val_ndcg@10"] == pytest.approx(1.0)  # quality 3.0 reaches rank 1 by epoch 4
+    assert (out / "leaderboard.md").read_text().startswith("| model |")
+    configs = yaml.safe_load((out / "best_configs.yaml").read_text())
+    assert configs["curve"]["config"]["quality"] == 3.0
+    assert configs["popularity"]["config"] == {}
+    split = pd.read_parquet(out / "split.parquet")
+    assert set(split["split"]) == {"train", "val", "test"} and len(split) == 40 * 10
+    recs = pd.read_parquet(out / "recommendations" / "curve.parquet")
+    assert list(recs.columns) == ["user_id", "item_id", "rank", "score"]
+    assert recs.groupby("user_id")["rank"].min().eq(1).all()
+    seen = split[split["split"] != "test"]
+    overlap = recs.merge(seen, on=["user_id", "item_id"])
+    assert overlap.empty  # training and validation items excluded
+    assert set(recs["user_id"]) == set(split.loc[split["split"] == "test", "user_id"])
+    for png in ("curves/curve.png", "curves/popularity.png", "test_metrics.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+    summary = format_summary(result)
+    assert "| curve |" in summary
+    assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow.db" in summary
+
+    # MLflow: parent, nested trial runs with per-epoch metrics, best runs with test metrics.
+    uri = result.tracking_uri
+    client = tracking.client(uri)
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    for tag in ("git_commit", "dataset_fingerprint", "command", "version.ray", "version.torch"):
+        assert tag in parent.data.tags
+    assert parent.data.tags["dataset_fingerprint"] == "blocks"
+    trials = _runs(uri, parent.info.run_id, "trial", "curve")
+    assert len(trials) == 3
+    for run in trials:
+        quality = float(run.data.params["quality"])
+        assert "seed" in run.data.params
+        history = _history(uri, run, "val_ndcg_at_10")
+        steps = [s for s, _ in history]
+        assert steps == list(range(1, len(steps) + 1))  # one value per epoch, epoch as step
+        for epoch, value in history:
+            assert value == pytest.approx(sweep_fakes.curve_ndcg10(quality, epoch))
+        assert run.data.tags[tracking.TAG_STATUS] in ("completed", "stopped_early")
+    assert len(_runs(uri, parent.info.run_id, "trial", "popularity")) == 1
+    best = {m: _runs(uri, parent.info.run_id, "best", m) for m in ("curve", "popularity")}
+    assert all(len(runs) == 1 for runs in best.values())
+    keys = [set(k for k in r[0].data.metrics if k.startswith("test_")) for r in best.values()]
+    assert keys[0] == keys[1] and "test_ndcg_at_10" in keys[0]
+    best_curve = best["curve"][0]
+    assert best_curve.data.params["quality"] == "3.0"
+    artifacts = {a.path for a in client.list_artifacts(best_curve.info.run_id)}
+    assert {"config.yaml", "checkpoint", "recommendations", "plots"} <= artifacts
+
+
+@pytest.mark.slow
+def test_asha_stops_trials_that_fall_behind(ray_session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    space = sweep_fakes.CURVE_SPACE.replace("num_samples: 3", "num_samples: 6").replace(
+        "[0.5, 1.5, 3.0]", "[1.0, 4.0]"
+    )
+    cfg = _config(tmp_path, models=("curve",), space_dir=str(_space_dir(tmp_path, space)))
+    cfg.max_concurrent_trials = 1  # one trial at a time: ASHA's decisions are deterministic
+    result = run_sweep(cfg, data=block_split())
+    runs = _runs(result.tracking_uri, result.parent_run_id, "trial", "curve")
+    order = sorted(runs, key=lambda r: r.info.start_time)
+    qualities = [float(r.data.params["quality"]) for r in order]
+    last_epoch = [int(r.data.tags["recsys.final_epoch"]) for r in order]
+    # Setup check: the seeded sampler produced a slow trial after a fast one.
+    assert 4.0 in qualities, qualities
+    first_fast = qualities.index(4.0)
+    assert 1.0 in qualities[first_fast + 1 :], qualities
+    for i, (quality, epoch) in enumerate(zip(qualities, last_epoch, strict=True)):
+        if quality == 4.0:
+            assert epoch == 8  # never below the rung's cutoff
+        elif i > first_fast:
+            assert epoch == 1  # NDCG 0 at epoch 1 is below a fast trial's 0.32: stopped
+            assert order[i].data.tags[tracking.TAG_STATUS] == "stopped_early"
+    assert result.outcomes[0].epochs == sum(last_epoch)
+
+
+@pytest.mark.slow
+def test_crashed_trial_resumes_from_its_checkpoint(ray_session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    crash = tmp_path / "crash-once"
+    crash.touch()
+    space = sweep_fakes.CURVE_SPACE.replace(
+        "  quality: {choice: [0.5, 1.5, 3.0]}",
+        f"  quality: 3.0\n  crash_file: {crash}\n  crash_at: 3",
+    )
+    cfg = _config(
+        tmp_path, models=("curve",), space_dir=str(_space_dir(tmp_path, space)), max_failures=1
+    )
+    result = run_sweep(cfg, data=block_split())
+    assert not crash.exists()  # the crash happened
+    (run,) = _runs(result.tracking_uri, result.parent_run_id, "trial", "curve")
+    assert [s for s, _ in _history(result.tracking_uri, run, "epoch")] == list(range(1, 9))
+    resumed = dict(_history(result.tracking_uri, run, "resumed_from_epoch"))
+    assert resumed[1] == 0 and resumed[3] == 2  # restarted after epoch 2's checkpoint
+    assert run.data.tags[tracking.TAG_STATUS] == "completed"
+    assert result.outcomes[0].val["ndcg@10"] == pytest.approx(1.0)
+
+
+class InterruptAfter(Callback):
+    """Interrupts the sweep (as Ctrl+C would) at the n-th trial completion, n read from ``flag``.
+
+    Also logs every trial start to ``log``. File-based, because Tune pickles callbacks with the
+    experiment and restores them on resume.
+    """
+
+    def __init__(self, flag: Path, log: Path) -> None:
+        self.flag, self.log = flag, log
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        with open(self.log, "a") as f:
+            f.write(trial.trial_id + "\n")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if not self.flag.exists():
+            return
+        left = int(self.flag.read_text()) - 1
+        self.flag.write_text(str(left))
+        if left == 0:
+            self.flag.unlink()
+            os.kill(os.getpid(), signal.SIGUSR1)  # Tune's graceful stop, like SIGINT
+
+
+@pytest.mark.slow
+def test_resume_continues_an_interrupted_sweep(ray_session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    flag, log = tmp_path / "interrupt", tmp_path / "starts.txt"
+    flag.write_text("2")  # popularity's trial, then curve's first trial
+    data = block_split()
+    cfg = _config(tmp_path, max_concurrent_trials=1)
+    with pytest.raises(SweepInterrupted, match="--resume"):
+        run_sweep(cfg, data=data, callbacks=[InterruptAfter(flag, log)])
+    state = tmp_path / "results" / ".sweep"
+    assert (state / "popularity.json").is_file() and not (state / "curve.json").exists()
+    assert not (tmp_path / "results" / "leaderboard.csv").exists()
+    first_run = log.read_text().split()
+
+    result = run_sweep(
+        SweepConfig(resume=True, results_dir=str(tmp_path / "results"), verbose=0), data=data
+    )
+    assert sorted(result.leaderboard["model"]) == ["curve", "popularity"]
+    uri = result.tracking_uri
+    assert tracking.client(uri).get_run(result.parent_run_id).info.status == "FINISHED"
+    curve_runs = _runs(uri, result.parent_run_id, "trial", "curve")
+    assert len(curve_runs) == 3  # no duplicated trial runs
+    for run in curve_runs:
+        assert run.info.status == "FINISHED"
+        steps = [s for s, _ in _history(uri, run, "epoch")]
+        assert steps == list(range(1, steps[-1] + 1))  # every epoch logged once
+    assert len(_runs(uri, result.parent_run_id, "trial", "popularity")) == 1
+    assert len(_runs(uri, result.parent_run_id, "best", "popularity")) == 1
+    assert len(_runs(uri, result.parent_run_id, "best", "curve")) == 1
+    # Finished trials (popularity's, curve's first) did not run again.
+    starts = log.read_text().split()
+    resumed_starts = starts[len(first_run) :]
+    assert first_run[0] not in resumed_starts and first_run[1] not in resumed_starts
+    assert len(set(starts)) == 4  # popularity's trial and curve's three
+
+
+def test_trial_refuses_the_test_split():
+    settings = TrialSettings(model="popularity")
+    with pytest.raises(RuntimeError, match="test split"):
+        train_trial({}, data=block_split(), settings=settings)
+
+
+@pytest.mark.slow
+def test_impossible_resources_fail_before_anything_is_written(ray_session, tmp_path):
+    main = _launch_main()
+
+    results = tmp_path / "results"
+    for flag in (["--gpus-per-trial", "1"], ["--cpus-per-trial", "64"]):
+        code, err = _main(
+            main,
+            [
+                "--models",
+                "popularity",
+                "--results-dir",
+                str(results),
+                "--storage-path",
+                str(tmp_path / "ray"),
+                "--tracking-uri",
+                f"sqlite:///{tmp_path}/m.db",
+                *flag,
+            ],
+        )
+        assert code == 2 and err.startswith("error: --") and err.count("\n") == 1, err
+        assert "more than any node" in err
+    assert not results.exists() and not (tmp_path / "m.db").exists()
+    assert not (tmp_path / "ray").exists()
+    with pytest.raises(RecsysError, match="cpus-per-trial"):
+        run_sweep(_config(tmp_path, cpus_per_trial=64), data=block_split())
+
+
+def _main(main, argv):
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--models", "popularity,nope"], "unknown model 'nope'"),
+        (["--models", "popularity", "--metric", "auc"], "bad metric 'auc'"),
+        (["--models", "popularity", "--num-samples", "0"], "--num-samples must be a positive"),
+        (["--models", "popularity", "--space-dir", "/nonexistent"], "no search space"),
+        (["--models", "popularity", "--resume", "--name", "never-ran"], "--resume"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, argv, expected):
+    main = _launch_main()
+
+    monkeypatch.chdir(tmp_path)
+    code, err = _main(main, argv)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert expected in err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_malformed_space_file_from_the_command_line(tmp_path, monkeypatch):
+    main = _launch_main()
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "popularity.yaml").write_text("budget: [1, 2\n")
+    code, err = _main(main, ["--models", "popularity", "--space-dir", str(tmp_path)])
+    assert code == 2 and "popularity.yaml: malformed YAML" in err
+
+
+@pytest.mark.slow
+def test_cli_prints_no_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "launch" / "sweep.py"), "--models", "popularity,nope"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: unknown model 'nope'") and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_optuna_search(ray_session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    space = sweep_fakes.CURVE_SPACE.replace("{choice: [0.5, 1.5, 3.0]}", "{uniform: [0.5, 3.0]}")
+    cfg = _config(
+        tmp_path, models=("curve",), space_dir=str(_space_dir(tmp_path, space)), search="optuna"
+    )
+    result = run_sweep(cfg, data=block_split())
+    runs = _runs(result.tracking_uri, result.parent_run_id, "trial", "curve")
+    qualities = sorted(float(r.data.params["quality"]) for r in runs)
+    assert len(qualities) == 3 and all(0.5 <= q <= 3.0 for q in qualities)
+    best = max(sweep_fakes.curve_ndcg10(q, 8) for q in qualities)  # curves only rise
+    assert result.outcomes[0].val["ndcg@10"] == pytest.approx(best)
+
+
+def test_cli_defaults_are_the_documented_sweep():
+    main = _launch_main()
+    parse_args = main.__globals__["parse_args"]
+    cfg = parse_args([])
+    assert cfg.dataset == "ml-100k" and cfg.metric == "ndcg@10" and cfg.search == "random"
+    assert cfg.models[:4] == ("lightgcn", "lightgcn_hardneg", "hybrid_vae", "lightgcn_text")
+    assert {"popularity", "itemknn", "ease", "bpr_mf", "mult_vae"} <= set(cfg.models)
+    assert cfg.address is None and cfg.tracking_uri is None and not cfg.resume
+    cfg = parse_args(["--models", "ease, itemknn", "--gpus-per-trial", "0.25", "--smoke"])
+    assert cfg.models == ("ease", "itemknn") and cfg.gpus_per_trial == 0.25 and cfg.smoke

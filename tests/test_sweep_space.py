@@ -1,0 +1,206 @@
+"""Search-space files, resources and seeds of the sweep (no Ray cluster needed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from recsys.errors import RecsysError
+from recsys.models import MODELS
+from recsys.tuning.resources import ClusterShape, resolve_resources
+from recsys.tuning.space import default_space_dir, load_space, to_tune
+from recsys.tuning.sweep import DEFAULT_MODELS
+from recsys.tuning.trainable import parse_metric, result_key, trial_seed
+
+BUDGET = """
+budget:
+  max_epochs: 10
+  grace_period: 2
+  reduction_factor: 2
+  eval_every: 1
+  num_samples: 4
+"""
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    dim: int = 8
+    layers: int = 2
+    lr: float = 1e-3
+    l2: float = 1e-4
+    sampler: str = "uniform"
+    residual: bool = False
+    grad_clip: float | None = None
+
+
+def _space(tmp_path: Path, params: str, budget: str = BUDGET, name: str = "toy"):
+    (tmp_path / f"{name}.yaml").write_text(budget + "params:\n" + params)
+    return load_space(name, tmp_path, ToyConfig)
+
+
+def _error(tmp_path: Path, params: str, budget: str = BUDGET) -> str:
+    with pytest.raises(RecsysError) as info:
+        _space(tmp_path, params, budget)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(tmp_path / "toy.yaml") in message
+    return message
+
+
+def test_every_default_model_has_a_space_file():
+    for model in DEFAULT_MODELS:
+        assert (default_space_dir() / f"{model}.yaml").is_file(), model
+
+
+@pytest.mark.parametrize("model", DEFAULT_MODELS)
+def test_shipped_spaces_validate_against_their_model(model):
+    if model not in MODELS:
+        pytest.skip(f"model {model!r} is not registered in this checkout")
+    space = load_space(model)
+    assert space.model == model
+    assert space.budget.grace_period <= space.budget.max_epochs
+    to_tune(space)
+
+
+def test_valid_space_converts_to_tune_domains(tmp_path):
+    from ray.tune.search.sample import Categorical, Float, Integer
+
+    space = _space(
+        tmp_path,
+        "  dim: {choice: [8, 16]}\n"
+        "  layers: {randint: [1, 4]}\n"
+        "  lr: {loguniform: [1e-4, 1.0e-2]}\n"  # PyYAML reads 1e-4 as a string: accepted
+        "  l2: {quniform: [0.0, 0.5, 0.1]}\n"
+        "  sampler: dns\n",
+    )
+    assert space.searched() == ["dim", "layers", "lr", "l2"]
+    assert space.fixed_values() == {"sampler": "dns"}
+    tune_space = to_tune(space)
+    assert isinstance(tune_space["dim"], Categorical)
+    assert isinstance(tune_space["layers"], Integer)
+    assert isinstance(tune_space["lr"], Float)
+    assert tune_space["lr"].lower == pytest.approx(1e-4)
+    assert tune_space["sampler"] == "dns"
+    layers = {tune_space["layers"].sample() for _ in range(300)}
+    assert layers == {1, 2, 3, 4}  # both ends of randint included
+
+
+def test_budget_overrides_clip_the_grace_period(tmp_path):
+    budget = _space(tmp_path, "  dim: 8\n").budget.override(max_epochs=1, num_samples=7)
+    assert (budget.max_epochs, budget.grace_period, budget.num_samples) == (1, 1, 7)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ("  depth: 3\n", ["'depth'", "valid parameters: dim"]),
+        ("  dim: {gaussian: [1, 2]}\n", ["'dim'", "unknown distribution 'gaussian'", "choice"]),
+        ("  lr: {uniform: [0.1]}\n", ["'lr'", "[low, high]"]),
+        ("  lr: {uniform: [0.1, 0.01]}\n", ["'lr'", "low=0.1 must be below high=0.01"]),
+        ("  l2: {uniform: [0.5, 0.5]}\n", ["'l2'", "must be below"]),
+        ("  lr: -0.01\n", ["'lr'", "learning rate must be positive"]),
+        ("  lr: {uniform: [-0.1, 0.1]}\n", ["'lr'", "learning rate must be positive"]),
+        ("  l2: {loguniform: [0.0, 0.1]}\n", ["'l2'", "loguniform needs low > 0"]),
+        ("  dim: {uniform: [8, 64]}\n", ["'dim'", "is an int", "randint"]),
+        ("  dim: {choice: []}\n", ["'dim'", "non-empty list"]),
+        ("  dim: {choice: [8, x]}\n", ["'dim'", "'x' is not a valid int"]),
+        ("  lr: {uniform: [a, b]}\n", ["'lr'", "must be numbers"]),
+        ("  layers: {qrandint: [1, 4]}\n", ["'layers'", "[low, high, step]"]),
+        ("  dim: {choice: [8], uniform: [1, 2]}\n", ["'dim'", "one-key mapping"]),
+        ("  residual: {uniform: [0, 1]}\n", ["'residual'", "use choice"]),
+    ],
+)
+def test_bad_parameter_is_named_with_its_fix(tmp_path, params, expected):
+    message = _error(tmp_path, params)
+    for part in expected:
+        assert part in message
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        ("", "missing 'budget' section"),
+        ("budget:\n  max_epochs: 5\n", "budget is missing 'grace_period'"),
+        (BUDGET.replace("grace_period: 2", "grace_period: 20"), "exceeds max_epochs=10"),
+        (BUDGET.replace("num_samples: 4", "num_samples: 0"), "num_samples=0"),
+        (BUDGET.replace("reduction_factor: 2", "reduction_factor: 1"), "at least 2"),
+        (BUDGET + "  patience: 3\n", "unknown budget key 'patience'"),
+    ],
+)
+def test_bad_budget_is_named(tmp_path, budget, expected):
+    assert expected in _error(tmp_path, "  dim: 8\n", budget)
+
+
+def test_malformed_yaml_names_the_file_and_line(tmp_path):
+    (tmp_path / "toy.yaml").write_text(BUDGET + "params:\n  dim: {choice: [8, 16\n")
+    with pytest.raises(RecsysError, match=r"toy\.yaml: malformed YAML at line \d+"):
+        load_space("toy", tmp_path, ToyConfig)
+
+
+def test_missing_file_says_where_it_was_expected(tmp_path):
+    with pytest.raises(RecsysError, match=r"toy\.yaml: no search space for model 'toy'"):
+        load_space("toy", tmp_path, ToyConfig)
+
+
+def test_not_a_mapping_and_unknown_section(tmp_path):
+    (tmp_path / "toy.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(RecsysError, match="expected a mapping"):
+        load_space("toy", tmp_path, ToyConfig)
+    (tmp_path / "toy.yaml").write_text(BUDGET + "params: {}\nsearch: optuna\n")
+    with pytest.raises(RecsysError, match="unknown section 'search'"):
+        load_space("toy", tmp_path, ToyConfig)
+
+
+def test_unknown_model_is_a_recsys_error():
+    with pytest.raises(RecsysError, match="unknown model 'nope'"):
+        load_space("nope")
+
+
+CPU_ONLY = ClusterShape(max_node_cpus=2, max_node_gpus=0, total_cpus=2, total_gpus=0)
+GPU_NODE = ClusterShape(max_node_cpus=16, max_node_gpus=1, total_cpus=16, total_gpus=1)
+
+
+def test_cpu_only_cluster_runs_trials_on_cpu_and_says_so():
+    res, note = resolve_resources(CPU_ONLY)
+    assert (res.cpus, res.gpus, res.device) == (1.0, 0.0, "cpu")
+    assert "no GPU" in note
+
+
+def test_gpu_cluster_packs_several_trials_per_gpu_by_default():
+    res, note = resolve_resources(GPU_NODE)
+    assert 0 < res.gpus < 1 and res.device == "cuda" and note is None
+    assert resolve_resources(GPU_NODE, gpus_per_trial=0.5)[0].gpus == 0.5
+
+
+@pytest.mark.parametrize(
+    ("cluster", "cpus", "gpus", "expected"),
+    [
+        (CPU_ONLY, None, 1, "--gpus-per-trial 1 is more than any node"),
+        (CPU_ONLY, 4, None, "--cpus-per-trial 4 is more than any node"),
+        (GPU_NODE, None, 2, "--gpus-per-trial 2 is more than any node"),
+        (GPU_NODE, None, 1.5, "must be a whole number"),
+        (GPU_NODE, 0, None, "must be positive"),
+        (GPU_NODE, None, -1, "must be 0 or more"),
+    ],
+)
+def test_impossible_resources_are_refused(cluster, cpus, gpus, expected):
+    with pytest.raises(RecsysError, match=expected):
+        resolve_resources(cluster, cpus, gpus)
+
+
+def test_trial_seeds_derive_from_root_seed_and_config():
+    a = trial_seed(0, "lightgcn", {"dim": 64, "lr": 0.01})
+    assert a == trial_seed(0, "lightgcn", {"lr": 0.01, "dim": 64})
+    assert a != trial_seed(1, "lightgcn", {"dim": 64, "lr": 0.01})
+    assert a != trial_seed(0, "lightgcn", {"dim": 32, "lr": 0.01})
+    assert 0 <= a < 2**31
+
+
+def test_metric_names():
+    assert parse_metric("recall@20") == ("recall", 20)
+    assert result_key("val", "ndcg@10") == "val_ndcg_at_10"
+    for bad in ("ndcg", "ndcg@", "ndcg@0", "auc@10", "ndcg@x"):
+        with pytest.raises(RecsysError, match="bad metric"):
+            parse_metric(bad)
