@@ -30,7 +30,7 @@ class BPRMFConfig:
     l2: float = 1e-4
     batch_size: int = 2048
     sampler: str = "uniform"
-    p_pop: float = 0.5
+    p_pop: float = 0.1
     pool_size: int = 100
     n_candidates: int = 8
     init_std: float = 0.03

@@ -50,7 +50,7 @@ class LightGCNConfig:
     l2: float = 1e-4
     batch_size: int = 2048
     sampler: str = "uniform"
-    p_pop: float = 0.5
+    p_pop: float = 0.1
     pool_size: int = 100
     n_candidates: int = 8
     item_init: str = "random"
