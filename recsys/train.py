@@ -116,7 +116,6 @@ class Trainer:
                 self.model.parameters(),
                 lr=self.cfg.lr,
                 weight_decay=getattr(self.cfg, "weight_decay", 0.0),
-                fused=True,  # one kernel per parameter instead of ~10: half the step time on CPU
             )
             self._grad_clip = getattr(self.cfg, "grad_clip", None)
             self._train_users = torch.from_numpy(data.train.users).to(self.device)
