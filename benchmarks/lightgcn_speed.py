@@ -79,20 +79,19 @@ def main() -> None:
     device = resolve_device(args.device)
     sets: list[tuple[str, SplitData]] = []
     if not args.skip_ml100k:
-        data, label = ml100k_split()
-        sets.append((label, data))
+        sets.append(("ml-100k", ml100k_split()))
     for size in filter(None, args.sizes.split(",")):
         sets.append((f"synthetic {int(size):,}", synthetic_of_size(int(size))))
     config = {"dim": 64, "layers": 3, "batch_size": 2048}
     print(f"{args.model} {config}, device {device}, torch {torch.__version__}")
-    print(f"{'data':58s} {'users':>7s} {'items':>7s} {'train':>9s} {'threads':>7s} {'s/epoch':>8s}")
+    print(f"{'data':20s} {'users':>7s} {'items':>7s} {'train':>9s} {'threads':>7s} {'s/epoch':>8s}")
     for label, data in sets:
         for threads in (int(t) for t in args.threads.split(",")):
             torch.set_num_threads(threads)
             trainer = Trainer(args.model, config, data, device=device, seed=0)
             seconds, how = seconds_per_epoch(trainer, args.steps)
             print(
-                f"{label:58s} {data.n_users:7,d} {data.n_items:7,d} {len(data.train):9,d} "
+                f"{label:20s} {data.n_users:7,d} {data.n_items:7,d} {len(data.train):9,d} "
                 f"{threads:7d} {seconds:8.3f}  ({how})",
                 flush=True,
             )

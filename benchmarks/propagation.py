@@ -73,7 +73,7 @@ def main() -> None:
     if args.interactions:
         data, label = synthetic_of_size(args.interactions), f"synthetic {args.interactions:,}"
     else:
-        data, label = ml100k_split()
+        data, label = ml100k_split(), "ml-100k"
     adjacency = normalized_adjacency(data.train, data.n_users, data.n_items)
     n = data.n_users + data.n_items
     print(

@@ -116,11 +116,12 @@ class Trainer:
                 self.model.parameters(),
                 lr=self.cfg.lr,
                 weight_decay=getattr(self.cfg, "weight_decay", 0.0),
-                fused=True,  # one kernel per parameter instead of ~10: half the step time on CPU
             )
             self._grad_clip = getattr(self.cfg, "grad_clip", None)
             self._train_users = torch.from_numpy(data.train.users).to(self.device)
             self._train_items = torch.from_numpy(data.train.items).to(self.device)
+            csr = data.train_csr().to(self.device)
+            self._crow, self._col = csr.crow_indices(), csr.col_indices()
 
     def train_epoch(self) -> dict[str, float]:
         """One pass over the training data; returns each loss term's mean over the examples.
@@ -179,15 +180,12 @@ class Trainer:
             yield PairBatch(batch_users, pos[start : start + size], neg)
 
     def _user_batches(self) -> Iterator[UserBatch]:
-        csr = self.data.train_csr().to(self.device)
-        crow, col = csr.crow_indices(), csr.col_indices()
-        counts = crow[1:] - crow[:-1]
-        active = torch.nonzero(counts).squeeze(1)
+        active = torch.nonzero(self._crow[1:] > self._crow[:-1]).squeeze(1)
         active = active[torch.randperm(active.numel(), device=self.device)]
         size = self.cfg.batch_size
         for start in range(0, active.numel(), size):
             users = active[start : start + size]
-            yield UserBatch(users, _dense_rows(crow, col, users, self.data.n_items))
+            yield UserBatch(users, _dense_rows(self._crow, self._col, users, self.data.n_items))
 
     def evaluate(self, split: str = "val", ks: tuple[int, ...] = (10, 20, 50)) -> dict[str, float]:
         """Full-ranking metrics of the current model on ``split`` (see ``recsys.evaluate``)."""
@@ -279,6 +277,7 @@ class FitResult:
         epochs: epochs trained before stopping.
         stopped_early: whether patience ran out before ``max_epochs``.
         history: one record per evaluation: ``epoch``, the epoch's mean losses, val metrics.
+        best_state: the trainer's checkpoint (``Trainer.state_dict``) at ``best_epoch``.
     """
 
     best_epoch: int
@@ -287,6 +286,7 @@ class FitResult:
     epochs: int
     stopped_early: bool
     history: list[dict[str, float]] = field(default_factory=list)
+    best_state: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def fit(
@@ -321,7 +321,15 @@ def fit(
         record = {"epoch": trainer.epoch, **metrics}
         if on_eval is not None:
             on_eval(record)
-        return FitResult(trainer.epoch, _watched(metrics, metric), metrics, 0, False, [record])
+        return FitResult(
+            trainer.epoch,
+            _watched(metrics, metric),
+            metrics,
+            0,
+            False,
+            [record],
+            copy.deepcopy(trainer.state_dict()),
+        )
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, float], dict[str, Any]] | None = None
     since_best = 0
@@ -348,7 +356,7 @@ def fit(
     epochs = trainer.epoch - (last_epoch - max_epochs)
     score, best_epoch, best_metrics, state = best
     trainer.load_state_dict(state)
-    return FitResult(best_epoch, score, best_metrics, epochs, stopped_early, history)
+    return FitResult(best_epoch, score, best_metrics, epochs, stopped_early, history, state)
 
 
 def _watched(metrics: Mapping[str, float], metric: str) -> float:

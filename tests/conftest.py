@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from recsys.data.dataset import Pairs, SplitData
 
@@ -55,3 +56,13 @@ def block_split(
 def blocks() -> SplitData:
     """Two groups of 20 users and 10 items (see :func:`block_split`)."""
     return block_split()
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tests use tiny tensors on a shared machine: with two intra-op threads a descheduled
+    sibling thread stalls every parallel region (the LightGCN tests ran 25x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

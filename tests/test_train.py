@@ -127,6 +127,7 @@ def test_fit_keeps_the_best_state_and_stops_on_patience(blocks):
     assert reported == result.history
     assert "loss" in result.history[0]
     assert trainer.epoch == 2  # the trainer holds the best state
+    assert result.best_state["epoch"] == 2
 
     # The restored model equals a fresh run stopped after 2 epochs.
     reference = Trainer("bpr_mf", FAST, blocks)

@@ -50,7 +50,7 @@ class LightGCNConfig:
     l2: float = 1e-4
     batch_size: int = 2048
     sampler: str = "uniform"
-    p_pop: float = 0.5
+    p_pop: float = 0.1
     pool_size: int = 100
     n_candidates: int = 8
     item_init: str = "random"
@@ -246,8 +246,8 @@ class LightGCN(TrainableRecommender):
         return propagate(self.adjacency, x, self.layers) if self.layers else x
 
     def loss(self, batch: PairBatch) -> dict[str, torch.Tensor]:
-        # An optimizer step follows; fused optimizers update in place without bumping the
-        # parameters' version counters, so the scoring cache is dropped here as well.
+        # An optimizer step follows. Version counters (see final_embeddings) would catch it too,
+        # except with fused optimizers, which update in place without bumping them.
         self._cache = None
         x0 = self._layer0()
         # One gather of users, positives and negatives (node ids) for the final and the

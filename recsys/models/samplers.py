@@ -144,7 +144,7 @@ class PopularityMixtureSampler(NegativeSampler):
         n_items: int,
         device: torch.device | str = "cpu",
         *,
-        p_pop: float = 0.5,
+        p_pop: float = 0.1,
         pool_size: int = 100,
     ) -> None:
         super().__init__(train, n_users, n_items, device)
@@ -205,7 +205,7 @@ def make_sampler(
     n_items: int,
     device: torch.device | str = "cpu",
     *,
-    p_pop: float = 0.5,
+    p_pop: float = 0.1,
     pool_size: int = 100,
     n_candidates: int = 8,
 ) -> NegativeSampler:
