@@ -28,11 +28,9 @@ class UserItemIndex:
     """Per-user item lists (CSR) on a device, gathered for a batch of users without loops."""
 
     def __init__(self, pairs: Sequence[Pairs], n_users: int, device: torch.device) -> None:
-        users = torch.cat([torch.from_numpy(p.users) for p in pairs]) if pairs else None
-        items = torch.cat([torch.from_numpy(p.items) for p in pairs]) if pairs else None
-        if users is None or users.numel() == 0:
-            users = torch.empty(0, dtype=torch.int64)
-            items = torch.empty(0, dtype=torch.int64)
+        tensors = [p.tensors() for p in pairs]
+        users = torch.cat([u for u, _ in tensors]) if tensors else torch.empty(0, dtype=torch.int64)
+        items = torch.cat([i for _, i in tensors]) if tensors else torch.empty(0, dtype=torch.int64)
         order = torch.argsort(users, stable=True)
         self.items = items[order].to(device)
         counts = torch.bincount(users, minlength=n_users)

@@ -118,8 +118,7 @@ class Trainer:
                 weight_decay=getattr(self.cfg, "weight_decay", 0.0),
             )
             self._grad_clip = getattr(self.cfg, "grad_clip", None)
-            self._train_users = torch.from_numpy(data.train.users).to(self.device)
-            self._train_items = torch.from_numpy(data.train.items).to(self.device)
+            self._train_users, self._train_items = data.train.tensors(self.device)
             csr = data.train_csr().to(self.device)
             self._crow, self._col = csr.crow_indices(), csr.col_indices()
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.data import PrepConfig, build_split, load_split
+from recsys.data import Pairs, PrepConfig, build_split, load_split
 from recsys.data.interactions import Interactions, make_frame
 from recsys.data.prepare import k_core, prepare
 from recsys.data.split import split
@@ -158,3 +158,14 @@ def test_trial_copy_has_no_test():
     data = build_split(_raw(), PrepConfig(threshold=None))
     trial = data.without_test()
     assert trial.test is None and "test" not in set(trial.split_frame()["split"])
+
+
+def test_read_only_pairs_give_tensors_without_sharing():
+    # Arrays from Ray's object store are read-only: tensors must not alias them.
+    users, items = np.array([0, 1]), np.array([2, 3])
+    users.flags.writeable = False
+    items.flags.writeable = False
+    pairs = Pairs(users, items)
+    u, i = pairs.tensors()
+    u[0] = 5
+    assert users[0] == 0 and i.tolist() == [2, 3]

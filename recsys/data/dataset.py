@@ -31,6 +31,17 @@ class Pairs:
     def empty(cls) -> Pairs:
         return cls(np.empty(0, np.int64), np.empty(0, np.int64))
 
+    def tensors(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """(users, items) as int64 tensors on ``device``.
+
+        Arrays that arrive through Ray's object store are read-only; torch cannot share those
+        safely, so they are copied.
+        """
+        return tuple(
+            torch.from_numpy(a if a.flags.writeable else a.copy()).to(device)
+            for a in (self.users, self.items)
+        )
+
     def keys(self, n_items: int) -> np.ndarray:
         """``user * n_items + item`` for each pair: a unique int64 key per pair."""
         return self.users * n_items + self.items

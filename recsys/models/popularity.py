@@ -26,7 +26,7 @@ class Popularity(Recommender):
 
     @classmethod
     def fit(cls, data: SplitData, device: torch.device | None = None) -> Popularity:
-        counts = torch.bincount(torch.from_numpy(data.train.items), minlength=data.n_items)
+        counts = torch.bincount(data.train.tensors()[1], minlength=data.n_items)
         return cls(data.n_users, data.n_items, counts).to(device or "cpu")
 
     def score(self, users: torch.Tensor) -> torch.Tensor:

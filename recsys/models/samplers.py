@@ -153,7 +153,7 @@ class PopularityMixtureSampler(NegativeSampler):
         if pool_size < 1:
             raise RecsysError(f"pool_size must be at least 1, got {pool_size}")
         self.p_pop = float(p_pop)
-        counts = torch.bincount(torch.from_numpy(train.items), minlength=n_items)
+        counts = torch.bincount(train.tensors()[1], minlength=n_items)
         self.pool = torch.topk(counts, min(pool_size, n_items)).indices.to(self.device)
 
     def propose(self, n: int) -> torch.Tensor:
