@@ -67,7 +67,5 @@ def make_frame(user_id, item_id, rating=None, timestamp=None) -> pd.DataFrame:
     """Builds the canonical interactions frame from columns; a missing column becomes NaN."""
     frame = pd.DataFrame({"user_id": user_id, "item_id": item_id})
     frame["rating"] = np.asarray(rating, dtype="float64") if rating is not None else np.nan
-    frame["timestamp"] = (
-        np.asarray(timestamp, dtype="float64") if timestamp is not None else np.nan
-    )
+    frame["timestamp"] = np.asarray(timestamp, dtype="float64") if timestamp is not None else np.nan
     return frame

@@ -31,8 +31,9 @@ class Recommender(nn.Module):
             users: (B,) int64 user indices, on the model's device.
 
         Returns:
-            (B, n_items) float tensor; higher is better. Masking of seen items is the
-            evaluator's job, not the model's.
+            (B, n_items) float tensor; higher is better. A new tensor (or a view, which the
+            evaluator copies): the evaluator masks seen items in place, so a model must not
+            return a tensor it keeps. Masking of seen items is the evaluator's job.
         """
         raise NotImplementedError
 

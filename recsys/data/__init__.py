@@ -1,0 +1,99 @@
+"""Datasets: load raw interactions, prepare implicit positives, split, cache.
+
+``load_split`` is the one entry point the rest of the project uses::
+
+    data = load_split("ml-100k")            # cached after the first call
+    data.train, data.val, data.test         # Pairs of contiguous indices
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from recsys.data.cache import PrepConfig, default_cache_dir, fingerprint
+from recsys.data.cache import load as load_cached
+from recsys.data.cache import save as save_cached
+from recsys.data.dataset import Pairs, SplitData
+from recsys.data.interactions import Interactions
+from recsys.data.prepare import prepare
+from recsys.data.split import split
+
+
+def build_split(raw: Interactions, config: PrepConfig, fp: str | None = None) -> SplitData:
+    """Prepares and splits raw interactions (no cache involved)."""
+    prepared = prepare(
+        raw, config.threshold, config.min_user_interactions, config.min_item_interactions
+    )
+    parts = split(prepared, config.split, config.ratios, config.seed, config.by_time)
+    n_users, n_items = len(prepared.user_ids), len(prepared.item_ids)
+    n_pos = len(prepared.users)
+    summary = {
+        **raw.summary(),
+        "positives": prepared.counts["positives"],
+        "after_k_core": prepared.counts["k_core"],
+        "users_prepared": n_users,
+        "items_prepared": n_items,
+        "density_prepared": n_pos / (n_users * n_items),
+        "train": len(parts.train),
+        "val": len(parts.val),
+        "test": len(parts.test),
+        "val_users": int(len(set(parts.val.users.tolist()))),
+        "test_users": int(len(set(parts.test.users.tolist()))),
+        **parts.counts,
+    }
+    return SplitData(
+        name=raw.name,
+        fingerprint=fp or fingerprint(raw, config),
+        user_ids=prepared.user_ids,
+        item_ids=prepared.item_ids,
+        item_text=prepared.item_text,
+        train=parts.train,
+        val=parts.val,
+        test=parts.test,
+        summary=summary,
+    )
+
+
+def load_split(
+    dataset: str | Interactions,
+    data_dir: str | Path | None = None,
+    config: PrepConfig | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    **loader_options,
+) -> SplitData:
+    """Loads, prepares and splits a dataset, reusing the on-disk cache when it matches.
+
+    Args:
+        dataset: a dataset name known to ``recsys.data.loaders`` or raw interactions.
+        data_dir: directory of the source files, for datasets read from disk.
+        config: preparation and split parameters (default :class:`PrepConfig`).
+        cache_dir: where splits (and downloads) are cached (default ``~/.cache/recsys-tune``).
+        use_cache: read and write the split cache.
+        loader_options: passed to the dataset's loader.
+    """
+    config = config or PrepConfig()
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    if isinstance(dataset, Interactions):
+        raw = dataset
+    else:
+        from recsys.data.loaders import load_interactions
+
+        raw = load_interactions(dataset, data_dir, cache_dir=cache_dir, **loader_options)
+    fp = fingerprint(raw, config)
+    if use_cache and (cached := load_cached(cache_dir, fp)) is not None:
+        return cached
+    data = build_split(raw, config, fp)
+    if use_cache:
+        save_cached(data, cache_dir)
+    return data
+
+
+__all__ = [
+    "Interactions",
+    "Pairs",
+    "PrepConfig",
+    "SplitData",
+    "build_split",
+    "load_split",
+]

@@ -1,0 +1,125 @@
+"""Prepared splits cached on disk, keyed by a fingerprint of the source and every parameter."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.dataset import Pairs, SplitData
+from recsys.data.interactions import Interactions
+
+# Bumped whenever preparation or splitting changes what a given set of parameters produces.
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PrepConfig:
+    """Every parameter of preparation and splitting; each one is part of the fingerprint.
+
+    Attributes:
+        threshold: ratings >= threshold are positives (``None``: every interaction is one).
+        min_user_interactions, min_item_interactions: iterative k-core bounds.
+        split: ``ratio``, ``loo`` or ``temporal``.
+        ratios: train/val/test fractions (``None``: 0.8/0.1/0.1 for ratio, 0.7/0.15/0.15 temporal).
+        by_time: ``loo`` holds out each user's latest interactions instead of random ones.
+        seed: seeds the split.
+    """
+
+    threshold: float | None = 4.0
+    min_user_interactions: int = 1
+    min_item_interactions: int = 1
+    split: str = "ratio"
+    ratios: tuple[float, float, float] | None = None
+    by_time: bool = False
+    seed: int = 42
+
+
+def default_cache_dir() -> Path:
+    """``$RECSYS_TUNE_DATA`` if set, else ``~/.cache/recsys-tune``."""
+    return Path(os.environ.get("RECSYS_TUNE_DATA") or Path.home() / ".cache" / "recsys-tune")
+
+
+def content_hash(data: Interactions) -> str:
+    """Hash of the interactions and item texts themselves, wherever they were read from."""
+    h = hashlib.sha256()
+    frame = data.frame[["user_id", "item_id", "rating", "timestamp"]]
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    texts = sorted((str(k), str(v)) for k, v in data.item_text.items())
+    h.update(json.dumps(texts).encode())
+    return h.hexdigest()
+
+
+def fingerprint(data: Interactions, config: PrepConfig) -> str:
+    """Short hex fingerprint of the source content, its name and every preparation parameter."""
+    key = {
+        "format": FORMAT_VERSION,
+        "dataset": data.name,
+        "content": content_hash(data),
+        "config": asdict(config),
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _path(cache_dir: Path, fp: str) -> Path:
+    return Path(cache_dir) / "splits" / fp
+
+
+def save(data: SplitData, cache_dir: Path) -> Path:
+    """Writes a split under ``cache_dir/splits/<fingerprint>/``, atomically (whole directory)."""
+    final = _path(cache_dir, data.fingerprint)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{data.fingerprint}.", dir=final.parent))
+    try:
+        test = data.test if data.test is not None else Pairs.empty()
+        np.savez(
+            tmp / "pairs.npz",
+            train_users=data.train.users,
+            train_items=data.train.items,
+            val_users=data.val.users,
+            val_items=data.val.items,
+            test_users=test.users,
+            test_items=test.items,
+        )
+        pd.DataFrame({"user_id": data.user_ids}).to_parquet(tmp / "users.parquet", index=False)
+        pd.DataFrame({"item_id": data.item_ids, "text": data.item_text}).to_parquet(
+            tmp / "items.parquet", index=False
+        )
+        (tmp / "meta.json").write_text(json.dumps({"name": data.name, "summary": data.summary}))
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process cached the same split first: theirs is identical
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def load(cache_dir: Path, fp: str) -> SplitData | None:
+    """The cached split of fingerprint ``fp``, or ``None`` when there is none."""
+    path = _path(cache_dir, fp)
+    if not (path / "meta.json").exists():
+        return None
+    meta = json.loads((path / "meta.json").read_text())
+    with np.load(path / "pairs.npz") as z:
+        pairs = {s: Pairs(z[f"{s}_users"], z[f"{s}_items"]) for s in ("train", "val", "test")}
+    items = pd.read_parquet(path / "items.parquet")
+    return SplitData(
+        name=meta["name"],
+        fingerprint=fp,
+        user_ids=pd.read_parquet(path / "users.parquet")["user_id"].to_numpy(),
+        item_ids=items["item_id"].to_numpy(),
+        item_text=items["text"].tolist(),
+        train=pairs["train"],
+        val=pairs["val"],
+        test=pairs["test"],
+        summary=meta["summary"],
+    )

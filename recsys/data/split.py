@@ -1,0 +1,141 @@
+"""Seeded train/validation/test splits of prepared positives, all vectorised.
+
+Strategies:
+- ``ratio``: per user, a random ``ratios`` share of its items (default 80/10/10);
+- ``loo``: leave-one-out per user, the validation and test items chosen at random or, with
+  ``by_time``, the user's two latest (test = latest);
+- ``temporal``: global cut by timestamp (default 70/15/15): the earliest interactions train.
+
+Users with too few interactions to give every split at least one item stay in train only and are
+counted. Invariants: the three splits are disjoint, and every validation/test user has training
+interactions (for ``temporal``, held-out pairs of users absent from train are dropped and counted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsys.data.dataset import Pairs
+from recsys.data.prepare import Prepared
+from recsys.errors import RecsysError
+
+STRATEGIES = ("ratio", "loo", "temporal")
+DEFAULT_RATIOS = {"ratio": (0.8, 0.1, 0.1), "temporal": (0.7, 0.15, 0.15)}
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    train: Pairs
+    val: Pairs
+    test: Pairs
+    counts: dict
+
+
+def check_ratios(ratios: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Validates train/validation/test fractions: three non-negative numbers summing to 1."""
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or ratios[0] <= 0:
+        raise RecsysError(
+            f"split ratios {tuple(ratios)} are invalid; give three fractions train,val,test "
+            "with train > 0, e.g. --ratios 0.8,0.1,0.1"
+        )
+    if abs(sum(ratios) - 1.0) > 1e-6:
+        raise RecsysError(
+            f"split ratios {tuple(ratios)} sum to {sum(ratios):.4g}, not 1; "
+            "e.g. --ratios 0.8,0.1,0.1"
+        )
+    return tuple(float(r) for r in ratios)
+
+
+def _rank_within_user(users: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position of each pair within its user's list sorted by ``keys`` (last is primary)."""
+    order = np.lexsort((*keys, users))
+    sizes = np.bincount(users)
+    starts = np.cumsum(sizes) - sizes
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0]) - starts[users[order]]
+    return rank, sizes
+
+
+def _held_out_sizes(sizes: np.ndarray, ratio: float) -> np.ndarray:
+    """Items a user gives to a held-out split: floor(size * ratio), at least 1 if ratio > 0."""
+    n = np.floor(sizes * ratio).astype(np.int64)
+    return np.where(ratio > 0, np.maximum(n, 1), 0)
+
+
+def _assign(
+    rank: np.ndarray, users: np.ndarray, n_test: np.ndarray, n_val: np.ndarray, sizes: np.ndarray
+) -> np.ndarray:
+    """Split code per pair (0 train, 1 val, 2 test): the last ranks test, before them val."""
+    from_end = sizes[users] - 1 - rank
+    code = np.zeros(users.shape[0], dtype=np.int8)
+    code[from_end < n_test[users] + n_val[users]] = 1
+    code[from_end < n_test[users]] = 2
+    return code
+
+
+def split(
+    data: Prepared,
+    strategy: str = "ratio",
+    ratios: tuple[float, float, float] | None = None,
+    seed: int = 42,
+    by_time: bool = False,
+) -> SplitResult:
+    """Splits prepared positives into train, validation and test pairs.
+
+    Args:
+        data: output of :func:`recsys.data.prepare.prepare`.
+        strategy: ``ratio``, ``loo`` or ``temporal``.
+        ratios: train/val/test fractions (``ratio``, ``temporal``); default per strategy.
+        seed: seeds every random choice.
+        by_time: ``loo`` only: hold out each user's latest interactions instead of random ones.
+    """
+    if strategy not in STRATEGIES:
+        raise RecsysError(
+            f"unknown split strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}"
+        )
+    users, items, ts = data.users, data.items, data.timestamps
+    rng = np.random.default_rng(seed)
+    needs_time = strategy == "temporal" or (strategy == "loo" and by_time)
+    if needs_time and np.isnan(ts).any():
+        raise RecsysError(
+            f"split {strategy!r}{' by time' if by_time else ''} needs timestamps, and this dataset "
+            "has interactions without one; use --split ratio or a dataset with timestamps"
+        )
+    counts: dict = {}
+    if strategy == "temporal":
+        r = check_ratios(ratios or DEFAULT_RATIOS["temporal"])
+        # Ties in time are broken at random (seeded) so the cut is exact in size.
+        order = np.lexsort((rng.random(users.shape[0]), ts))
+        n = users.shape[0]
+        cut1, cut2 = int(round(n * r[0])), int(round(n * (r[0] + r[1])))
+        code = np.zeros(n, dtype=np.int8)
+        code[order[cut1:cut2]] = 1
+        code[order[cut2:]] = 2
+        in_train = np.zeros(int(users.max()) + 1, dtype=bool)
+        in_train[users[code == 0]] = True
+        orphan = (code > 0) & ~in_train[users]
+        counts["heldout_dropped_no_train"] = int(orphan.sum())
+        keep = ~orphan
+        users, items, code = users[keep], items[keep], code[keep]
+        counts["train_only_users"] = 0
+    else:
+        if strategy == "ratio":
+            r = check_ratios(ratios or DEFAULT_RATIOS["ratio"])
+            key = rng.random(users.shape[0])
+            rank, sizes = _rank_within_user(users, key)
+            n_val, n_test = _held_out_sizes(sizes, r[1]), _held_out_sizes(sizes, r[2])
+        else:
+            # By time, equal timestamps are ordered at random (seeded); otherwise all is random.
+            keys = (rng.random(users.shape[0]),) + ((ts,) if by_time else ())
+            rank, sizes = _rank_within_user(users, *keys)
+            n_val = np.ones_like(sizes)
+            n_test = np.ones_like(sizes)
+        too_small = sizes < n_val + n_test + 1
+        n_val = np.where(too_small, 0, n_val)
+        n_test = np.where(too_small, 0, n_test)
+        code = _assign(rank, users, n_test, n_val, sizes)
+        counts["train_only_users"] = int((too_small & (sizes > 0)).sum())
+    parts = [Pairs(users[code == c], items[code == c]) for c in (0, 1, 2)]
+    return SplitResult(*parts, counts=counts)

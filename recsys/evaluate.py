@@ -1,0 +1,236 @@
+"""Full-ranking evaluation: every item scored for every evaluated user, seen items masked.
+
+For each evaluated user the model scores the whole catalogue; the user's training items (and, when
+evaluating the test split, its validation items) are set to ``-inf`` so they can never be
+recommended; ``torch.topk`` picks the top ``max(ks)``; the metrics of ``recsys.metrics`` are
+computed on the hit matrix. All of it runs in user batches on the model's device, with no
+per-user Python loop. Within a list, items with equal scores are ordered by item index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from recsys.data.dataset import Pairs, SplitData
+from recsys.metrics import ranking_metrics
+from recsys.models.base import Recommender
+
+DEFAULT_KS = (10, 20, 50)
+# Scores of one batch are (batch, n_items) floats: keep them around 64 MB.
+_BATCH_ELEMENTS = 1 << 24
+
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class UserItemIndex:
+    """Per-user item lists (CSR) on a device, gathered for a batch of users without loops."""
+
+    def __init__(self, pairs: Sequence[Pairs], n_users: int, device: torch.device) -> None:
+        users = torch.cat([torch.from_numpy(p.users) for p in pairs]) if pairs else None
+        items = torch.cat([torch.from_numpy(p.items) for p in pairs]) if pairs else None
+        if users is None or users.numel() == 0:
+            users = torch.empty(0, dtype=torch.int64)
+            items = torch.empty(0, dtype=torch.int64)
+        order = torch.argsort(users, stable=True)
+        self.items = items[order].to(device)
+        counts = torch.bincount(users, minlength=n_users)
+        self.indptr = torch.zeros(n_users + 1, dtype=torch.int64)
+        torch.cumsum(counts, 0, out=self.indptr[1:])
+        self.indptr = self.indptr.to(device)
+        self.counts = counts.to(device)
+
+    def gather(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row positions (within the batch) and item indices of every item of ``users``."""
+        counts = self.counts[users]
+        rows = torch.repeat_interleave(torch.arange(users.shape[0], device=users.device), counts)
+        starts = self.indptr[users]
+        offsets = torch.cumsum(counts, 0) - counts
+        positions = torch.arange(rows.shape[0], device=users.device) - offsets[rows] + starts[rows]
+        return rows, self.items[positions]
+
+
+def _batch_size(n_items: int, batch_size: int | None) -> int:
+    return batch_size or max(1, min(4096, _BATCH_ELEMENTS // max(n_items, 1)))
+
+
+def _ranked(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k values and item indices per row; equal scores go to the lower item index first.
+
+    ``torch.topk`` promises nothing among equal values, which would make results depend on the
+    device and the batch. Rows where the k-th value is tied with items left outside the list are
+    re-selected deterministically; then each list is ordered by (score desc, index asc).
+    """
+    extra = 1 if k < scores.shape[1] else 0
+    values, items = torch.topk(scores, k + extra, dim=1)
+    kth = values[:, k - 1 : k]
+    # A tie crosses the cut exactly when the (k+1)-th best equals the k-th best.
+    crossing = values[:, k] == kth[:, 0] if extra else torch.zeros_like(kth[:, 0], dtype=bool)
+    values, items = values[:, :k], items[:, :k]
+    rows = torch.nonzero(crossing).flatten()
+    if rows.numel():
+        sub, sub_kth = scores[rows], kth[rows]
+        above = sub > sub_kth
+        slots = k - above.sum(1, keepdim=True)
+        tied = sub == sub_kth
+        chosen = above | (tied & (torch.cumsum(tied, 1) <= slots))
+        # Exactly k chosen per row: their indices in ascending order, then sorted by score below.
+        idx = torch.nonzero(chosen)[:, 1].view(rows.shape[0], k)
+        items[rows] = idx
+        values[rows] = sub.gather(1, idx)
+    by_index = torch.argsort(items, dim=1)
+    values, items = values.gather(1, by_index), items.gather(1, by_index)
+    by_score = torch.argsort(values, dim=1, descending=True, stable=True)
+    return values.gather(1, by_score), items.gather(1, by_score)
+
+
+def masked_top_k(
+    score_fn: ScoreFn,
+    users: torch.Tensor,
+    exclude: UserItemIndex,
+    n_items: int,
+    k: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k items of ``users`` with excluded items masked out.
+
+    Returns:
+        (values, items), each (B, min(k, n_items)); masked positions (when a user has fewer than k
+        unexcluded items) have value ``-inf``.
+    """
+    # Scorers return new tensors, which are masked in place; a view (Popularity's expanded row)
+    # is materialised first so that masking never writes into the model's own tensors.
+    scores = score_fn(users).to(torch.float32)
+    if not scores.is_contiguous() or scores._base is not None:
+        scores = scores.contiguous() if not scores.is_contiguous() else scores.clone()
+    rows, items = exclude.gather(users)
+    scores[rows, items] = float("-inf")
+    return _ranked(scores, min(k, n_items))
+
+
+def evaluate_pairs(
+    score_fn: ScoreFn,
+    heldout: Pairs,
+    exclude: Sequence[Pairs],
+    n_users: int,
+    n_items: int,
+    ks: Sequence[int] = DEFAULT_KS,
+    batch_size: int | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """Full-ranking metrics of a scorer against held-out pairs.
+
+    Args:
+        score_fn: maps (B,) user indices on ``device`` to (B, n_items) scores.
+        heldout: the pairs to find (validation or test).
+        exclude: pairs masked from the ranking (training, plus validation when testing).
+        n_users, n_items: catalogue sizes.
+        ks: cutoffs.
+        batch_size: users per batch (default: about 16M scores per batch).
+        device: where scores, masks and top-k live.
+
+    Returns:
+        Mean of each metric over evaluated users (``"ndcg@10"``...), ``"coverage@k"`` (share of
+        the catalogue that appears in at least one top-k list), ``"users"`` (evaluated) and
+        ``"users_skipped"`` (users with nothing held out).
+    """
+    device = torch.device(device)
+    ks = tuple(sorted(set(int(k) for k in ks)))
+    if not ks or ks[0] < 1:
+        raise ValueError(f"cutoffs must be positive integers, got {ks}")
+    target = UserItemIndex([heldout], n_users, device)
+    mask = UserItemIndex(list(exclude), n_users, device)
+    users = torch.nonzero(target.counts > 0).flatten()
+    totals: dict[str, torch.Tensor] = {}
+    covered = {k: torch.zeros(n_items, dtype=torch.bool, device=device) for k in ks}
+    step = _batch_size(n_items, batch_size)
+    for start in range(0, users.shape[0], step):
+        batch = users[start : start + step]
+        values, top = masked_top_k(score_fn, batch, mask, n_items, ks[-1])
+        rows, items = target.gather(batch)
+        relevant = torch.zeros(batch.shape[0], n_items, dtype=torch.bool, device=device)
+        relevant[rows, items] = True
+        hits = relevant.gather(1, top) & torch.isfinite(values)
+        for name, per_user in ranking_metrics(hits, target.counts[batch], ks).items():
+            totals[name] = totals.get(name, 0.0) + per_user.sum()
+        for k in ks:
+            valid = torch.isfinite(values[:, :k])
+            covered[k][top[:, :k][valid]] = True
+    n = int(users.shape[0])
+    result = {name: float(total) / n for name, total in totals.items()} if n else {}
+    result.update({f"coverage@{k}": float(c.float().mean()) for k, c in covered.items()})
+    result["users"] = n
+    result["users_skipped"] = n_users - n
+    return result
+
+
+def split_pairs(data: SplitData, split: str) -> tuple[Pairs, list[Pairs]]:
+    """Held-out pairs of ``split`` and the pairs masked when ranking for it."""
+    if split == "val":
+        return data.val, [data.train]
+    if split == "test":
+        if data.test is None:
+            raise ValueError("this SplitData carries no test split (it is a tuning trial's copy)")
+        return data.test, [data.train, data.val]
+    raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+
+
+@torch.no_grad()
+def evaluate(
+    model: Recommender,
+    data: SplitData,
+    split: str = "val",
+    ks: Sequence[int] = DEFAULT_KS,
+    batch_size: int | None = None,
+) -> dict[str, float]:
+    """Full-ranking metrics of ``model`` on the validation or test split of ``data``.
+
+    Training items are always masked; validation items too when ``split == "test"``.
+    """
+    heldout, exclude = split_pairs(data, split)
+    was_training = model.training
+    model.eval()
+    try:
+        return evaluate_pairs(
+            model.score, heldout, exclude, data.n_users, data.n_items, ks, batch_size, model.device
+        )
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def recommend(
+    model: Recommender,
+    data: SplitData,
+    users: torch.Tensor,
+    k: int = 100,
+    exclude_splits: Sequence[str] = ("train", "val"),
+    batch_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k recommendations of ``users`` with the items of ``exclude_splits`` removed.
+
+    Returns:
+        (items, scores), each (len(users), min(k, n_items)) on the CPU; positions a user cannot
+        fill (fewer unexcluded items than k) hold item -1 and score -inf.
+    """
+    pairs = {"train": data.train, "val": data.val, "test": data.test}
+    mask = UserItemIndex(
+        [pairs[s] for s in exclude_splits if pairs[s] is not None], data.n_users, model.device
+    )
+    was_training = model.training
+    model.eval()
+    out_items, out_scores = [], []
+    step = _batch_size(data.n_items, batch_size)
+    try:
+        for start in range(0, users.shape[0], step):
+            batch = users[start : start + step].to(model.device)
+            values, top = masked_top_k(model.score, batch, mask, data.n_items, k)
+            top = torch.where(torch.isfinite(values), top, torch.full_like(top, -1))
+            out_items.append(top.cpu())
+            out_scores.append(values.cpu())
+    finally:
+        model.train(was_training)
+    width = min(k, data.n_items)
+    if not out_items:
+        return torch.empty(0, width, dtype=torch.int64), torch.empty(0, width)
+    return torch.cat(out_items), torch.cat(out_scores)

@@ -1,0 +1,99 @@
+"""Top-K ranking metrics as pure functions over the hit matrix of ranked lists.
+
+Every function takes ``hits``, a (U, K) bool/float tensor whose entry ``[u, r]`` says whether the
+item ranked ``r + 1`` for user ``u`` is one of the user's held-out items, and ``n_relevant``, the
+(U,) number of held-out items of each user (always >= 1: users with nothing held out are skipped
+before this point). Each returns a (U,) float tensor of per-user values at cutoff ``k``; the
+evaluator averages them over users.
+
+Definitions (binary relevance, ranks counted from 1):
+
+- Precision@k = hits in the top k / k
+- Recall@k = hits in the top k / n_relevant
+- Hit@k = 1 if any of the top k is relevant, else 0
+- NDCG@k = DCG@k / IDCG@k with DCG@k = sum_{r<=k} rel_r / log2(r + 1) and IDCG@k the DCG of
+  min(n_relevant, k) hits at the top
+- MRR@k = 1 / rank of the first relevant item within the top k (0 when none)
+- MAP@k = sum_{r<=k} Precision@r * rel_r / min(n_relevant, k)
+"""
+
+from __future__ import annotations
+
+import torch
+
+METRICS = ("recall", "ndcg", "precision", "hit", "mrr", "map")
+
+
+def _check(hits: torch.Tensor, k: int) -> torch.Tensor:
+    if k < 1:
+        raise ValueError(f"cutoff k must be >= 1, got {k}")
+    if hits.dim() != 2:
+        raise ValueError(f"hits must be (users, K), got shape {tuple(hits.shape)}")
+    # A list shorter than k (a catalogue smaller than k) counts the missing ranks as misses.
+    return hits[:, :k].to(torch.float32)
+
+
+def _discounts(k: int, device: torch.device) -> torch.Tensor:
+    return 1.0 / torch.log2(torch.arange(2, k + 2, device=device, dtype=torch.float32))
+
+
+def precision(hits: torch.Tensor, n_relevant: torch.Tensor, k: int) -> torch.Tensor:
+    return _check(hits, k).sum(1) / k
+
+
+def recall(hits: torch.Tensor, n_relevant: torch.Tensor, k: int) -> torch.Tensor:
+    return _check(hits, k).sum(1) / n_relevant.to(torch.float32)
+
+
+def hit(hits: torch.Tensor, n_relevant: torch.Tensor, k: int) -> torch.Tensor:
+    return (_check(hits, k).sum(1) > 0).to(torch.float32)
+
+
+def ndcg(hits: torch.Tensor, n_relevant: torch.Tensor, k: int) -> torch.Tensor:
+    h = _check(hits, k)
+    disc = _discounts(k, hits.device)
+    dcg = (h * disc[: h.shape[1]]).sum(1)
+    ideal_hits = torch.clamp(n_relevant, max=k)
+    idcg = torch.cumsum(disc, 0)[ideal_hits.long() - 1]
+    return dcg / idcg
+
+
+def mrr(hits: torch.Tensor, n_relevant: torch.Tensor, k: int) -> torch.Tensor:
+    h = _check(hits, k)
+    ranks = torch.arange(1, h.shape[1] + 1, device=hits.device, dtype=torch.float32)
+    # argmax finds the first maximum: the first hit when there is one.
+    first = ranks[h.argmax(1)] if h.shape[1] else torch.ones(h.shape[0], device=hits.device)
+    return torch.where(h.sum(1) > 0, 1.0 / first, torch.zeros_like(first))
+
+
+def average_precision(hits: torch.Tensor, n_relevant: torch.Tensor, k: int) -> torch.Tensor:
+    h = _check(hits, k)
+    ranks = torch.arange(1, h.shape[1] + 1, device=hits.device, dtype=torch.float32)
+    precision_at_r = torch.cumsum(h, 1) / ranks
+    return (precision_at_r * h).sum(1) / torch.clamp(n_relevant, max=k).to(torch.float32)
+
+
+FUNCTIONS = {
+    "recall": recall,
+    "ndcg": ndcg,
+    "precision": precision,
+    "hit": hit,
+    "mrr": mrr,
+    "map": average_precision,
+}
+
+
+def ranking_metrics(
+    hits: torch.Tensor, n_relevant: torch.Tensor, ks: tuple[int, ...]
+) -> dict[str, torch.Tensor]:
+    """Every metric of :data:`METRICS` at every cutoff, per user.
+
+    Args:
+        hits: (U, K) relevance of the ranked lists, K >= max(ks) or the catalogue size.
+        n_relevant: (U,) number of held-out items per user, >= 1.
+        ks: cutoffs.
+
+    Returns:
+        ``{"recall@10": (U,), "ndcg@10": (U,), ...}``.
+    """
+    return {f"{name}@{k}": FUNCTIONS[name](hits, n_relevant, k) for k in ks for name in METRICS}
