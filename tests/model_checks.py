@@ -50,7 +50,7 @@ def train_epochs(
             if grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
-            total += float(loss) * batch.shape[0]
+            total += float(loss.detach()) * batch.shape[0]
         means.append(total / users.shape[0])
     model.eval()
     return means

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
 # Largest dense block (in elements) built at once when counting co-occurrences: 2^26 float32
 # values are 256 MiB, small enough for any device, large enough to keep matmuls efficient.
 _BLOCK_ELEMENTS = 1 << 26
+
+
+def sparse_csr(
+    crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
+    """A sparse CSR tensor from parts already in CSR order (ascending columns within a row)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
 
 
 class History(nn.Module):
@@ -59,9 +70,7 @@ class History(nn.Module):
         crow = torch.zeros(self.n_items + 1, dtype=torch.int64, device=self.crow.device)
         crow[1:] = torch.cumsum(counts, 0)
         values = torch.ones(self.col.shape[0], device=self.crow.device)
-        return torch.sparse_csr_tensor(
-            crow, users[order], values, size=(self.n_items, self.n_users)
-        )
+        return sparse_csr(crow, users[order], values, (self.n_items, self.n_users))
 
     def cooccurrence_blocks(self, block: int | None = None):
         """Yields ``(items, G[:, items])`` column blocks of the co-occurrence matrix G = X^T X.

@@ -64,6 +64,9 @@ class TextDecoder(nn.Module):
         embeddings = F.normalize(item_embeddings.detach().to(torch.float32), dim=1)
         self.register_buffer("item_text", embeddings, persistent=False)
         self.project = nn.Linear(latent, dim, bias=False)
+        # Start from (almost) the uniform distribution over items: with unit-norm E, a default
+        # init times the scale would give large random logits from the noisy z of early training.
+        nn.init.normal_(self.project.weight, std=1e-3)
         self.log_scale = nn.Parameter(torch.tensor(math.log(logit_scale)))
         self.item_bias = nn.Parameter(torch.zeros(n_items))
         self.residual = nn.Parameter(torch.zeros(n_items, dim)) if trainable_residual else None

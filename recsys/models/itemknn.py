@@ -9,7 +9,7 @@ import torch
 from recsys.data.dataset import SplitData
 from recsys.errors import RecsysError
 from recsys.models.base import Recommender
-from recsys.models.history import History
+from recsys.models.history import History, sparse_csr
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,7 @@ class ItemKNN(Recommender):
         """S^T as an (n_items, n_items) sparse CSR tensor (row j: the neighbours of item j)."""
         n, k = self.neighbours.shape
         crow = torch.arange(0, n * k + 1, k, device=self.neighbours.device)
-        return torch.sparse_csr_tensor(
-            crow, self.neighbours.reshape(-1), self.weights.reshape(-1), size=(n, n)
-        )
+        return sparse_csr(crow, self.neighbours.reshape(-1), self.weights.reshape(-1), (n, n))
 
     def score(self, users: torch.Tensor) -> torch.Tensor:
         return (self.similarity_t() @ self.history.rows(users).T).T
