@@ -21,8 +21,11 @@ _PACKAGED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 
 
 def default_cache_dir() -> Path:
-    """``$RECSYS_TUNE_CACHE/embeddings``, or ``~/.cache/recsys-tune/embeddings``."""
-    root = os.environ.get("RECSYS_TUNE_CACHE")
+    """``$RECSYS_TUNE_CACHE/embeddings``, else ``embeddings/`` in the data home.
+
+    The data home is ``$RECSYS_TUNE_DATA``, else ``~/.cache/recsys-tune`` (as for splits).
+    """
+    root = os.environ.get("RECSYS_TUNE_CACHE") or os.environ.get("RECSYS_TUNE_DATA")
     base = Path(root).expanduser() if root else Path.home() / ".cache" / "recsys-tune"
     return base / "embeddings"
 

@@ -47,6 +47,12 @@ def test_cache_dir_from_environment(tmp_path, monkeypatch, counting_encoder):
     assert len(list((tmp_path / "embeddings").glob("*.npy"))) == 1
 
 
+def test_cache_dir_falls_back_to_the_data_home(tmp_path, monkeypatch, counting_encoder):
+    monkeypatch.delenv("RECSYS_TUNE_CACHE", raising=False)
+    monkeypatch.setenv("RECSYS_TUNE_DATA", str(tmp_path))
+    assert text.default_cache_dir() == tmp_path / "embeddings"
+
+
 def test_corrupt_cache_file_is_recomputed(tmp_path, counting_encoder):
     path = text.cache_path(["a", "b"], text.DEFAULT_MODEL, tmp_path)
     path.write_bytes(b"not an npy file")

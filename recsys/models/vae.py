@@ -107,7 +107,7 @@ class MultinomialVAE(TrainableRecommender):
         beta = self.beta()
         if self.training:
             self.step += 1
-        return {"loss": nll + beta * kl, "nll": nll, "kl": kl, "beta": torch.tensor(beta)}
+        return {"loss": nll + beta * kl, "nll": nll, "kl": kl, "beta": nll.new_tensor(beta)}
 
     def score(self, users: torch.Tensor) -> torch.Tensor:
         mu, _ = self.encoder(self.history.rows(users))
