@@ -7,7 +7,9 @@ unless ``--text`` encodes the items' texts: the epoch time does not depend on th
 encoding 25k texts on a CPU takes longer than the epoch itself. Each model trains ``--epochs``
 epochs with the real training loop (``recsys.train.Trainer``) and default hyperparameters; the
 first epoch is reported apart (it includes allocator warm-up). ``score`` is the time to score every
-user once (what one full-ranking evaluation spends in the model).
+user once (what one full-ranking evaluation spends in the model). EASE inverts a dense
+n_items x n_items matrix in float64 (5 GB at 25k items), so it is skipped above
+``--ease-max-items``.
 
     python benchmarks/vae_speed.py [--sizes ml100k-shape,100k,1m,5m] [--models mult_vae,...]
         [--epochs 2] [--device cpu] [--text]
@@ -59,6 +61,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--text", action="store_true", help="encode item texts with SBERT")
+    parser.add_argument("--ease-max-items", type=int, default=10_000)
     args = parser.parse_args()
 
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, device {args.device}")
@@ -82,6 +85,9 @@ def main() -> None:
             data = dataclasses.replace(data, item_embeddings=vectors.astype(np.float32))
         active = len(np.unique(data.train.users))
         for name in args.models.split(","):
+            if name == "ease" and data.n_items > args.ease_max_items:
+                print(f"{size:>12} {'':>6} {'':>6} {'':>8} {name:>10} skipped (--ease-max-items)")
+                continue
             start = time.perf_counter()
             trainer = Trainer(name, {}, data, device=args.device, seed=0)
             build_s = time.perf_counter() - start

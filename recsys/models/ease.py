@@ -35,10 +35,14 @@ def ease_weights(gram: torch.Tensor, l2: float) -> torch.Tensor:
     """
     g = gram.to(torch.float64)
     g.diagonal().add_(l2)
-    p = torch.cholesky_inverse(torch.linalg.cholesky(g))
-    b = p / (-p.diagonal()).unsqueeze(0)
-    b.diagonal().zero_()
-    return b.to(torch.float32)
+    # Drop each n_items^2 intermediate as soon as the next exists: at 25k items each is 5 GB.
+    factor = torch.linalg.cholesky(g)
+    del g
+    p = torch.cholesky_inverse(factor)
+    del factor
+    p.div_(-p.diagonal().clone().unsqueeze(0))
+    p.diagonal().zero_()
+    return p.to(torch.float32)
 
 
 class EASE(Recommender):

@@ -7,9 +7,9 @@ import warnings
 import torch
 from torch import nn
 
-# Largest dense block (in elements) built at once when counting co-occurrences: 2^26 float32
-# values are 256 MiB, small enough for any device, large enough to keep matmuls efficient.
-_BLOCK_ELEMENTS = 1 << 26
+# Largest dense block (in elements) built at once when counting co-occurrences: 2^25 float32
+# values are 128 MiB (callers keep a few such blocks alive), large enough for efficient matmuls.
+_BLOCK_ELEMENTS = 1 << 25
 
 
 def sparse_csr(
@@ -76,7 +76,7 @@ class History(nn.Module):
         """Yields ``(items, G[:, items])`` column blocks of the co-occurrence matrix G = X^T X.
 
         Args:
-            block: items per block (default: as many as fit in a 256 MiB dense block).
+            block: items per block (default: as many as fit in a 128 MiB dense block).
 
         Yields:
             ``items`` (c,) int64 and ``counts`` (n_items, c) float32: how many users interacted
