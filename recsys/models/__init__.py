@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from recsys.errors import RecsysError
-from recsys.models import bpr_mf, lightgcn, popularity
+from recsys.models import bpr_mf, ease, hybrid_vae, itemknn, lightgcn, mult_vae, popularity
 from recsys.models.base import ModelSpec, Recommender
 
 MODELS: dict[str, ModelSpec] = {
@@ -16,6 +16,10 @@ MODELS: dict[str, ModelSpec] = {
         "lightgcn_hardneg", lightgcn.LightGCNHardNegConfig, lightgcn.build
     ),
     "lightgcn_text": ModelSpec("lightgcn_text", lightgcn.LightGCNTextConfig, lightgcn.build),
+    "itemknn": ModelSpec("itemknn", itemknn.ItemKNNConfig, itemknn.build, trainable=False),
+    "ease": ModelSpec("ease", ease.EASEConfig, ease.build, trainable=False),
+    "mult_vae": ModelSpec("mult_vae", mult_vae.MultVAEConfig, mult_vae.build),
+    "hybrid_vae": ModelSpec("hybrid_vae", hybrid_vae.HybridVAEConfig, hybrid_vae.build),
 }
 
 

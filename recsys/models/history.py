@@ -1,0 +1,99 @@
+"""Users' training interactions kept inside a model: dense rows and item co-occurrence counts."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+# Largest dense block (in elements) built at once when counting co-occurrences: 2^25 float32
+# values are 128 MiB (callers keep a few such blocks alive), large enough for efficient matmuls.
+_BLOCK_ELEMENTS = 1 << 25
+
+
+def sparse_csr(
+    crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
+    """A sparse CSR tensor from parts already in CSR order (ascending columns within a row)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
+
+
+class History(nn.Module):
+    """The binary training matrix X (n_users, n_items), stored as CSR index buffers.
+
+    Models that score from a user's training row (the autoencoders, EASE, ItemKNN) hold one.
+    The buffers are not persistent: they come from the data at build time, so checkpoints hold
+    weights only.
+
+    Args:
+        train_csr: (n_users, n_items) sparse CSR tensor of training interactions (values ignored).
+    """
+
+    def __init__(self, train_csr: torch.Tensor) -> None:
+        super().__init__()
+        self.n_users, self.n_items = (int(s) for s in train_csr.shape)
+        self.register_buffer("crow", train_csr.crow_indices().to(torch.int64), persistent=False)
+        self.register_buffer("col", train_csr.col_indices().to(torch.int64), persistent=False)
+
+    def rows(self, users: torch.Tensor) -> torch.Tensor:
+        """Dense binary training rows of ``users``.
+
+        Args:
+            users: (B,) int64 user indices on the buffers' device.
+
+        Returns:
+            (B, n_items) float32 tensor, 1.0 where the user has a training interaction.
+        """
+        start = self.crow[users]
+        count = self.crow[users + 1] - start
+        total = int(count.sum())
+        batch = torch.arange(users.shape[0], device=users.device)
+        row_of = torch.repeat_interleave(batch, count, output_size=total)
+        # Position of each nonzero within its row: a running index minus the row's first slot.
+        first = torch.repeat_interleave(torch.cumsum(count, 0) - count, count, output_size=total)
+        offset = torch.arange(total, device=users.device) - first
+        cols = self.col[torch.repeat_interleave(start, count, output_size=total) + offset]
+        out = torch.zeros(users.shape[0], self.n_items, device=users.device)
+        out[row_of, cols] = 1.0
+        return out
+
+    def item_csr(self) -> torch.Tensor:
+        """X^T as an (n_items, n_users) sparse CSR float32 tensor on the buffers' device."""
+        users = torch.repeat_interleave(
+            torch.arange(self.n_users, device=self.crow.device), self.crow[1:] - self.crow[:-1]
+        )
+        order = torch.argsort(self.col * self.n_users + users)
+        counts = torch.bincount(self.col, minlength=self.n_items)
+        crow = torch.zeros(self.n_items + 1, dtype=torch.int64, device=self.crow.device)
+        crow[1:] = torch.cumsum(counts, 0)
+        values = torch.ones(self.col.shape[0], device=self.crow.device)
+        return sparse_csr(crow, users[order], values, (self.n_items, self.n_users))
+
+    def cooccurrence_blocks(self, block: int | None = None):
+        """Yields ``(items, G[:, items])`` column blocks of the co-occurrence matrix G = X^T X.
+
+        Args:
+            block: items per block (default: as many as fit in a 128 MiB dense block).
+
+        Yields:
+            ``items`` (c,) int64 and ``counts`` (n_items, c) float32: how many users interacted
+            with both item i and item ``items[j]`` (the diagonal holds item popularity).
+        """
+        xt = self.item_csr()
+        if block is None:
+            block = max(1, _BLOCK_ELEMENTS // max(self.n_users, self.n_items))
+        item_rows = History(xt)
+        for lo in range(0, self.n_items, block):
+            items = torch.arange(lo, min(lo + block, self.n_items), device=self.crow.device)
+            # G[:, items] = X^T (X[:, items]); X[:, items] is the transpose of X^T's rows.
+            yield items, xt @ item_rows.rows(items).T
+
+    def cooccurrence(self) -> torch.Tensor:
+        """The dense (n_items, n_items) float32 co-occurrence matrix G = X^T X."""
+        out = torch.empty(self.n_items, self.n_items, device=self.crow.device)
+        for items, counts in self.cooccurrence_blocks():
+            out[:, items] = counts
+        return out

@@ -1,0 +1,145 @@
+"""HybridVAE: a multinomial VAE whose decoder scores items through frozen Sentence-BERT vectors."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recsys.data.dataset import SplitData
+from recsys.errors import RecsysError
+from recsys.models.vae import MultinomialVAE, VAEEncoder
+from recsys.text import DEFAULT_MODEL, with_item_embeddings
+
+
+@dataclass(frozen=True)
+class HybridVAEConfig:
+    """HybridVAE hyperparameters.
+
+    ``logit_scale`` is the initial value of the learned logit scale s (see :class:`TextDecoder`);
+    ``text_model`` names the Sentence-BERT model used when the data has no item embeddings yet.
+    """
+
+    hidden: int = 600
+    latent: int = 200
+    dropout: float = 0.5
+    beta_max: float = 0.2
+    anneal_steps: int = 20_000
+    lr: float = 1e-3
+    batch_size: int = 500
+    weight_decay: float = 0.0
+    grad_clip: float | None = 5.0
+    trainable_residual: bool = False
+    logit_scale: float = 10.0
+    text_model: str = DEFAULT_MODEL
+
+
+class TextDecoder(nn.Module):
+    """Item logits s * (z W) E^T + b, with E the frozen, L2-normalised item text embeddings.
+
+    Rows of E have unit norm and the texts of one catalogue are close to each other (cosines
+    of 0.2-0.6 are common), so without a scale the logits would span a narrow range and the
+    softmax over thousands of items would stay nearly flat early in training. s = exp(log_scale)
+    is learned, starting at ``logit_scale``.
+
+    Args:
+        latent: size of z.
+        item_embeddings: (n_items, d) text embeddings; normalised and frozen here.
+        logit_scale: initial logit scale s (> 0).
+        trainable_residual: add a learned (n_items, d) matrix R, initialised at 0, to E.
+    """
+
+    def __init__(
+        self,
+        latent: int,
+        item_embeddings: torch.Tensor,
+        logit_scale: float,
+        trainable_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        n_items, dim = item_embeddings.shape
+        embeddings = F.normalize(item_embeddings.detach().to(torch.float32), dim=1)
+        self.register_buffer("item_text", embeddings, persistent=False)
+        self.project = nn.Linear(latent, dim, bias=False)
+        # Start from (almost) the uniform distribution over items: with unit-norm E, a default
+        # init times the scale would give large random logits from the noisy z of early training.
+        nn.init.normal_(self.project.weight, std=1e-3)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(logit_scale)))
+        self.item_bias = nn.Parameter(torch.zeros(n_items))
+        self.residual = nn.Parameter(torch.zeros(n_items, dim)) if trainable_residual else None
+
+    def item_matrix(self) -> torch.Tensor:
+        """(n_items, d): E, plus the learned residual when there is one."""
+        if self.residual is None:
+            return self.item_text
+        return self.item_text + self.residual
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, latent) -> (B, n_items) logits."""
+        return self.log_scale.exp() * (self.project(z) @ self.item_matrix().T) + self.item_bias
+
+
+class HybridVAE(MultinomialVAE):
+    """HybridVAE: Mult-VAE's objective (Liang et al., WWW 2018) with a content decoder whose item
+    side is frozen Sentence-BERT embeddings (Reimers and Gurevych, EMNLP 2019).
+
+    Encoder: normalised row, input dropout, Linear -> LayerNorm -> GELU -> Dropout, then mu and
+    log-variance. Decoder: :class:`TextDecoder`.
+
+    Args:
+        train_csr: (n_users, n_items) sparse CSR training matrix, kept for scoring.
+        item_embeddings: (n_items, d) item text embeddings.
+        hidden: encoder hidden width.
+        latent: size of z.
+        dropout: input and hidden dropout probability.
+        beta_max: final KL weight.
+        anneal_steps: training steps to reach ``beta_max``.
+        logit_scale: initial logit scale.
+        trainable_residual: learn a residual added to the item text embeddings.
+    """
+
+    def __init__(
+        self,
+        train_csr: torch.Tensor,
+        item_embeddings: torch.Tensor,
+        hidden: int,
+        latent: int,
+        dropout: float,
+        beta_max: float,
+        anneal_steps: int,
+        logit_scale: float,
+        trainable_residual: bool = False,
+    ) -> None:
+        n_items = int(train_csr.shape[1])
+        hidden_block = nn.Sequential(nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout))
+        encoder = VAEEncoder(n_items, hidden, latent, dropout, hidden_block)
+        decoder = TextDecoder(latent, item_embeddings, logit_scale, trainable_residual)
+        super().__init__(train_csr, encoder, decoder, beta_max, anneal_steps)
+
+
+def build(cfg: HybridVAEConfig, data: SplitData, device: torch.device) -> HybridVAE:
+    if cfg.logit_scale <= 0:
+        raise RecsysError(f"hybrid_vae: logit_scale must be > 0, got {cfg.logit_scale}")
+    if data.item_embeddings is None:
+        data = with_item_embeddings(data, cfg.text_model)
+    embeddings = torch.as_tensor(data.item_embeddings, dtype=torch.float32)
+    if embeddings.ndim != 2 or embeddings.shape[0] != data.n_items:
+        raise RecsysError(
+            f"hybrid_vae: item_embeddings must have shape (n_items={data.n_items}, d), got "
+            f"{tuple(embeddings.shape)}; recompute them with recsys.text.with_item_embeddings"
+        )
+    model = HybridVAE(
+        data.train_csr(),
+        embeddings,
+        cfg.hidden,
+        cfg.latent,
+        cfg.dropout,
+        cfg.beta_max,
+        cfg.anneal_steps,
+        cfg.logit_scale,
+        cfg.trainable_residual,
+    )
+    return model.to(device)

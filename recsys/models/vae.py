@@ -1,0 +1,114 @@
+"""What Mult-VAE and HybridVAE share: the encoder, the annealed ELBO loss and scoring from mu.
+
+The two models differ only in the encoder's hidden block and in the decoder, which they pass
+in (see ``mult_vae.py`` and ``hybrid_vae.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recsys.models.base import TrainableRecommender, UserBatch
+from recsys.models.history import History
+
+
+class VAEEncoder(nn.Module):
+    """q(z | x): L2-normalised row, input dropout, one hidden layer, then mu and log-variance.
+
+    Args:
+        n_items: input width.
+        hidden: hidden width.
+        latent: size of z.
+        dropout: input dropout probability (applied after normalisation, as in Liang et al.).
+        hidden_block: applied after the first linear layer (e.g. ``nn.Tanh()``).
+    """
+
+    def __init__(
+        self, n_items: int, hidden: int, latent: int, dropout: float, hidden_block: nn.Module
+    ) -> None:
+        super().__init__()
+        self.latent = latent
+        self.dropout = nn.Dropout(dropout)
+        self.hidden = nn.Linear(n_items, hidden)
+        self.hidden_block = hidden_block
+        self.out = nn.Linear(hidden, 2 * latent)
+
+    def forward(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, n_items) rows -> mu (B, latent) and log-variance (B, latent)."""
+        h = self.dropout(F.normalize(rows, dim=1))
+        h = self.hidden_block(self.hidden(h))
+        mu, logvar = self.out(h).split(self.latent, dim=1)
+        return mu, logvar
+
+
+def multinomial_nll(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Mean over users of -sum_i x_ui log softmax(logits_u)_i; shapes (B, n_items) -> ()."""
+    return -(F.log_softmax(logits, dim=1) * rows).sum(dim=1).mean()
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Mean over users of KL(N(mu, exp(logvar)) || N(0, I)); shapes (B, d) -> ()."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0).sum(dim=1).mean()
+
+
+class MultinomialVAE(TrainableRecommender):
+    """A VAE over users' item rows with a multinomial likelihood and a linearly annealed KL weight.
+
+    Loss per batch: multinomial NLL + beta * KL with beta = beta_max * min(1, step /
+    anneal_steps), ``step`` counting training batches (a buffer, so checkpoints resume the
+    schedule). Training samples z = mu + sigma * eps; scoring decodes mu of the user's training
+    row.
+
+    Args:
+        train_csr: (n_users, n_items) sparse CSR training matrix, kept for scoring.
+        encoder: the inference network.
+        decoder: maps z (B, latent) to item logits (B, n_items).
+        beta_max: final KL weight.
+        anneal_steps: training steps over which beta rises from 0 to ``beta_max`` (0: at once).
+    """
+
+    batch_kind = "users"
+
+    def __init__(
+        self,
+        train_csr: torch.Tensor,
+        encoder: VAEEncoder,
+        decoder: nn.Module,
+        beta_max: float,
+        anneal_steps: int,
+    ) -> None:
+        super().__init__()
+        self.history = History(train_csr)
+        self.n_users, self.n_items = self.history.n_users, self.history.n_items
+        self.encoder = encoder
+        self.decoder = decoder
+        self.beta_max = beta_max
+        self.anneal_steps = anneal_steps
+        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+
+    def beta(self) -> float:
+        """The KL weight of the next training step."""
+        if self.anneal_steps <= 0:
+            return self.beta_max
+        return self.beta_max * min(1.0, int(self.step) / self.anneal_steps)
+
+    def forward(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, n_items) rows -> logits (B, n_items), mu and log-variance (B, latent)."""
+        mu, logvar = self.encoder(rows)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        return self.decoder(z), mu, logvar
+
+    def loss(self, batch: UserBatch) -> dict[str, torch.Tensor]:
+        logits, mu, logvar = self(batch.rows)
+        nll = multinomial_nll(logits, batch.rows)
+        kl = gaussian_kl(mu, logvar)
+        beta = self.beta()
+        if self.training:
+            self.step += 1
+        return {"loss": nll + beta * kl, "nll": nll, "kl": kl, "beta": nll.new_tensor(beta)}
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        mu, _ = self.encoder(self.history.rows(users))
+        return self.decoder(mu)

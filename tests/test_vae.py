@@ -1,0 +1,191 @@
+"""Mult-VAE and HybridVAE: the checkerboard, loss going down, annealing, frozen text vectors."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+from model_checks import held_out_on_top, train_epochs
+
+from recsys import text
+from recsys.data.dataset import SplitData
+from recsys.errors import RecsysError
+from recsys.models import get_spec
+from recsys.models.base import UserBatch
+from recsys.models.history import History
+from recsys.models.hybrid_vae import TextDecoder
+from recsys.models.vae import gaussian_kl, multinomial_nll
+
+SMALL = {"hidden": 32, "latent": 8, "anneal_steps": 50}
+
+
+def with_text(data: SplitData, dim: int = 32, seed: int = 0) -> SplitData:
+    """``data`` with random unit-norm item vectors standing in for Sentence-BERT."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(data.n_items, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return dataclasses.replace(data, item_embeddings=vectors)
+
+
+def build(name: str, data: SplitData, **overrides):
+    spec = get_spec(name)
+    assert spec.trainable
+    torch.manual_seed(0)
+    return spec.build(spec.config_cls(**{**SMALL, **overrides}), data, torch.device("cpu"))
+
+
+@pytest.fixture
+def text_blocks(blocks) -> SplitData:
+    return with_text(blocks)
+
+
+@pytest.mark.parametrize("name", ["mult_vae", "hybrid_vae"])
+def test_vae_learns_the_checkerboard(text_blocks, name):
+    model = build(name, text_blocks)
+    losses = train_epochs(model, text_blocks, epochs=30)
+    assert losses[-1] < 0.85 * losses[0]
+    assert held_out_on_top(model, text_blocks) == 1.0
+
+
+@pytest.mark.parametrize("name", ["mult_vae", "hybrid_vae"])
+def test_vae_loss_goes_down_in_a_few_epochs(text_blocks, name):
+    model = build(name, text_blocks)
+    losses = train_epochs(model, text_blocks, epochs=4, lr=1e-3)
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("name", ["mult_vae", "hybrid_vae"])
+def test_vae_shapes_and_loss_terms(text_blocks, name):
+    model = build(name, text_blocks)
+    assert model.batch_kind == "users"
+    users = torch.tensor([0, 5, 39])
+    rows = History(text_blocks.train_csr()).rows(users)
+    model.train()
+    logits, mu, logvar = model(rows)
+    assert logits.shape == (3, text_blocks.n_items)
+    assert mu.shape == logvar.shape == (3, SMALL["latent"])
+    out = model.loss(UserBatch(users, rows))
+    assert {"loss", "nll", "kl", "beta"} <= set(out)
+    assert out["loss"].ndim == 0 and out["nll"] > 0 and out["kl"] >= 0
+    model.eval()
+    scores = model.score(users)
+    assert scores.shape == (3, text_blocks.n_items)
+    torch.testing.assert_close(model.score(users), scores, rtol=0, atol=0)
+
+
+def test_loss_terms_by_hand():
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.25]]))
+    rows = torch.tensor([[1.0, 1.0, 0.0]])
+    torch.testing.assert_close(multinomial_nll(logits, rows), torch.tensor(math.log(8.0)))
+    mu, logvar = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, math.log(2.0)]])
+    expected = 0.5 * (1.0 + (2.0 - math.log(2.0) - 1.0))
+    torch.testing.assert_close(gaussian_kl(mu, logvar), torch.tensor(expected))
+
+
+def test_kl_weight_is_annealed_per_training_step(blocks):
+    model = build("mult_vae", blocks, beta_max=0.4, anneal_steps=4)
+    users = torch.arange(4)
+    batch = UserBatch(users, History(blocks.train_csr()).rows(users))
+    model.train()
+    betas = [float(model.loss(batch)["beta"]) for _ in range(6)]
+    assert betas == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.4])
+    model.eval()
+    model.loss(batch)
+    assert int(model.step) == 6
+    assert "step" in model.state_dict()
+
+
+@pytest.mark.parametrize("name", ["mult_vae", "hybrid_vae"])
+def test_vae_state_dict_round_trip(text_blocks, name):
+    model = build(name, text_blocks)
+    train_epochs(model, text_blocks, epochs=2)
+    state = model.state_dict()
+    assert not any(key.startswith("history.") for key in state)
+    assert "decoder.item_text" not in state
+    clone = build(name, text_blocks, beta_max=0.2)
+    clone.load_state_dict(state)
+    clone.eval()
+    users = torch.arange(text_blocks.n_users)
+    torch.testing.assert_close(clone.score(users), model.score(users), rtol=0, atol=0)
+    assert int(clone.step) == int(model.step)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_hybrid_text_vectors_stay_frozen(text_blocks, residual):
+    model = build("hybrid_vae", text_blocks, trainable_residual=residual)
+    before = model.decoder.item_text.clone()
+    torch.testing.assert_close(before, torch.from_numpy(text_blocks.item_embeddings))
+    assert not model.decoder.item_text.requires_grad
+    assert all(p is not model.decoder.item_text for p in model.parameters())
+    train_epochs(model, text_blocks, epochs=3)
+    torch.testing.assert_close(model.decoder.item_text, before, rtol=0, atol=0)
+    if residual:
+        assert model.decoder.residual.abs().max() > 0
+        assert held_out_on_top(model, text_blocks) > 0.5
+    else:
+        assert model.decoder.residual is None
+
+
+def test_hybrid_starts_near_uniform_and_scale_multiplies_the_text_logits(text_blocks):
+    model = build("hybrid_vae", text_blocks, logit_scale=5.0)
+    model.eval()
+    logits = model.score(torch.arange(text_blocks.n_users))
+    # The decoder starts at (almost) the uniform distribution, whatever the scale.
+    assert logits.std(dim=1).max() < 0.05
+    decoder = model.decoder
+    z = torch.randn(4, SMALL["latent"])
+    with torch.no_grad():
+        decoder.project.weight.normal_()
+        text_logits = decoder(z) - decoder.item_bias
+        decoder.log_scale.add_(math.log(3.0))
+        torch.testing.assert_close(decoder(z) - decoder.item_bias, 3.0 * text_logits)
+
+
+def test_hybrid_learns_a_sharper_scale_on_near_parallel_text(blocks):
+    # Text vectors of one catalogue are close to each other (here: mean cosine ~0.9), so at
+    # scale 1 the logits span a narrow range; the learned scale grows to sharpen the softmax.
+    rng = np.random.default_rng(0)
+    common = rng.normal(size=(1, 32))
+    noise = rng.normal(size=(blocks.n_items, 32))
+    vectors = 0.9 * common / np.linalg.norm(common)
+    vectors = vectors + 0.3 * noise / np.linalg.norm(noise, axis=1, keepdims=True)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert 0.85 < (vectors @ vectors.T).mean() < 0.95
+    data = dataclasses.replace(blocks, item_embeddings=vectors.astype(np.float32))
+    model = build("hybrid_vae", data, logit_scale=1.0, beta_max=0.0)
+    train_epochs(model, data, epochs=20)
+    assert model.decoder.log_scale.exp().item() > 1.2
+    assert held_out_on_top(model, data) == 1.0
+
+
+def test_hybrid_build_computes_missing_embeddings(blocks, tmp_path, monkeypatch):
+    monkeypatch.setenv("RECSYS_TUNE_CACHE", str(tmp_path))
+    encoded = []
+
+    def fake_encode(texts, model_name, batch_size, device):
+        encoded.append((len(texts), model_name))
+        return np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32)
+
+    monkeypatch.setattr(text, "_encode", fake_encode)
+    model = build("hybrid_vae", blocks, text_model="some-model")
+    assert encoded == [(blocks.n_items, "some-model")]
+    assert model.decoder.item_text.shape == (blocks.n_items, 16)
+
+
+def test_hybrid_rejects_mismatched_embeddings(blocks):
+    data = dataclasses.replace(blocks, item_embeddings=np.ones((3, 8), np.float32))
+    with pytest.raises(RecsysError, match="item_embeddings must have shape"):
+        build("hybrid_vae", data)
+    with pytest.raises(RecsysError, match="logit_scale"):
+        build("hybrid_vae", with_text(blocks), logit_scale=0.0)
+
+
+def test_text_decoder_residual_is_added_to_the_text_vectors():
+    vectors = torch.nn.functional.normalize(torch.randn(5, 4), dim=1)
+    decoder = TextDecoder(3, vectors, logit_scale=2.0, trainable_residual=True)
+    with torch.no_grad():
+        decoder.residual.fill_(0.5)
+    torch.testing.assert_close(decoder.item_matrix(), vectors + 0.5)
