@@ -49,11 +49,15 @@ def main() -> None:
     args = parser.parse_args()
 
     data = load_split("ml-100k", args.data_dir, PrepConfig(seed=args.seed))
-    print(f"ml-100k: {data.n_users} users, {data.n_items} items, train {len(data.train)}, "
-          f"val {len(data.val)}, test {len(data.test)}; fingerprint {data.fingerprint}")
+    print(
+        f"ml-100k: {data.n_users} users, {data.n_items} items, train {len(data.train)}, "
+        f"val {len(data.val)}, test {len(data.test)}; fingerprint {data.fingerprint}"
+    )
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads")
-    header = (f"{'model':18} {'epochs':>7} {'val ndcg@10':>11} {'val rec@10':>10} "
-              f"{'test ndcg@10':>12} {'test rec@10':>11} {'reference':>13} {'seconds':>8}")
+    header = (
+        f"{'model':18} {'epochs':>7} {'val ndcg@10':>11} {'val rec@10':>10} "
+        f"{'test ndcg@10':>12} {'test rec@10':>11} {'reference':>13} {'seconds':>8}"
+    )
     print(header)
     for name in args.models.split(","):
         start = time.perf_counter()
@@ -66,9 +70,12 @@ def main() -> None:
         test = trainer.evaluate("test", ks=(10,))
         ref = REFERENCE.get(name)
         ref_text = f"{ref[0]:.3f} ({ref[1]:.3f})" if ref else "-"
-        print(f"{name:18} {epochs:>7} {val['ndcg@10']:>11.4f} {val['recall@10']:>10.4f} "
-              f"{test['ndcg@10']:>12.4f} {test['recall@10']:>11.4f} {ref_text:>13} "
-              f"{time.perf_counter() - start:>8.1f}", flush=True)
+        print(
+            f"{name:18} {epochs:>7} {val['ndcg@10']:>11.4f} {val['recall@10']:>10.4f} "
+            f"{test['ndcg@10']:>12.4f} {test['recall@10']:>11.4f} {ref_text:>13} "
+            f"{time.perf_counter() - start:>8.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
