@@ -12,6 +12,8 @@ import argparse
 import os
 import sys
 
+import yaml
+
 from recsys.errors import RecsysError
 from recsys.tuning.sweep import (
     DEFAULT_MODELS,
@@ -32,6 +34,21 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="ml-100k", help="dataset name (default ml-100k)")
     p.add_argument("--data-dir", help="folder of the dataset's source files")
+    p.add_argument(
+        "--dataset-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="loader option, repeatable (e.g. n_users=20000 for synthetic, category=... for "
+        "amazon2023)",
+    )
+    p.add_argument("--threshold", type=float, help="ratings >= this are positives (default 4)")
+    p.add_argument("--min-user-interactions", type=int, help="k-core bound on users (default 1)")
+    p.add_argument("--min-item-interactions", type=int, help="k-core bound on items (default 1)")
+    p.add_argument("--split", choices=("ratio", "loo", "temporal"), help="split strategy")
+    p.add_argument("--ratios", help="train,val,test fractions (default 0.8,0.1,0.1)")
+    p.add_argument("--by-time", action="store_true", help="loo: hold out the latest items")
+    p.add_argument("--split-seed", type=int, help="seed of the split (default 42)")
     p.add_argument(
         "--models",
         default=",".join(DEFAULT_MODELS),
@@ -65,9 +82,20 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     p.add_argument("--smoke", action="store_true", help="tiny budget, for a first look")
     p.add_argument("--quiet", action="store_true", help="no progress table")
     a = p.parse_args(argv)
+    prep = {
+        "threshold": a.threshold,
+        "min_user_interactions": a.min_user_interactions,
+        "min_item_interactions": a.min_item_interactions,
+        "split": a.split,
+        "ratios": _ratios(a.ratios),
+        "by_time": a.by_time or None,
+        "seed": a.split_seed,
+    }
     return SweepConfig(
         dataset=a.dataset,
         data_dir=a.data_dir,
+        dataset_options=dict(_option(text) for text in a.dataset_option),
+        prep={k: v for k, v in prep.items() if v is not None},
         models=tuple(m.strip() for m in a.models.split(",") if m.strip()),
         num_samples=a.num_samples,
         max_epochs=a.max_epochs,
@@ -90,6 +118,25 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
         verbose=0 if a.quiet else 1,
         command=" ".join(["python", "launch/sweep.py", *(sys.argv[1:] if argv is None else argv)]),
     )
+
+
+def _option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise RecsysError(f"--dataset-option takes KEY=VALUE, got {text!r}")
+    # YAML typing: 20000 is an int, 0.5 a float, true a bool, anything else a string.
+    return key.strip(), yaml.safe_load(value)
+
+
+def _ratios(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise RecsysError(
+            f"--ratios takes three fractions like 0.8,0.1,0.1, got {text!r}"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:

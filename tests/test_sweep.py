@@ -100,6 +100,7 @@ def _history(uri: str, run, key: str) -> list[tuple[int, float]]:
 @pytest.mark.slow
 def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
+    import ray
     from ray import tune
 
     handed = []
@@ -114,8 +115,9 @@ def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch):
     cfg = _config(tmp_path)
     result = run_sweep(cfg, data=data)
 
-    # The test split never reaches a trial.
-    assert len(handed) == 2 and all(d.test is None for d in handed)
+    # The data goes into the object store once, and the test split never reaches a trial.
+    assert len(handed) == 2 and handed[0] == handed[1]
+    assert ray.get(handed[0]).test is None
 
     # Leaderboard and results directory.
     out = tmp_path / "results"
@@ -340,6 +342,11 @@ def _main(main, argv):
         (["--models", "popularity", "--num-samples", "0"], "--num-samples must be a positive"),
         (["--models", "popularity", "--space-dir", "/nonexistent"], "no search space"),
         (["--models", "popularity", "--resume", "--name", "never-ran"], "--resume"),
+        (["--dataset", "nope"], "unknown dataset 'nope'"),
+        (["--dataset", "synthetic", "--dataset-option", "bogus=1"], "has no option bogus"),
+        (["--dataset-option", "n_users"], "takes KEY=VALUE"),
+        (["--ratios", "0.8,0.1,0.2"], "sum to"),
+        (["--ratios", "0.8,x"], "three fractions"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, argv, expected):
@@ -400,5 +407,31 @@ def test_cli_defaults_are_the_documented_sweep():
     assert cfg.models[:4] == ("lightgcn", "lightgcn_hardneg", "hybrid_vae", "lightgcn_text")
     assert {"popularity", "itemknn", "ease", "bpr_mf", "mult_vae"} <= set(cfg.models)
     assert cfg.address is None and cfg.tracking_uri is None and not cfg.resume
+    assert cfg.prep == {} and cfg.dataset_options == {}  # PrepConfig's defaults
     cfg = parse_args(["--models", "ease, itemknn", "--gpus-per-trial", "0.25", "--smoke"])
     assert cfg.models == ("ease", "itemknn") and cfg.gpus_per_trial == 0.25 and cfg.smoke
+
+
+def test_cli_dataset_and_split_flags_reach_the_loader():
+    from recsys.tuning.sweep import prep_config
+
+    parse_args = _launch_main().__globals__["parse_args"]
+    cfg = parse_args(
+        [
+            "--dataset",
+            "synthetic",
+            "--dataset-option",
+            "n_users=300",
+            "--dataset-option",
+            "popularity_exponent=0.5",
+            "--threshold",
+            "3",
+            "--split",
+            "loo",
+            "--split-seed",
+            "7",
+        ]
+    )
+    assert cfg.dataset_options == {"n_users": 300, "popularity_exponent": 0.5}
+    prep = prep_config(cfg.prep)
+    assert (prep.threshold, prep.split, prep.seed, prep.ratios) == (3.0, "loo", 7, None)

@@ -36,6 +36,7 @@ from recsys.tuning.trainable import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from recsys.data import PrepConfig
     from recsys.data.dataset import SplitData
 
 MAIN_MODELS = ("lightgcn", "lightgcn_hardneg", "hybrid_vae")
@@ -67,6 +68,8 @@ class SweepConfig:
 
     dataset: str = "ml-100k"
     data_dir: str | None = None
+    dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    prep: dict[str, Any] = dataclasses.field(default_factory=dict)
     models: tuple[str, ...] = DEFAULT_MODELS
     num_samples: int | None = None
     max_epochs: int | None = None
@@ -170,6 +173,20 @@ def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
     for flag, value in (("--num-samples", cfg.num_samples), ("--max-epochs", cfg.max_epochs)):
         if value is not None and value < 1:
             raise RecsysError(f"{flag} must be a positive integer, got {value}")
+    from recsys.data.loaders import dataset_options
+    from recsys.data.split import STRATEGIES, check_ratios
+
+    prep = prep_config(cfg.prep)
+    if prep.split not in STRATEGIES:
+        raise RecsysError(f"unknown --split {prep.split!r}; choose one of {', '.join(STRATEGIES)}")
+    if prep.ratios is not None:
+        check_ratios(prep.ratios)
+    unknown = sorted(set(cfg.dataset_options) - set(dataset_options(cfg.dataset)))
+    if unknown:
+        raise RecsysError(
+            f"dataset {cfg.dataset!r} has no option {', '.join(unknown)}; its options are "
+            f"{dataset_options(cfg.dataset)}"
+        )
     return load_spaces(cfg)
 
 
@@ -276,7 +293,23 @@ def find_resumable(cfg: SweepConfig) -> Path:
 def _load_data(cfg: SweepConfig) -> SplitData:
     from recsys.data import load_split
 
-    return load_split(cfg.dataset, data_dir=cfg.data_dir)
+    return load_split(
+        cfg.dataset, data_dir=cfg.data_dir, config=prep_config(cfg.prep), **cfg.dataset_options
+    )
+
+
+def prep_config(prep: dict[str, Any]) -> PrepConfig:
+    """The split parameters of a sweep: ``PrepConfig`` defaults overridden by ``prep``."""
+    from recsys.data import PrepConfig
+
+    known = {f.name for f in dataclasses.fields(PrepConfig)}
+    unknown = sorted(set(prep) - known)
+    if unknown:
+        raise RecsysError(f"unknown split parameter(s) {unknown}; known: {sorted(known)}")
+    values = dict(prep)
+    if values.get("ratios") is not None:
+        values["ratios"] = tuple(values["ratios"])
+    return PrepConfig(**values)
 
 
 class _State:
@@ -348,7 +381,7 @@ def _search_model(
     space: SearchSpace,
     budget: Budget,
     resources: TrialResources,
-    trial_data: SplitData,
+    trial_data: Any,
     storage: str,
     parent_run_id: str,
     tracking_uri: str,
@@ -606,6 +639,8 @@ def run_sweep(
             "search": cfg.search,
             "scheduler": cfg.scheduler,
             "root_seed": cfg.seed,
+            **{f"split.{k}": v for k, v in dataclasses.asdict(prep_config(cfg.prep)).items()},
+            **{f"dataset.{k}": v for k, v in cfg.dataset_options.items()},
             "cpus_per_trial": resources.cpus,
             "gpus_per_trial": resources.gpus,
             **{f"budget.{m}": json.dumps(dataclasses.asdict(b)) for m, b in budgets.items()},
@@ -661,8 +696,11 @@ def _run_models(
     callbacks: Sequence[Any],
 ) -> list[report.ModelOutcome]:
     """Each model's search and test evaluation in turn; models finished before are skipped."""
+    import ray
+
     name, results_dir, storage = state.raw["name"], state.results_dir, state.raw["storage"]
-    trial_data = data.without_test()
+    # Into the object store once for the whole sweep; every model's trials read the same copy.
+    trial_data = ray.put(data.without_test())
     outcomes = []
     walls = state.raw.setdefault("wall_seconds", {})
     for model, space in spaces.items():
