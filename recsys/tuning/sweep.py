@@ -181,7 +181,9 @@ def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
         raise RecsysError(f"unknown --split {prep.split!r}; choose one of {', '.join(STRATEGIES)}")
     if prep.ratios is not None:
         check_ratios(prep.ratios)
-    unknown = sorted(set(cfg.dataset_options) - set(dataset_options(cfg.dataset)))
+    unknown = cfg.dataset_options and sorted(
+        set(cfg.dataset_options) - set(dataset_options(cfg.dataset))
+    )
     if unknown:
         raise RecsysError(
             f"dataset {cfg.dataset!r} has no option {', '.join(unknown)}; its options are "
