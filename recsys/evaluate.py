@@ -16,6 +16,7 @@ import torch
 from recsys.data.dataset import Pairs, SplitData
 from recsys.metrics import ranking_metrics
 from recsys.models.base import Recommender
+from recsys.sparse import row_gather
 
 DEFAULT_KS = (10, 20, 50)
 # Scores of one batch are (batch, n_items) floats: keep them around 64 MB.
@@ -41,12 +42,7 @@ class UserItemIndex:
 
     def gather(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Row positions (within the batch) and item indices of every item of ``users``."""
-        counts = self.counts[users]
-        rows = torch.repeat_interleave(torch.arange(users.shape[0], device=users.device), counts)
-        starts = self.indptr[users]
-        offsets = torch.cumsum(counts, 0) - counts
-        positions = torch.arange(rows.shape[0], device=users.device) - offsets[rows] + starts[rows]
-        return rows, self.items[positions]
+        return row_gather(self.indptr, self.items, users)
 
 
 def _batch_size(n_items: int, batch_size: int | None) -> int:

@@ -20,6 +20,7 @@ from recsys.evaluate import evaluate as evaluate_model
 from recsys.io import atomic_path
 from recsys.models import get_spec
 from recsys.models.base import ModelSpec, PairBatch, UserBatch
+from recsys.sparse import dense_rows
 
 
 def set_seed(seed: int) -> None:
@@ -184,7 +185,7 @@ class Trainer:
         size = self.cfg.batch_size
         for start in range(0, active.numel(), size):
             users = active[start : start + size]
-            yield UserBatch(users, _dense_rows(self._crow, self._col, users, self.data.n_items))
+            yield UserBatch(users, dense_rows(self._crow, self._col, users, self.data.n_items))
 
     def evaluate(self, split: str = "val", ks: tuple[int, ...] = (10, 20, 50)) -> dict[str, float]:
         """Full-ranking metrics of the current model on ``split`` (see ``recsys.evaluate``)."""
@@ -227,20 +228,6 @@ class Trainer:
         if not path.is_file():
             raise RecsysError(f"checkpoint {path} does not exist; check the path")
         self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-
-
-def _dense_rows(
-    crow: torch.Tensor, col: torch.Tensor, users: torch.Tensor, n_items: int
-) -> torch.Tensor:
-    """Dense (B, n_items) 0/1 rows of a CSR matrix for the given rows, vectorised."""
-    start = crow[users]
-    counts = crow[users + 1] - start
-    row = torch.repeat_interleave(torch.arange(users.numel(), device=users.device), counts)
-    first = torch.cumsum(counts, 0) - counts
-    offset = torch.arange(row.numel(), device=users.device) - first[row] + start[row]
-    rows = torch.zeros(users.numel(), n_items, device=users.device)
-    rows[row, col[offset]] = 1.0
-    return rows
 
 
 def _rng_state() -> dict[str, Any]:

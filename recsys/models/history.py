@@ -7,6 +7,8 @@ import warnings
 import torch
 from torch import nn
 
+from recsys.sparse import dense_rows
+
 # Largest dense block (in elements) built at once when counting co-occurrences: 2^25 float32
 # values are 128 MiB (callers keep a few such blocks alive), large enough for efficient matmuls.
 _BLOCK_ELEMENTS = 1 << 25
@@ -47,18 +49,7 @@ class History(nn.Module):
         Returns:
             (B, n_items) float32 tensor, 1.0 where the user has a training interaction.
         """
-        start = self.crow[users]
-        count = self.crow[users + 1] - start
-        total = int(count.sum())
-        batch = torch.arange(users.shape[0], device=users.device)
-        row_of = torch.repeat_interleave(batch, count, output_size=total)
-        # Position of each nonzero within its row: a running index minus the row's first slot.
-        first = torch.repeat_interleave(torch.cumsum(count, 0) - count, count, output_size=total)
-        offset = torch.arange(total, device=users.device) - first
-        cols = self.col[torch.repeat_interleave(start, count, output_size=total) + offset]
-        out = torch.zeros(users.shape[0], self.n_items, device=users.device)
-        out[row_of, cols] = 1.0
-        return out
+        return dense_rows(self.crow, self.col, users, self.n_items)
 
     def item_csr(self) -> torch.Tensor:
         """X^T as an (n_items, n_users) sparse CSR float32 tensor on the buffers' device."""
