@@ -31,9 +31,10 @@ REFERENCE = {
 }
 # (max epochs, evaluate every, patience in evaluations, warm-up epochs before stopping may happen)
 BUDGET = {
-    "lightgcn": (400, 5, 8, 100),
-    "lightgcn_hardneg": (400, 5, 8, 100),
-    "lightgcn_text": (400, 5, 8, 100),
+    # At lr 1e-3 (22 steps per epoch) LightGCN converges after 500-600 epochs.
+    "lightgcn": (800, 5, 10, 100),
+    "lightgcn_hardneg": (800, 5, 10, 100),
+    "lightgcn_text": (800, 5, 10, 100),
     "bpr_mf": (400, 5, 8, 100),
     "mult_vae": (300, 5, 8, 50),
     "hybrid_vae": (300, 5, 8, 50),
