@@ -125,7 +125,8 @@ def build(cfg: HybridVAEConfig, data: SplitData, device: torch.device) -> Hybrid
         raise RecsysError(f"hybrid_vae: logit_scale must be > 0, got {cfg.logit_scale}")
     if data.item_embeddings is None:
         data = with_item_embeddings(data, cfg.text_model)
-    embeddings = torch.as_tensor(data.item_embeddings, dtype=torch.float32)
+    # A copy: arrays from the object store are read-only, and E becomes a buffer of the model.
+    embeddings = torch.tensor(data.item_embeddings, dtype=torch.float32)
     if embeddings.ndim != 2 or embeddings.shape[0] != data.n_items:
         raise RecsysError(
             f"hybrid_vae: item_embeddings must have shape (n_items={data.n_items}, d), got "

@@ -34,7 +34,8 @@ def compress_item_embeddings(
     Returns:
         (n_items, dim) float32 CPU tensor.
     """
-    x = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
+    # A copy: embeddings that came through the object store are read-only.
+    x = torch.tensor(np.asarray(embeddings), dtype=torch.float32)
     if x.ndim != 2 or x.shape[0] == 0:
         raise RecsysError(f"item embeddings must be a non-empty (n_items, d) array, got {x.shape}")
     x = x - x.mean(dim=0)
