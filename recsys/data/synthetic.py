@@ -24,6 +24,7 @@ text encoder sees the same structure as the interactions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -78,45 +79,9 @@ class SyntheticWorld:
     popularity: np.ndarray
 
 
-def make_synthetic(
-    n_users: int,
-    n_items: int,
-    n_interactions: int,
-    *,
-    dim: int = 16,
-    n_clusters: int = 16,
-    popularity_exponent: float = 1.0,
-    temperature: float = 0.2,
-    user_noise: float = 0.5,
-    activity_sigma: float = 1.0,
-    seed: int = 0,
-) -> Interactions:
-    """Synthetic implicit feedback (see the module docstring for the model).
-
-    Args:
-        n_users, n_items: sizes; every user gets at least one interaction when
-            ``n_interactions >= n_users``.
-        n_interactions: distinct (user, item) pairs wanted, at most ``n_users * n_items``.
-        dim: dimension of the taste vectors.
-        n_clusters: taste clusters (at most ``n_items`` are used).
-        popularity_exponent: Zipf exponent of item popularity (0: uniform).
-        temperature: lower values keep users closer to their own cluster.
-        user_noise: spread of users' tastes around their cluster centre.
-        activity_sigma: log-normal spread of users' numbers of interactions.
-        seed: seeds everything; equal arguments give equal data.
-    """
-    return generate(
-        n_users,
-        n_items,
-        n_interactions,
-        dim=dim,
-        n_clusters=n_clusters,
-        popularity_exponent=popularity_exponent,
-        temperature=temperature,
-        user_noise=user_noise,
-        activity_sigma=activity_sigma,
-        seed=seed,
-    ).interactions
+def make_synthetic(n_users: int, n_items: int, n_interactions: int, **params: Any) -> Interactions:
+    """Synthetic implicit feedback: :func:`generate`'s interactions (same arguments)."""
+    return generate(n_users, n_items, n_interactions, **params).interactions
 
 
 def generate(
@@ -132,7 +97,20 @@ def generate(
     activity_sigma: float = 1.0,
     seed: int = 0,
 ) -> SyntheticWorld:
-    """Like :func:`make_synthetic`, also returning the clusters and popularity behind the data."""
+    """Synthetic implicit feedback, with the clusters and popularity behind it (module docstring).
+
+    Args:
+        n_users, n_items: sizes; every user gets at least one interaction when
+            ``n_interactions >= n_users``.
+        n_interactions: distinct (user, item) pairs wanted, at most ``n_users * n_items``.
+        dim: dimension of the taste vectors.
+        n_clusters: taste clusters (at most ``n_items`` are used).
+        popularity_exponent: Zipf exponent of item popularity (0: uniform).
+        temperature: lower values keep users closer to their own cluster.
+        user_noise: spread of users' tastes around their cluster centre.
+        activity_sigma: log-normal spread of users' numbers of interactions.
+        seed: seeds everything; equal arguments give equal data.
+    """
     _check_sizes(n_users, n_items, n_interactions, dim, n_clusters)
     if temperature <= 0 or popularity_exponent < 0 or user_noise < 0 or activity_sigma < 0:
         raise RecsysError(
@@ -358,8 +336,8 @@ def load_synthetic(
     activity_sigma: float = 1.0,
     seed: int = 0,
 ) -> Interactions:
-    """:func:`make_synthetic` with default sizes, as a dataset loader (``data_dir`` is unused)."""
-    return make_synthetic(
+    """:func:`generate` with default sizes, as a dataset loader (``data_dir`` is unused)."""
+    return generate(
         n_users,
         n_items,
         n_interactions,
@@ -370,4 +348,4 @@ def load_synthetic(
         user_noise=user_noise,
         activity_sigma=activity_sigma,
         seed=seed,
-    )
+    ).interactions
