@@ -12,12 +12,12 @@ import torch
 
 from recsys.data.dataset import SplitData
 from recsys.models import lightgcn
-from recsys.models.lightgcn import LightGCN, LightGCNConfig, validate_pairwise
+from recsys.models.lightgcn import LightGCN, LightGCNConfig, PairwiseConfig
 
 
 @dataclass(frozen=True)
-class BPRMFConfig:
-    """BPR-MF hyperparameters; same names and meaning as in :class:`LightGCNConfig`.
+class BPRMFConfig(PairwiseConfig):
+    """BPR-MF hyperparameters; those of :class:`PairwiseConfig`.
 
     ``init_std`` is smaller than LightGCN's 0.1, near the Xavier-normal scale of reference MF
     implementations: without propagation to average it out, the initial random dot products
@@ -25,18 +25,7 @@ class BPRMFConfig:
     validation NDCG@10 (0.172-0.175 against 0.187-0.189 with 0.03, seeds 0, 1, 42).
     """
 
-    dim: int = 64
-    lr: float = 1e-3
-    l2: float = 1e-4
-    batch_size: int = 2048
-    sampler: str = "uniform"
-    p_pop: float = 0.1
-    pool_size: int = 100
-    n_candidates: int = 8
     init_std: float = 0.03
-
-    def __post_init__(self) -> None:
-        validate_pairwise(self)
 
 
 def build(cfg: BPRMFConfig, data: SplitData, device: torch.device) -> LightGCN:

@@ -25,12 +25,13 @@ ITEM_INITS = ("random", "text")
 
 
 @dataclass(frozen=True)
-class LightGCNConfig:
-    """LightGCN hyperparameters (names as in search spaces and MLflow).
+class PairwiseConfig:
+    """Hyperparameters of every BPR-trained embedding model (LightGCN, BPR-MF).
+
+    Names are the ones in search spaces and MLflow.
 
     Attributes:
         dim: embedding size.
-        layers: propagation layers K (0 is BPR-MF).
         lr: Adam learning rate.
         l2: weight of the L2 penalty on the batch's layer-0 embeddings.
         batch_size: (user, positive, negative) triples per step.
@@ -38,14 +39,10 @@ class LightGCNConfig:
         p_pop, pool_size: popularity-mixture sampler: share of negatives from the ``pool_size``
             most popular items.
         n_candidates: DNS sampler: candidates per pair, the highest-scored is trained on.
-        item_init: ``"random"`` (normal, std ``init_std``) or ``"text"`` (item-text embeddings).
-        text_init: how text embeddings are compressed to ``dim``: ``"autoencoder"`` or ``"pca"``.
-        freeze_item_epochs: item embeddings stay fixed for this many first epochs.
         init_std: standard deviation of the initial embeddings.
     """
 
     dim: int = 64
-    layers: int = 3
     lr: float = 1e-3
     l2: float = 1e-4
     batch_size: int = 2048
@@ -53,13 +50,41 @@ class LightGCNConfig:
     p_pop: float = 0.1
     pool_size: int = 100
     n_candidates: int = 8
-    item_init: str = "random"
-    text_init: str = "autoencoder"
-    freeze_item_epochs: int = 0
     init_std: float = 0.1
 
     def __post_init__(self) -> None:
-        validate_pairwise(self)
+        _require(self.dim >= 1, f"dim must be >= 1, got {self.dim}")
+        _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _require(self.l2 >= 0, f"l2 must be >= 0, got {self.l2}")
+        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _require(self.init_std > 0, f"init_std must be > 0, got {self.init_std}")
+        _require(
+            self.sampler in SAMPLERS,
+            f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}",
+        )
+        _require(0.0 <= self.p_pop <= 1.0, f"p_pop must lie in [0, 1], got {self.p_pop}")
+        _require(self.pool_size >= 1, f"pool_size must be >= 1, got {self.pool_size}")
+        _require(self.n_candidates >= 1, f"n_candidates must be >= 1, got {self.n_candidates}")
+
+
+@dataclass(frozen=True)
+class LightGCNConfig(PairwiseConfig):
+    """LightGCN hyperparameters: those of :class:`PairwiseConfig`, and
+
+    Attributes:
+        layers: propagation layers K (0 is BPR-MF).
+        item_init: ``"random"`` (normal, std ``init_std``) or ``"text"`` (item-text embeddings).
+        text_init: how text embeddings are compressed to ``dim``: ``"autoencoder"`` or ``"pca"``.
+        freeze_item_epochs: item embeddings stay fixed for this many first epochs.
+    """
+
+    layers: int = 3
+    item_init: str = "random"
+    text_init: str = "autoencoder"
+    freeze_item_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         _require(self.layers >= 0, f"layers must be >= 0, got {self.layers}")
         _require(
             self.item_init in ITEM_INITS,
@@ -87,22 +112,6 @@ class LightGCNTextConfig(LightGCNConfig):
     """LightGCN whose item embeddings start from their Sentence-BERT text embeddings."""
 
     item_init: str = "text"
-
-
-def validate_pairwise(cfg: object) -> None:
-    """Range checks shared by the BPR-trained configs (LightGCN, BPR-MF)."""
-    _require(cfg.dim >= 1, f"dim must be >= 1, got {cfg.dim}")
-    _require(cfg.lr > 0, f"lr must be > 0, got {cfg.lr}")
-    _require(cfg.l2 >= 0, f"l2 must be >= 0, got {cfg.l2}")
-    _require(cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}")
-    _require(cfg.init_std > 0, f"init_std must be > 0, got {cfg.init_std}")
-    _require(
-        cfg.sampler in SAMPLERS,
-        f"sampler must be one of {', '.join(SAMPLERS)}, got {cfg.sampler!r}",
-    )
-    _require(0.0 <= cfg.p_pop <= 1.0, f"p_pop must lie in [0, 1], got {cfg.p_pop}")
-    _require(cfg.pool_size >= 1, f"pool_size must be >= 1, got {cfg.pool_size}")
-    _require(cfg.n_candidates >= 1, f"n_candidates must be >= 1, got {cfg.n_candidates}")
 
 
 def _require(ok: bool, message: str) -> None:
