@@ -1,6 +1,8 @@
-"""Vectorised reads of CSR matrices: the entries of a batch of rows, or those rows made dense."""
+"""CSR matrices: building them, and vectorised reads of a batch of their rows (entries or dense)."""
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 
@@ -49,3 +51,12 @@ def dense_rows(
     out = torch.zeros(rows.shape[0], n_cols, device=rows.device)
     out[batch_row, cols] = 1.0
     return out
+
+
+def sparse_csr(
+    crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
+    """A sparse CSR tensor from parts already in CSR order (ascending columns within a row)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)

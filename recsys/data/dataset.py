@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+
+from recsys.sparse import sparse_csr
 
 
 @dataclass(frozen=True)
@@ -51,15 +52,12 @@ class Pairs:
         order = np.lexsort((self.items, self.users))
         crow = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(self.users, minlength=n_users), out=crow[1:])
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-            return torch.sparse_csr_tensor(
-                torch.from_numpy(crow),
-                torch.from_numpy(self.items[order].copy()),
-                torch.ones(len(self), dtype=torch.float32),
-                size=(n_users, n_items),
-                check_invariants=False,
-            )
+        return sparse_csr(
+            torch.from_numpy(crow),
+            torch.from_numpy(self.items[order].copy()),
+            torch.ones(len(self), dtype=torch.float32),
+            (n_users, n_items),
+        )
 
 
 @dataclass(frozen=True)

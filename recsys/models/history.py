@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import nn
 
-from recsys.sparse import dense_rows
+from recsys.sparse import dense_rows, sparse_csr
 
 # Largest dense block (in elements) built at once when counting co-occurrences: 2^25 float32
 # values are 128 MiB (callers keep a few such blocks alive), large enough for efficient matmuls.
 _BLOCK_ELEMENTS = 1 << 25
-
-
-def sparse_csr(
-    crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: tuple[int, int]
-) -> torch.Tensor:
-    """A sparse CSR tensor from parts already in CSR order (ascending columns within a row)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
 
 
 class History(nn.Module):

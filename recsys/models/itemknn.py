@@ -9,7 +9,8 @@ import torch
 from recsys.data.dataset import SplitData
 from recsys.errors import RecsysError
 from recsys.models.base import Recommender
-from recsys.models.history import History, sparse_csr
+from recsys.models.history import History
+from recsys.sparse import sparse_csr
 
 
 @dataclass(frozen=True)
