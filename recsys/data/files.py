@@ -131,12 +131,41 @@ def read_table(
     """
     text_given = isinstance(source, str) and label is not None
     name = label if text_given else str(source)
-    buffer = io.StringIO(source) if text_given else source
+    frame = _parse(
+        io.StringIO(source) if text_given else source,
+        name,
+        columns=columns,
+        sep=sep,
+        header=header,
+        dtype=dtype,
+        encoding=encoding,
+        text_given=text_given,
+        quoting=quoting,
+    )
+    if header:
+        frame = _keep_columns(frame, name, columns, optional)
+    _to_numbers(frame, name, numeric, first_line=2 if header else 1)
+    return frame
+
+
+def _parse(
+    buffer: Path | str | io.StringIO,
+    name: str,
+    *,
+    columns: Sequence[str],
+    sep: str,
+    header: bool,
+    dtype: dict | None,
+    encoding: str,
+    text_given: bool,
+    quoting: int,
+) -> pd.DataFrame:
+    """``pd.read_csv`` of ``buffer`` (text when ``text_given``), failures as a RecsysError."""
     try:
         with warnings.catch_warnings():
             # pandas only warns when the first line has more fields than names; make it an error
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(
+            return pd.read_csv(
                 buffer,
                 sep=sep,
                 header=0 if header else None,
@@ -167,15 +196,26 @@ def read_table(
         reason = exc.strerror or exc
         raise RecsysError(f"{name}: cannot read it ({reason}); check the file") from None
 
-    if header:
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise RecsysError(
-                f"{name}: wrong columns: expected {list(columns)}, found {list(frame.columns)}; "
-                f"give the file a header line with those names"
-            )
-        frame = frame[list(columns) + [c for c in optional if c in frame.columns]]
-    first_line = 2 if header else 1
+
+def _keep_columns(
+    frame: pd.DataFrame, name: str, columns: Sequence[str], optional: Sequence[str]
+) -> pd.DataFrame:
+    """``columns`` then the ``optional`` ones present; a RecsysError when a required one lacks."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise RecsysError(
+            f"{name}: wrong columns: expected {list(columns)}, found {list(frame.columns)}; "
+            f"give the file a header line with those names"
+        )
+    return frame[list(columns) + [c for c in optional if c in frame.columns]]
+
+
+def _to_numbers(frame: pd.DataFrame, name: str, numeric: Sequence[str], first_line: int) -> None:
+    """Converts the ``numeric`` columns in place; the first non-number is a RecsysError.
+
+    Args:
+        first_line: file line number of the first data row, for the message.
+    """
     for col in numeric:
         values = pd.to_numeric(frame[col], errors="coerce")
         bad = values.isna().to_numpy()
@@ -186,7 +226,6 @@ def read_table(
                 f"{_shown(frame[col].iloc[row])}, expected a number; fix or remove that line"
             )
         frame[col] = values
-    return frame
 
 
 def _shown(value: object) -> str:

@@ -48,6 +48,30 @@ def load_generic(
         text_col: text column of ``item_text_path``.
         name: dataset name recorded in the result.
     """
+    directory, path = _locate(data_dir, path)
+    columns = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
+    table = _read_interactions(path, columns, sep, user_col, item_col)
+    for col in (user_col, item_col):
+        empty = table[col].isna().to_numpy()
+        if empty.any():
+            raise RecsysError(
+                f"{path}: data row {int(empty.argmax()) + 1} has no {col}; fix or remove that row"
+            )
+    ratings = _ratings(table, path, rating_col) if rating_col else None
+    frame = make_frame(
+        table[user_col].astype(str).to_numpy(),
+        table[item_col].astype(str).to_numpy(),
+        ratings.to_numpy(np.float64) if ratings is not None else None,
+        _seconds(table[timestamp_col], path, timestamp_col) if timestamp_col else None,
+    )
+    text: dict[str, str] = {}
+    if item_text_path is not None:
+        text = _item_text(_inside(directory, item_text_path), item_col, text_col)
+    return Interactions(name, frame, text, str(path))
+
+
+def _locate(data_dir: str | Path | None, path: str | Path | None) -> tuple[Path | None, Path]:
+    """The data folder (None when only ``path`` is given) and the interactions file's path."""
     directory = None
     if data_dir is not None or path is None:
         hint = f"it must hold one of {list(DEFAULT_NAMES)}, or pass the option path=FILE"
@@ -60,50 +84,45 @@ def load_generic(
                 "option path=FILE naming the interactions file"
             )
         path = found
-    path = _inside(directory, path)
-    columns = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
+    return directory, _inside(directory, path)
+
+
+def _read_interactions(
+    path: Path, columns: list[str], sep: str, user_col: str, item_col: str
+) -> pd.DataFrame:
+    """The ``columns`` of a Parquet or delimited text file, ids of a text file as strings."""
     if path.suffix.lower() in PARQUET_SUFFIXES:
-        table = _read_parquet(path, columns)
-    else:
-        if not path.is_file():
-            raise RecsysError(f"dataset 'generic': interactions file {path} not found")
-        table = read_table(
-            path,
-            columns=columns,
-            sep="\t" if path.suffix.lower() == ".tsv" and sep == "," else sep,
-            dtype={user_col: str, item_col: str},
-        )
-    for col in (user_col, item_col):
-        empty = table[col].isna().to_numpy()
-        if empty.any():
-            raise RecsysError(
-                f"{path}: data row {int(empty.argmax()) + 1} has no {col}; fix or remove that row"
-            )
-    ratings = None
-    if rating_col:
-        ratings = pd.to_numeric(table[rating_col], errors="coerce")
-        bad = ratings.isna() & table[rating_col].notna()
-        if bad.any():
-            row = int(bad.to_numpy().argmax())
-            raise RecsysError(
-                f"{path}: {rating_col} on data row {row + 1} is {table[rating_col].iloc[row]!r}, "
-                "expected a number; fix that row or pass the right rating_col"
-            )
-    frame = make_frame(
-        table[user_col].astype(str).to_numpy(),
-        table[item_col].astype(str).to_numpy(),
-        ratings.to_numpy(np.float64) if ratings is not None else None,
-        _seconds(table[timestamp_col], path, timestamp_col) if timestamp_col else None,
+        return _read_parquet(path, columns)
+    if not path.is_file():
+        raise RecsysError(f"dataset 'generic': interactions file {path} not found")
+    return read_table(
+        path,
+        columns=columns,
+        sep="\t" if path.suffix.lower() == ".tsv" and sep == "," else sep,
+        dtype={user_col: str, item_col: str},
     )
-    text: dict[str, str] = {}
-    if item_text_path is not None:
-        text_path = _inside(directory, item_text_path)
-        if not text_path.is_file():
-            raise RecsysError(f"dataset 'generic': item text file {text_path} not found")
-        items = read_table(text_path, columns=(item_col, text_col), dtype={item_col: str})
-        items = items.dropna(subset=[item_col])
-        text = dict(zip(items[item_col], items[text_col].fillna("").astype(str), strict=True))
-    return Interactions(name, frame, text, str(path))
+
+
+def _ratings(table: pd.DataFrame, path: Path, rating_col: str) -> pd.Series:
+    """The rating column as numbers (NaN where empty); a RecsysError for a non-number."""
+    ratings = pd.to_numeric(table[rating_col], errors="coerce")
+    bad = ratings.isna() & table[rating_col].notna()
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise RecsysError(
+            f"{path}: {rating_col} on data row {row + 1} is {table[rating_col].iloc[row]!r}, "
+            "expected a number; fix that row or pass the right rating_col"
+        )
+    return ratings
+
+
+def _item_text(text_path: Path, item_col: str, text_col: str) -> dict[str, str]:
+    """Item id -> text from the item-text CSV; rows without an id are skipped."""
+    if not text_path.is_file():
+        raise RecsysError(f"dataset 'generic': item text file {text_path} not found")
+    items = read_table(text_path, columns=(item_col, text_col), dtype={item_col: str})
+    items = items.dropna(subset=[item_col])
+    return dict(zip(items[item_col], items[text_col].fillna("").astype(str), strict=True))
 
 
 def _inside(directory: Path | None, path: str | Path) -> Path:

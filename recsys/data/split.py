@@ -91,51 +91,81 @@ def split(
         seed: seeds every random choice.
         by_time: ``loo`` only: hold out each user's latest interactions instead of random ones.
     """
+    _check_strategy(strategy, data.timestamps, by_time)
+    users, items, ts = data.users, data.items, data.timestamps
+    rng = np.random.default_rng(seed)
+    if strategy == "temporal":
+        users, items, code, counts = _temporal(users, items, ts, ratios, rng)
+    else:
+        code, counts = _per_user(users, ts, strategy, ratios, by_time, rng)
+    parts = [Pairs(users[code == c], items[code == c]) for c in (0, 1, 2)]
+    return SplitResult(*parts, counts=counts)
+
+
+def _check_strategy(strategy: str, ts: np.ndarray, by_time: bool) -> None:
+    """Raises a RecsysError for an unknown strategy, or a time-based one without timestamps."""
     if strategy not in STRATEGIES:
         raise RecsysError(
             f"unknown split strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}"
         )
-    users, items, ts = data.users, data.items, data.timestamps
-    rng = np.random.default_rng(seed)
     needs_time = strategy == "temporal" or (strategy == "loo" and by_time)
     if needs_time and np.isnan(ts).any():
         raise RecsysError(
             f"split {strategy!r}{' by time' if by_time else ''} needs timestamps, and this dataset "
             "has interactions without one; use --split ratio or a dataset with timestamps"
         )
-    counts: dict = {}
-    if strategy == "temporal":
-        r = check_ratios(ratios or DEFAULT_RATIOS["temporal"])
-        # Ties in time are broken at random (seeded) so the cut is exact in size.
-        order = np.lexsort((rng.random(users.shape[0]), ts))
-        n = users.shape[0]
-        cut1, cut2 = int(round(n * r[0])), int(round(n * (r[0] + r[1])))
-        code = np.zeros(n, dtype=np.int8)
-        code[order[cut1:cut2]] = 1
-        code[order[cut2:]] = 2
-        in_train = np.zeros(int(users.max()) + 1, dtype=bool)
-        in_train[users[code == 0]] = True
-        orphan = (code > 0) & ~in_train[users]
-        counts["heldout_dropped_no_train"] = int(orphan.sum())
-        keep = ~orphan
-        users, items, code = users[keep], items[keep], code[keep]
-        counts["train_only_users"] = 0
+
+
+def _temporal(
+    users: np.ndarray,
+    items: np.ndarray,
+    ts: np.ndarray,
+    ratios: tuple[float, float, float] | None,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Global cut by time; held-out pairs of users absent from train are dropped.
+
+    Returns:
+        users, items and split code of the pairs kept, and the counts for the summary.
+    """
+    r = check_ratios(ratios or DEFAULT_RATIOS["temporal"])
+    # Ties in time are broken at random (seeded) so the cut is exact in size.
+    order = np.lexsort((rng.random(users.shape[0]), ts))
+    n = users.shape[0]
+    cut1, cut2 = int(round(n * r[0])), int(round(n * (r[0] + r[1])))
+    code = np.zeros(n, dtype=np.int8)
+    code[order[cut1:cut2]] = 1
+    code[order[cut2:]] = 2
+    in_train = np.zeros(int(users.max()) + 1, dtype=bool)
+    in_train[users[code == 0]] = True
+    orphan = (code > 0) & ~in_train[users]
+    counts = {"heldout_dropped_no_train": int(orphan.sum()), "train_only_users": 0}
+    keep = ~orphan
+    return users[keep], items[keep], code[keep], counts
+
+
+def _per_user(
+    users: np.ndarray,
+    ts: np.ndarray,
+    strategy: str,
+    ratios: tuple[float, float, float] | None,
+    by_time: bool,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, dict]:
+    """Split code per pair for ``ratio`` and ``loo``, and the counts for the summary."""
+    if strategy == "ratio":
+        r = check_ratios(ratios or DEFAULT_RATIOS["ratio"])
+        key = rng.random(users.shape[0])
+        rank, sizes = _rank_within_user(users, key)
+        n_val, n_test = _held_out_sizes(sizes, r[1]), _held_out_sizes(sizes, r[2])
     else:
-        if strategy == "ratio":
-            r = check_ratios(ratios or DEFAULT_RATIOS["ratio"])
-            key = rng.random(users.shape[0])
-            rank, sizes = _rank_within_user(users, key)
-            n_val, n_test = _held_out_sizes(sizes, r[1]), _held_out_sizes(sizes, r[2])
-        else:
-            # By time, equal timestamps are ordered at random (seeded); otherwise all is random.
-            keys = (rng.random(users.shape[0]),) + ((ts,) if by_time else ())
-            rank, sizes = _rank_within_user(users, *keys)
-            n_val = np.ones_like(sizes)
-            n_test = np.ones_like(sizes)
-        too_small = sizes < n_val + n_test + 1
-        n_val = np.where(too_small, 0, n_val)
-        n_test = np.where(too_small, 0, n_test)
-        code = _assign(rank, users, n_test, n_val, sizes)
-        counts["train_only_users"] = int((too_small & (sizes > 0)).sum())
-    parts = [Pairs(users[code == c], items[code == c]) for c in (0, 1, 2)]
-    return SplitResult(*parts, counts=counts)
+        # By time, equal timestamps are ordered at random (seeded); otherwise all is random.
+        keys = (rng.random(users.shape[0]),) + ((ts,) if by_time else ())
+        rank, sizes = _rank_within_user(users, *keys)
+        n_val = np.ones_like(sizes)
+        n_test = np.ones_like(sizes)
+    too_small = sizes < n_val + n_test + 1
+    n_val = np.where(too_small, 0, n_val)
+    n_test = np.where(too_small, 0, n_test)
+    code = _assign(rank, users, n_test, n_val, sizes)
+    return code, {"train_only_users": int((too_small & (sizes > 0)).sum())}

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from recsys.data.interactions import Interactions, make_frame
 from recsys.errors import RecsysError
@@ -112,38 +113,17 @@ def generate(
         seed: seeds everything; equal arguments give equal data.
     """
     _check_sizes(n_users, n_items, n_interactions, dim, n_clusters)
-    if temperature <= 0 or popularity_exponent < 0 or user_noise < 0 or activity_sigma < 0:
-        raise RecsysError(
-            "synthetic: temperature must be > 0 and popularity_exponent, user_noise and "
-            f"activity_sigma >= 0 (got {temperature}, {popularity_exponent}, {user_noise}, "
-            f"{activity_sigma}); fix the options"
-        )
+    _check_options(temperature, popularity_exponent, user_noise, activity_sigma)
     rng = np.random.default_rng(seed)
     k = min(n_clusters, n_items)
-    centres = rng.standard_normal((k, dim))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    item_cluster = rng.permutation(np.arange(n_items) % k)
-    user_cluster = rng.permutation(np.arange(n_users) % k)
-    popularity = (rng.permutation(n_items) + 1.0) ** -popularity_exponent
-    popularity /= popularity.sum()
-
+    centres, item_cluster, user_cluster, popularity = _draw_clusters(
+        n_users, n_items, k, dim, popularity_exponent, rng
+    )
     tastes = centres[user_cluster] + user_noise * rng.standard_normal((n_users, dim)) / np.sqrt(dim)
     sampler = _Sampler(tastes @ centres.T / temperature, np.log(popularity), item_cluster, rng)
-
     counts = _user_counts(n_users, n_items, n_interactions, activity_sigma, rng)
-    users, items = [], []
-    cuts = np.arange(DRAWS_PER_CHUNK, n_interactions, DRAWS_PER_CHUNK)
-    bounds = np.searchsorted(np.cumsum(counts), cuts)
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, n_users], strict=True):
-        if hi > lo:
-            u, i = sampler.distinct(lo, counts[lo:hi])
-            users.append(u)
-            items.append(i)
-    users_all = np.concatenate(users)
-    items_all = np.concatenate(items)
-    order = rng.permutation(len(users_all))
-    gaps = rng.integers(1, 120, size=len(users_all)).astype(np.float64)
-    frame = make_frame(users_all[order], items_all[order], None, START_TIME + np.cumsum(gaps))
+    users, items = _draw_pairs(sampler, counts, n_interactions)
+    frame = _shuffled_frame(users, items, rng)
     params = (
         f"n_users={n_users}, n_items={n_items}, n_interactions={n_interactions}, dim={dim}, "
         f"n_clusters={n_clusters}, popularity_exponent={popularity_exponent}, "
@@ -153,6 +133,60 @@ def generate(
     texts = _item_texts(item_cluster, k, rng)
     interactions = Interactions("synthetic", frame, dict(enumerate(texts)), f"synthetic({params})")
     return SyntheticWorld(interactions, user_cluster, item_cluster, popularity)
+
+
+def _check_options(
+    temperature: float, popularity_exponent: float, user_noise: float, activity_sigma: float
+) -> None:
+    """Raises a RecsysError unless temperature > 0 and the other options are >= 0."""
+    if temperature <= 0 or popularity_exponent < 0 or user_noise < 0 or activity_sigma < 0:
+        raise RecsysError(
+            "synthetic: temperature must be > 0 and popularity_exponent, user_noise and "
+            f"activity_sigma >= 0 (got {temperature}, {popularity_exponent}, {user_noise}, "
+            f"{activity_sigma}); fix the options"
+        )
+
+
+def _draw_clusters(
+    n_users: int, n_items: int, k: int, dim: int, exponent: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ground truth: cluster centres, item and user clusters, Zipf item popularity.
+
+    Returns:
+        centres (k, dim) unit vectors, item_cluster (n_items,), user_cluster (n_users,) and
+        popularity (n_items,) summing to 1.
+    """
+    centres = rng.standard_normal((k, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    item_cluster = rng.permutation(np.arange(n_items) % k)
+    user_cluster = rng.permutation(np.arange(n_users) % k)
+    popularity = (rng.permutation(n_items) + 1.0) ** -exponent
+    popularity /= popularity.sum()
+    return centres, item_cluster, user_cluster, popularity
+
+
+def _draw_pairs(
+    sampler: _Sampler, counts: np.ndarray, n_interactions: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``counts[u]`` distinct items for every user u, grouped by user; (users, items) arrays."""
+    users, items = [], []
+    # Chunks of whole users, about DRAWS_PER_CHUNK draws each, bound the memory of one pass.
+    cuts = np.arange(DRAWS_PER_CHUNK, n_interactions, DRAWS_PER_CHUNK)
+    bounds = np.searchsorted(np.cumsum(counts), cuts)
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(counts)], strict=True):
+        if hi > lo:
+            u, i = sampler.distinct(lo, counts[lo:hi])
+            users.append(u)
+            items.append(i)
+    return np.concatenate(users), np.concatenate(items)
+
+
+def _shuffled_frame(users: np.ndarray, items: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """The interactions frame of the pairs in random order, timestamps increasing down the rows."""
+    # Draws come grouped by user; shuffling them keeps no user's history sequential.
+    order = rng.permutation(len(users))
+    gaps = rng.integers(1, 120, size=len(users)).astype(np.float64)
+    return make_frame(users[order], items[order], None, START_TIME + np.cumsum(gaps))
 
 
 def _check_sizes(n_users: int, n_items: int, n_interactions: int, dim: int, k: int) -> None:
