@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ray.tune import Callback
 
-from recsys.tuning.sweep import SweepConfig
+from recsys.tuning.config import SweepConfig
 
 LIGHTGCN_SPACE = """
 budget:

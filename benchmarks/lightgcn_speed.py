@@ -49,7 +49,7 @@ def seconds_per_epoch(trainer: Trainer, max_steps: int) -> tuple[float, str]:
     users = trainer._train_users[torch.randperm(n_pairs, device=device)]
     sync(device)
     start = time.perf_counter()
-    trainer.model.sampler.draw(users)
+    trainer.sampler.draw(users)
     sync(device)
     sampling = time.perf_counter() - start
     batches = trainer._pair_batches()

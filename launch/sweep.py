@@ -1,157 +1,16 @@
 """Hyperparameter sweep: every model's search with Ray Tune + ASHA, MLflow tracking, test scores.
 
-With no arguments: MovieLens-100K, the default split, the main models and the baselines, a local
-Ray instance and a local MLflow store (``sqlite:///mlflow.db``). On a cluster::
-
-    ray job submit --address http://HEAD:8265 --working-dir . -- python launch/sweep.py ...
+The documented entry point (``make sweep`` runs it); ``python launch/sweep.py --help`` lists the
+flags. All of it lives in ``recsys.cli``; this script only makes the package importable from a
+plain checkout (e.g. ``ray job submit --working-dir .``) and calls it.
 """
 
-from __future__ import annotations
-
-import argparse
-import os
 import sys
+from pathlib import Path
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recsys.errors import RecsysError
-from recsys.tuning.sweep import (
-    DEFAULT_MODELS,
-    SEARCHES,
-    SweepConfig,
-    SweepInterrupted,
-    format_summary,
-    run_sweep,
-)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit code 2, like a RecsysError
-        self.exit(2, f"error: {message}\n")
-
-
-def parse_args(argv: list[str] | None = None) -> SweepConfig:
-    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="ml-100k", help="dataset name (default ml-100k)")
-    p.add_argument("--data-dir", help="folder of the dataset's source files")
-    p.add_argument(
-        "--dataset-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="loader option, repeatable (e.g. n_users=20000 for synthetic, category=... for "
-        "amazon2023)",
-    )
-    p.add_argument("--threshold", type=float, help="ratings >= this are positives (default 4)")
-    p.add_argument("--min-user-interactions", type=int, help="k-core bound on users (default 1)")
-    p.add_argument("--min-item-interactions", type=int, help="k-core bound on items (default 1)")
-    p.add_argument("--split", choices=("ratio", "loo", "temporal"), help="split strategy")
-    p.add_argument("--ratios", help="train,val,test fractions (default 0.8,0.1,0.1)")
-    p.add_argument("--by-time", action="store_true", help="loo: hold out the latest items")
-    p.add_argument("--split-seed", type=int, help="seed of the split (default 42)")
-    p.add_argument(
-        "--models",
-        default=",".join(DEFAULT_MODELS),
-        help="comma-separated model names (search-space file stems)",
-    )
-    p.add_argument("--num-samples", type=int, help="trials per model (default: space file)")
-    p.add_argument("--max-epochs", type=int, help="ASHA's max_t (default: space file)")
-    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; 0.25 packs 4 per GPU")
-    p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default 1)")
-    p.add_argument("--metric", default="ndcg@10", help="validation target (default ndcg@10)")
-    p.add_argument("--search", default="random", choices=SEARCHES, help="search algorithm")
-    p.add_argument("--scheduler", default="asha", choices=("asha", "fifo"))
-    p.add_argument("--seed", type=int, default=0, help="root seed (trial seeds derive from it)")
-    p.add_argument(
-        "--tracking-uri",
-        help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
-    )
-    p.add_argument("--experiment", help="MLflow experiment (default recsys-tune-<dataset>)")
-    p.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS, else local)")
-    p.add_argument("--storage-path", help="Ray Tune storage (default ./ray_results)")
-    p.add_argument("--name", help="sweep name (default <dataset>-<timestamp>)")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an interrupted sweep (named by --name or --results-dir, "
-        "else the latest under results/)",
-    )
-    p.add_argument("--results-dir", help="results directory (default results/<name>)")
-    p.add_argument("--space-dir", help="folder of the search-space files (default searchspaces/)")
-    p.add_argument("--max-concurrent-trials", type=int, help="trials running at once")
-    p.add_argument("--smoke", action="store_true", help="tiny budget, for a first look")
-    p.add_argument("--quiet", action="store_true", help="no progress table")
-    a = p.parse_args(argv)
-    prep = {
-        "threshold": a.threshold,
-        "min_user_interactions": a.min_user_interactions,
-        "min_item_interactions": a.min_item_interactions,
-        "split": a.split,
-        "ratios": _ratios(a.ratios),
-        "by_time": a.by_time or None,
-        "seed": a.split_seed,
-    }
-    return SweepConfig(
-        dataset=a.dataset,
-        data_dir=a.data_dir,
-        dataset_options=dict(_option(text) for text in a.dataset_option),
-        prep={k: v for k, v in prep.items() if v is not None},
-        models=tuple(m.strip() for m in a.models.split(",") if m.strip()),
-        num_samples=a.num_samples,
-        max_epochs=a.max_epochs,
-        gpus_per_trial=a.gpus_per_trial,
-        cpus_per_trial=a.cpus_per_trial,
-        metric=a.metric,
-        search=a.search,
-        scheduler=a.scheduler,
-        seed=a.seed,
-        tracking_uri=a.tracking_uri,
-        experiment=a.experiment,
-        address=a.address,
-        storage_path=a.storage_path,
-        name=a.name,
-        resume=a.resume,
-        results_dir=a.results_dir,
-        space_dir=a.space_dir,
-        max_concurrent_trials=a.max_concurrent_trials,
-        smoke=a.smoke,
-        verbose=0 if a.quiet else 1,
-        command=" ".join(["python", "launch/sweep.py", *(sys.argv[1:] if argv is None else argv)]),
-    )
-
-
-def _option(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise RecsysError(f"--dataset-option takes KEY=VALUE, got {text!r}")
-    # YAML typing: 20000 is an int, 0.5 a float, true a bool, anything else a string.
-    return key.strip(), yaml.safe_load(value)
-
-
-def _ratios(text: str | None) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(x) for x in text.split(",")]
-    except ValueError:
-        raise RecsysError(
-            f"--ratios takes three fractions like 0.8,0.1,0.1, got {text!r}"
-        ) from None
-
-
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    try:
-        result = run_sweep(parse_args(argv))
-    except SweepInterrupted as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 130
-    except RecsysError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(format_summary(result))
-    return 0
-
+from recsys.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

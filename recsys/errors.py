@@ -6,3 +6,9 @@ class RecsysError(Exception):
 
     Entry scripts print ``str(error)`` on one line and exit non-zero, without a traceback.
     """
+
+
+def require(ok: bool, message: str) -> None:
+    """Raises ``RecsysError(message)`` unless ``ok``: the check of a config's field."""
+    if not ok:
+        raise RecsysError(message)

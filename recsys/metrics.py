@@ -21,7 +21,31 @@ from __future__ import annotations
 
 import torch
 
+from recsys.errors import RecsysError
+
 METRICS = ("recall", "ndcg", "precision", "hit", "mrr", "map")
+# What a sweep may target: the per-user metrics, and the evaluator's catalogue coverage.
+TARGETS = (*METRICS, "coverage")
+
+
+def parse_metric(metric: str) -> tuple[str, int]:
+    """``"ndcg@10"`` -> ``("ndcg", 10)``; a RecsysError for anything the evaluator lacks."""
+    name, _, k = metric.partition("@")
+    if name not in TARGETS or not k.isdigit() or int(k) < 1:
+        raise RecsysError(
+            f"bad metric {metric!r}; use <name>@<k> with name one of {', '.join(TARGETS)} "
+            f"and k a positive integer, e.g. ndcg@10"
+        )
+    return name, int(k)
+
+
+def metric_key(split: str, metric: str) -> str:
+    """The one spelling of ``metric`` on ``split`` outside the evaluator: ``val_ndcg_at_10``.
+
+    Tune results, MLflow metrics, leaderboard columns and plot labels all use it (MLflow forbids
+    ``@`` in metric names, so the evaluator's ``ndcg@10`` becomes ``ndcg_at_10``).
+    """
+    return f"{split}_{metric.replace('@', '_at_')}"
 
 
 def _check(hits: torch.Tensor, k: int) -> torch.Tensor:

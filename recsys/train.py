@@ -1,13 +1,18 @@
-"""The one training loop: seeding, device, epochs, evaluation, checkpoints, early stopping."""
+"""The one training loop: seeding, device, epochs, evaluation, checkpoints.
+
+``Trainer.run`` is the epoch loop: a tuning trial (``recsys.tuning.trainable``) and the
+benchmarks iterate over it and decide what to do after each evaluation (report to Ray Tune,
+checkpoint, stop early).
+"""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import random
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +24,10 @@ from recsys.errors import RecsysError
 from recsys.evaluate import evaluate as evaluate_model
 from recsys.io import atomic_path
 from recsys.models import get_spec
-from recsys.models.base import ModelSpec, PairBatch, UserBatch
+from recsys.models.base import PairBatch, UserBatch
+from recsys.models.samplers import NegativeSampler, sampler_for
+from recsys.seeds import set_seed
 from recsys.sparse import dense_rows
-
-
-def set_seed(seed: int) -> None:
-    """Seeds Python's, NumPy's and torch's (CPU and every CUDA device) global RNGs."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -47,40 +47,22 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return resolved
 
 
-def make_config(spec: ModelSpec, config: Mapping[str, Any]) -> Any:
-    """``spec.config_cls(**config)`` with an error naming any unknown key.
+@dataclass(frozen=True)
+class Evaluation:
+    """What :meth:`Trainer.run` yields after each validation.
 
-    NumPy scalars become Python ones and numbers are cast to the field's declared int/float type
-    (search spaces may hand ``64.0`` for an int or ``1`` for a float).
+    Attributes:
+        epoch: epochs trained so far (a closed-form model's fit counts as its one epoch).
+        losses: the last epoch's mean loss terms (empty for closed-form models).
+        metrics: validation metrics (``"ndcg@10"``, ...; see ``recsys.evaluate``).
+        seconds_per_epoch: mean training time of the epochs since the previous evaluation
+            (closed-form models: the fit), evaluation excluded.
     """
-    fields = {f.name: f for f in dataclasses.fields(spec.config_cls)}
-    unknown = sorted(set(config) - set(fields))
-    if unknown:
-        raise RecsysError(
-            f"unknown hyperparameter(s) {', '.join(map(repr, unknown))} for model {spec.name!r}; "
-            f"valid: {', '.join(fields) or '(none)'}"
-        )
-    values = {key: _cast(spec.name, key, fields[key].type, value) for key, value in config.items()}
-    return spec.config_cls(**values)
 
-
-def _cast(model: str, key: str, declared: Any, value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    kind = declared if isinstance(declared, str) else getattr(declared, "__name__", "")
-    try:
-        if kind == "float" and not isinstance(value, bool):
-            return float(value)
-        if kind == "int" and not isinstance(value, bool):
-            as_float = float(value)
-            if as_float != int(as_float):
-                raise ValueError
-            return int(as_float)
-    except (TypeError, ValueError):
-        raise RecsysError(
-            f"hyperparameter {key!r} of model {model!r} must be {kind}, got {value!r}"
-        ) from None
-    return value
+    epoch: int
+    losses: dict[str, float]
+    metrics: dict[str, float]
+    seconds_per_epoch: float
 
 
 class Trainer:
@@ -104,14 +86,17 @@ class Trainer:
         seed: int = 0,
     ) -> None:
         self.spec = get_spec(model_name)
-        self.cfg = make_config(self.spec, config)
+        self.cfg = self.spec.make_config(config)
         self.data = data
         self.device = resolve_device(device)
         self.seed = seed
         self.epoch = 0
         set_seed(seed)
+        started = time.perf_counter()
         self.model = self.spec.build(self.cfg, data, self.device)
+        self.build_seconds = time.perf_counter() - started  # a closed-form model's fit
         self.optimizer: torch.optim.Optimizer | None = None
+        self.sampler: NegativeSampler | None = None
         if self.spec.trainable:
             self.optimizer = torch.optim.Adam(
                 self.model.parameters(),
@@ -122,6 +107,36 @@ class Trainer:
             self._train_users, self._train_items = data.train.tensors(self.device)
             csr = data.train_csr().to(self.device)
             self._crow, self._col = csr.crow_indices(), csr.col_indices()
+            if self.model.batch_kind == "pairs":
+                self.sampler = sampler_for(self.cfg, data, self.device)
+
+    def run(
+        self, max_epochs: int, eval_every: int = 1, ks: tuple[int, ...] = (10, 20)
+    ) -> Iterator[Evaluation]:
+        """The epoch loop: trains from the current epoch up to ``max_epochs``, validating every
+        ``eval_every`` epochs and after the last.
+
+        The trainer's state is the evaluated one while the caller handles a yielded
+        :class:`Evaluation` (the moment to checkpoint). A closed-form model, fitted when built,
+        yields one evaluation at epoch 1, unless it was restored at epoch 1 already.
+        """
+        if eval_every < 1:
+            raise RecsysError(f"eval_every must be >= 1, got {eval_every}")
+        if not self.spec.trainable:
+            if self.epoch == 0:
+                self.epoch = 1
+                yield Evaluation(1, {}, self.evaluate("val", ks), self.build_seconds)
+            return
+        seconds, epochs = 0.0, 0
+        while self.epoch < max_epochs:
+            started = time.perf_counter()
+            losses = self.train_epoch()
+            seconds += time.perf_counter() - started
+            epochs += 1
+            if self.epoch % eval_every and self.epoch < max_epochs:
+                continue
+            yield Evaluation(self.epoch, losses, self.evaluate("val", ks), seconds / epochs)
+            seconds, epochs = 0.0, 0
 
     def train_epoch(self) -> dict[str, float]:
         """One pass over the training data; returns each loss term's mean over the examples.
@@ -168,7 +183,7 @@ class Trainer:
         order = torch.randperm(self._train_users.numel(), device=self.device)
         users = self._train_users[order]
         pos = self._train_items[order]
-        sampler = self.model.sampler
+        sampler = self.sampler
         # The whole epoch's negatives (or DNS candidates) in one vectorised draw.
         candidates = sampler.draw(users, sampler.candidates_per_pair)
         size = self.cfg.batch_size
@@ -250,104 +265,3 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-@dataclass
-class FitResult:
-    """Outcome of :func:`fit`; the trainer holds the best state afterwards.
-
-    Attributes:
-        best_epoch: epoch (number of epochs trained) of the best validation score.
-        best_score: the best value of the watched metric.
-        best_metrics: every validation metric at ``best_epoch``.
-        epochs: epochs trained before stopping.
-        stopped_early: whether patience ran out before ``max_epochs``.
-        history: one record per evaluation: ``epoch``, the epoch's mean losses, val metrics.
-        best_state: the trainer's checkpoint (``Trainer.state_dict``) at ``best_epoch``.
-    """
-
-    best_epoch: int
-    best_score: float
-    best_metrics: dict[str, float]
-    epochs: int
-    stopped_early: bool
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_state: dict[str, Any] = field(default_factory=dict, repr=False)
-
-
-def fit(
-    trainer: Trainer,
-    max_epochs: int,
-    eval_every: int = 1,
-    patience: int | None = None,
-    metric: str = "ndcg@10",
-    *,
-    min_epochs: int = 0,
-    on_eval: Callable[[dict[str, float]], None] | None = None,
-) -> FitResult:
-    """Trains with early stopping on a validation metric and restores the best state.
-
-    Args:
-        trainer: the trainer (possibly resumed: its epoch count goes on).
-        max_epochs: epochs to train at most in this call.
-        eval_every: evaluate on validation every this many epochs (and after the last).
-        patience: stop after this many evaluations without improvement; None: never.
-        metric: validation metric to maximise, a key of ``Trainer.evaluate``'s result.
-        min_epochs: no early stop before this many epochs, so that an early plateau (LightGCN
-            ranks almost by popularity for its first epochs) is not taken for convergence.
-        on_eval: called with each evaluation's record (e.g. to report to Ray Tune).
-
-    Returns:
-        :class:`FitResult`; ``trainer`` is left at the best evaluated state.
-    """
-    if eval_every < 1:
-        raise RecsysError(f"eval_every must be >= 1, got {eval_every}")
-    if not trainer.spec.trainable or max_epochs < 1:
-        metrics = trainer.evaluate("val")
-        record = {"epoch": trainer.epoch, **metrics}
-        if on_eval is not None:
-            on_eval(record)
-        return FitResult(
-            trainer.epoch,
-            _watched(metrics, metric),
-            metrics,
-            0,
-            False,
-            [record],
-            copy.deepcopy(trainer.state_dict()),
-        )
-    history: list[dict[str, float]] = []
-    best: tuple[float, int, dict[str, float], dict[str, Any]] | None = None
-    since_best = 0
-    stopped_early = False
-    last_epoch = trainer.epoch + max_epochs
-    while trainer.epoch < last_epoch:
-        losses = trainer.train_epoch()
-        if trainer.epoch % eval_every and trainer.epoch != last_epoch:
-            continue
-        metrics = trainer.evaluate("val")
-        record = {"epoch": trainer.epoch, **losses, **metrics}
-        history.append(record)
-        if on_eval is not None:
-            on_eval(record)
-        score = _watched(metrics, metric)
-        if best is None or score > best[0] or math.isnan(best[0]):
-            best = (score, trainer.epoch, metrics, copy.deepcopy(trainer.state_dict()))
-            since_best = 0
-        else:
-            since_best += 1
-        if patience is not None and since_best >= patience and trainer.epoch >= min_epochs:
-            stopped_early = trainer.epoch < last_epoch
-            break
-    epochs = trainer.epoch - (last_epoch - max_epochs)
-    score, best_epoch, best_metrics, state = best
-    trainer.load_state_dict(state)
-    return FitResult(best_epoch, score, best_metrics, epochs, stopped_early, history, state)
-
-
-def _watched(metrics: Mapping[str, float], metric: str) -> float:
-    if metric not in metrics:
-        raise RecsysError(
-            f"unknown metric {metric!r} to early-stop on; choose one of: {', '.join(metrics)}"
-        )
-    return float(metrics[metric])

@@ -1,7 +1,10 @@
-"""Checks shared by the model tests: ranking on the checkerboard."""
+"""Checks shared by the model tests: ranking on the checkerboard, stand-in item text."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import torch
 
 from recsys.data.dataset import SplitData
@@ -22,3 +25,11 @@ def held_out_on_top(model: Recommender, data: SplitData) -> float:
     for column, pairs in enumerate((data.val, data.test)):
         held_out[torch.from_numpy(pairs.users), column] = torch.from_numpy(pairs.items)
     return float((top == held_out.sort(dim=1).values).all(dim=1).float().mean())
+
+
+def with_random_text(data: SplitData, dim: int = 16) -> SplitData:
+    """``data`` with random unit item vectors standing in for Sentence-BERT embeddings (random,
+    so that text alone does not solve the checkerboard)."""
+    vectors = np.random.default_rng(0).normal(size=(data.n_items, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return dataclasses.replace(data, item_embeddings=vectors)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -203,19 +201,14 @@ def test_text_init_sets_the_item_embeddings_and_freezes_them(blocks):
     assert not torch.allclose(model.item_weight.detach(), expected)
 
 
-def test_text_init_computes_missing_item_embeddings(blocks, monkeypatch):
-    calls = []
-
-    def with_item_embeddings(data, **_):
-        calls.append(data.name)
-        return with_text(data)
-
-    fake = types.ModuleType("recsys.text")
-    fake.with_item_embeddings = with_item_embeddings
-    monkeypatch.setitem(sys.modules, "recsys.text", fake)
-    trainer = Trainer("lightgcn_text", {"dim": 8, "text_init": "pca"}, blocks)
-    assert calls == ["blocks"]
-    assert trainer.model.item_weight.shape == (blocks.n_items, 8)
+def test_text_init_without_item_embeddings_is_an_error(blocks):
+    """The builder does not load Sentence-BERT itself: the caller attaches the embeddings."""
+    assert MODELS["lightgcn_text"].needs_item_embeddings(MODELS["lightgcn_text"].config_cls())
+    assert not MODELS["lightgcn"].needs_item_embeddings(MODELS["lightgcn"].config_cls())
+    with pytest.raises(RecsysError, match="with_item_embeddings"):
+        Trainer("lightgcn_text", {"dim": 8, "text_init": "pca"}, blocks)
+    with pytest.raises(RecsysError, match="with_item_embeddings"):
+        Trainer("lightgcn", {"item_init": "text"}, blocks)
 
 
 @pytest.mark.parametrize(

@@ -18,26 +18,19 @@ import pytest
 import sweep_fakes
 import yaml
 from conftest import block_split
+from model_checks import with_random_text
 from ray.tune import Callback
 
+from recsys import cli
 from recsys.errors import RecsysError
 from recsys.tuning import tracking
+from recsys.tuning.config import SweepConfig, prep_config
 from recsys.tuning.space import default_space_dir
-from recsys.tuning.sweep import SweepConfig, SweepInterrupted, format_summary, run_sweep
+from recsys.tuning.sweep import SweepInterrupted, run_sweep
 from recsys.tuning.trainable import TrialSettings, train_trial
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-
-
-def _launch_main():
-    """``main`` of ``launch/sweep.py`` (a script, not a module of the package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("launch_sweep", REPO / "launch" / "sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 @pytest.fixture(scope="session")
@@ -126,12 +119,12 @@ def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch):
     for split in ("val", "test"):
         for m in ("recall", "ndcg", "precision", "hit"):
             for k in (10, 20):
-                assert f"{split}_{m}@{k}" in board
+                assert f"{split}_{m}_at_{k}" in board  # MLflow's names too
     for col in ("epochs", "trials", "wall_seconds", "seconds_per_epoch"):
         assert col in board
     curve = board.set_index("model").loc["curve"]
     assert curve["trials"] == 3
-    assert curve["val_ndcg@10"] == pytest.approx(1.0)  # quality 3.0 reaches rank 1 by epoch 4
+    assert curve["val_ndcg_at_10"] == pytest.approx(1.0)  # quality 3.0 reaches rank 1 by epoch 4
     assert (out / "leaderboard.md").read_text().startswith("| model |")
     configs = yaml.safe_load((out / "best_configs.yaml").read_text())
     assert configs["curve"]["config"]["quality"] == 3.0
@@ -148,14 +141,14 @@ def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch):
     for png in ("curves/curve.png", "curves/popularity.png", "test_metrics.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
-    summary = format_summary(result)
+    summary = cli.format_summary(result)
     assert "| curve |" in summary
     assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow.db" in summary
 
     # MLflow: parent, nested trial runs with per-epoch metrics, best runs with test metrics.
-    uri = result.tracking_uri
+    uri = result.state.tracking_uri
     client = tracking.client(uri)
-    parent = client.get_run(result.parent_run_id)
+    parent = client.get_run(result.state.parent_run_id)
     assert parent.info.status == "FINISHED"
     for tag in ("git_commit", "dataset_fingerprint", "command", "version.ray", "version.torch"):
         assert tag in parent.data.tags
@@ -188,10 +181,15 @@ def test_asha_stops_trials_that_fall_behind(ray_session, tmp_path, monkeypatch):
     space = sweep_fakes.CURVE_SPACE.replace("num_samples: 3", "num_samples: 6").replace(
         "[0.5, 1.5, 3.0]", "[1.0, 4.0]"
     )
-    cfg = _config(tmp_path, models=("curve",), space_dir=str(_space_dir(tmp_path, space)))
-    cfg.max_concurrent_trials = 1  # one trial at a time: ASHA's decisions are deterministic
+    # One trial at a time: ASHA's decisions are deterministic.
+    cfg = _config(
+        tmp_path,
+        models=("curve",),
+        space_dir=str(_space_dir(tmp_path, space)),
+        max_concurrent_trials=1,
+    )
     result = run_sweep(cfg, data=block_split())
-    runs = _runs(result.tracking_uri, result.parent_run_id, "trial", "curve")
+    runs = _runs(result.state.tracking_uri, result.state.parent_run_id, "trial", "curve")
     order = sorted(runs, key=lambda r: r.info.start_time)
     qualities = [float(r.data.params["quality"]) for r in order]
     last_epoch = [int(r.data.tags["recsys.final_epoch"]) for r in order]
@@ -222,9 +220,9 @@ def test_crashed_trial_resumes_from_its_checkpoint(ray_session, tmp_path, monkey
     )
     result = run_sweep(cfg, data=block_split())
     assert not crash.exists()  # the crash happened
-    (run,) = _runs(result.tracking_uri, result.parent_run_id, "trial", "curve")
-    assert [s for s, _ in _history(result.tracking_uri, run, "epoch")] == list(range(1, 9))
-    resumed = dict(_history(result.tracking_uri, run, "resumed_from_epoch"))
+    (run,) = _runs(result.state.tracking_uri, result.state.parent_run_id, "trial", "curve")
+    assert [s for s, _ in _history(result.state.tracking_uri, run, "epoch")] == list(range(1, 9))
+    resumed = dict(_history(result.state.tracking_uri, run, "resumed_from_epoch"))
     assert resumed[1] == 0 and resumed[3] == 2  # restarted after epoch 2's checkpoint
     assert run.data.tags[tracking.TAG_STATUS] == "completed"
     assert result.outcomes[0].val["ndcg@10"] == pytest.approx(1.0)
@@ -272,17 +270,17 @@ def test_resume_continues_an_interrupted_sweep(ray_session, tmp_path, monkeypatc
         SweepConfig(resume=True, results_dir=str(tmp_path / "results"), verbose=0), data=data
     )
     assert sorted(result.leaderboard["model"]) == ["curve", "popularity"]
-    uri = result.tracking_uri
-    assert tracking.client(uri).get_run(result.parent_run_id).info.status == "FINISHED"
-    curve_runs = _runs(uri, result.parent_run_id, "trial", "curve")
+    uri = result.state.tracking_uri
+    assert tracking.client(uri).get_run(result.state.parent_run_id).info.status == "FINISHED"
+    curve_runs = _runs(uri, result.state.parent_run_id, "trial", "curve")
     assert len(curve_runs) == 3  # no duplicated trial runs
     for run in curve_runs:
         assert run.info.status == "FINISHED"
         steps = [s for s, _ in _history(uri, run, "epoch")]
         assert steps == list(range(1, steps[-1] + 1))  # every epoch logged once
-    assert len(_runs(uri, result.parent_run_id, "trial", "popularity")) == 1
-    assert len(_runs(uri, result.parent_run_id, "best", "popularity")) == 1
-    assert len(_runs(uri, result.parent_run_id, "best", "curve")) == 1
+    assert len(_runs(uri, result.state.parent_run_id, "trial", "popularity")) == 1
+    assert len(_runs(uri, result.state.parent_run_id, "best", "popularity")) == 1
+    assert len(_runs(uri, result.state.parent_run_id, "best", "curve")) == 1
     # Finished trials (popularity's, curve's first) did not run again.
     starts = log.read_text().split()
     resumed_starts = starts[len(first_run) :]
@@ -298,7 +296,7 @@ def test_trial_refuses_the_test_split():
 
 @pytest.mark.slow
 def test_impossible_resources_fail_before_anything_is_written(ray_session, tmp_path):
-    main = _launch_main()
+    main = cli.main
 
     results = tmp_path / "results"
     for flag in (["--gpus-per-trial", "1"], ["--cpus-per-trial", "64"]):
@@ -350,7 +348,7 @@ def _main(main, argv):
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, argv, expected):
-    main = _launch_main()
+    main = cli.main
 
     monkeypatch.chdir(tmp_path)
     code, err = _main(main, argv)
@@ -360,7 +358,7 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, argv, expe
 
 
 def test_malformed_space_file_from_the_command_line(tmp_path, monkeypatch):
-    main = _launch_main()
+    main = cli.main
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "popularity.yaml").write_text("budget: [1, 2\n")
@@ -384,6 +382,40 @@ def test_cli_prints_no_traceback(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("argv", "code", "expected"),
+    [
+        ([], 2, "usage: recsys-tune sweep"),
+        (["train"], 2, "unknown command 'train'"),
+        (["sweep", "--models", "nope"], 2, "unknown model 'nope'"),
+    ],
+)
+def test_recsys_tune_command_dispatches_to_the_sweep(
+    tmp_path, monkeypatch, capsys, argv, code, expected
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["recsys-tune", *argv])
+    assert cli.entry() == code
+    out = capsys.readouterr()
+    assert expected in out.out + out.err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_installed_command_prints_no_traceback(tmp_path):
+    command = Path(sys.executable).parent / "recsys-tune"
+    assert command.is_file(), "the package's [project.scripts] entry is not installed"
+    proc = subprocess.run(
+        [str(command), "sweep", "--models", "popularity,nope"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: unknown model 'nope'") and "Traceback" not in proc.stderr
+
+
 @pytest.mark.slow
 def test_optuna_search(ray_session, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -392,7 +424,7 @@ def test_optuna_search(ray_session, tmp_path, monkeypatch):
         tmp_path, models=("curve",), space_dir=str(_space_dir(tmp_path, space)), search="optuna"
     )
     result = run_sweep(cfg, data=block_split())
-    runs = _runs(result.tracking_uri, result.parent_run_id, "trial", "curve")
+    runs = _runs(result.state.tracking_uri, result.state.parent_run_id, "trial", "curve")
     qualities = sorted(float(r.data.params["quality"]) for r in runs)
     assert len(qualities) == 3 and all(0.5 <= q <= 3.0 for q in qualities)
     best = max(sweep_fakes.curve_ndcg10(q, 8) for q in qualities)  # curves only rise
@@ -400,23 +432,18 @@ def test_optuna_search(ray_session, tmp_path, monkeypatch):
 
 
 def test_cli_defaults_are_the_documented_sweep():
-    main = _launch_main()
-    parse_args = main.__globals__["parse_args"]
-    cfg = parse_args([])
+    cfg = cli.parse_args([])
     assert cfg.dataset == "ml-100k" and cfg.metric == "ndcg@10" and cfg.search == "random"
     assert cfg.models[:4] == ("lightgcn", "lightgcn_hardneg", "hybrid_vae", "lightgcn_text")
     assert {"popularity", "itemknn", "ease", "bpr_mf", "mult_vae"} <= set(cfg.models)
     assert cfg.address is None and cfg.tracking_uri is None and not cfg.resume
     assert cfg.prep == {} and cfg.dataset_options == {}  # PrepConfig's defaults
-    cfg = parse_args(["--models", "ease, itemknn", "--gpus-per-trial", "0.25", "--smoke"])
+    cfg = cli.parse_args(["--models", "ease, itemknn", "--gpus-per-trial", "0.25", "--smoke"])
     assert cfg.models == ("ease", "itemknn") and cfg.gpus_per_trial == 0.25 and cfg.smoke
 
 
 def test_cli_dataset_and_split_flags_reach_the_loader():
-    from recsys.tuning.sweep import prep_config
-
-    parse_args = _launch_main().__globals__["parse_args"]
-    cfg = parse_args(
+    cfg = cli.parse_args(
         [
             "--dataset",
             "synthetic",
@@ -435,3 +462,96 @@ def test_cli_dataset_and_split_flags_reach_the_loader():
     assert cfg.dataset_options == {"n_users": 300, "popularity_exponent": 0.5}
     prep = prep_config(cfg.prep)
     assert (prep.threshold, prep.split, prep.seed, prep.ratios) == (3.0, "loo", 7, None)
+
+
+class InterruptAtEpoch(Callback):
+    """Interrupts the sweep (as Ctrl+C would) when a trial reports ``epoch``, once: while ``flag``
+    exists. Logs to ``log`` each trial's epoch of restart (Tune restores this callback on
+    resume, pickled with the experiment)."""
+
+    def __init__(self, flag: Path, epoch: int, log: Path) -> None:
+        self.flag, self.epoch, self.log = flag, epoch, log
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "resumed_from_epoch" in result:
+            with open(self.log, "a") as f:
+                f.write(f"{trial.trial_id} {result['resumed_from_epoch']}\n")
+        if result.get("epoch") == self.epoch and self.flag.exists():
+            self.flag.unlink()
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+
+REAL_SPACES = {
+    # Long enough that the trial is still running when the interruption at epoch 6 lands.
+    "lightgcn": """
+budget: {max_epochs: 40, grace_period: 40, reduction_factor: 2, eval_every: 2, num_samples: 2}
+params:
+  dim: 8
+  lr: {choice: [0.05, 0.02]}
+  batch_size: 64
+""",
+    "hybrid_vae": """
+budget: {max_epochs: 4, grace_period: 4, reduction_factor: 2, eval_every: 2, num_samples: 2}
+params:
+  hidden: 32
+  latent: 8
+  anneal_steps: 50
+  lr: {choice: [0.01, 0.005]}
+  batch_size: 8
+""",
+}
+
+
+@pytest.mark.slow
+def test_real_models_sweep_and_resume_from_mid_trial_checkpoints(
+    ray_session, tmp_path, monkeypatch
+):
+    """LightGCN and HybridVAE, not test fakes: through the object store (item embeddings
+    included), interrupted in the middle of a trial, resumed from a checkpoint, and the best
+    checkpoint restored on the driver scores what its trial reported."""
+    from recsys.train import Trainer
+    from recsys.tuning.trainable import trial_seed
+
+    monkeypatch.chdir(tmp_path)
+    spaces = tmp_path / "real-spaces"
+    spaces.mkdir()
+    for model, text in REAL_SPACES.items():
+        (spaces / f"{model}.yaml").write_text(text)
+    data = with_random_text(block_split(n_groups=4, users_per_group=50, items_per_group=20))
+    flag, log = tmp_path / "interrupt", tmp_path / "starts.txt"
+    flag.touch()
+    cfg = _config(
+        tmp_path, models=("lightgcn", "hybrid_vae"), space_dir=str(spaces), max_concurrent_trials=1
+    )
+    with pytest.raises(SweepInterrupted):
+        # Tune's saved state holds the checkpoints before the one being reported at the stop.
+        run_sweep(cfg, data=data, callbacks=[InterruptAtEpoch(flag, 6, log)])
+    assert not flag.exists()
+    result = run_sweep(
+        SweepConfig(resume=True, results_dir=str(tmp_path / "results"), verbose=0), data=data
+    )
+    uri, parent = result.state.tracking_uri, result.state.parent_run_id
+
+    runs = _runs(uri, parent, "trial", "lightgcn")
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    starts = [line.split() for line in log.read_text().splitlines()]
+    restarts = [(trial, int(epoch)) for trial, epoch in starts if int(epoch) > 0]
+    assert len(restarts) == 1, starts  # the interrupted trial went on from a checkpoint
+    assert restarts[0][1] in (2, 4), starts
+    (run,) = [r for r in runs if r.data.tags[tracking.TAG_TRIAL] == restarts[0][0]]
+    logged = dict(_history(uri, run, "val_ndcg_at_10"))
+    assert sorted(logged) == list(range(2, 41, 2))  # every evaluation logged once
+    # The resumed trial ends where an uninterrupted one with its seed ends (RNG states included).
+    config = {"dim": 8, "lr": float(run.data.params["lr"]), "batch_size": 64}
+    seed = trial_seed(cfg.seed, "lightgcn", config)
+    assert int(run.data.params["seed"]) == seed
+    reference = Trainer("lightgcn", config, data.without_test(), seed=seed)
+    (*_, last) = reference.run(40, eval_every=2, ks=(10, 20))
+    assert logged[40] == pytest.approx(last.metrics["ndcg@10"], abs=1e-6)
+
+    for outcome in result.outcomes:
+        best_runs = _runs(uri, parent, "trial", outcome.model)
+        best_run = next(r for r in best_runs if r.data.tags[tracking.TAG_TRIAL] == outcome.trial_id)
+        reported = dict(_history(uri, best_run, "val_ndcg_at_10"))
+        assert outcome.val["ndcg@10"] == pytest.approx(reported[outcome.best_epoch], abs=1e-6)
+        assert outcome.best_epoch % 2 == 0 and 0 <= outcome.test["ndcg@10"] <= 1

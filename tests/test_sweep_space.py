@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from recsys.errors import RecsysError
+from recsys.metrics import metric_key, parse_metric
 from recsys.models import MODELS
+from recsys.tuning.config import DEFAULT_MODELS
 from recsys.tuning.resources import ClusterShape, resolve_resources
 from recsys.tuning.space import default_space_dir, load_space, to_tune
-from recsys.tuning.sweep import DEFAULT_MODELS
-from recsys.tuning.trainable import parse_metric, result_key, trial_seed
+from recsys.tuning.trainable import trial_seed
 
 BUDGET = """
 budget:
@@ -199,7 +200,7 @@ def test_trial_seeds_derive_from_root_seed_and_config():
 
 def test_metric_names():
     assert parse_metric("recall@20") == ("recall", 20)
-    assert result_key("val", "ndcg@10") == "val_ndcg_at_10"
+    assert metric_key("val", "ndcg@10") == "val_ndcg_at_10"
     for bad in ("ndcg", "ndcg@", "ndcg@0", "auc@10", "ndcg@x"):
         with pytest.raises(RecsysError, match="bad metric"):
             parse_metric(bad)

@@ -10,7 +10,6 @@ import pytest
 import torch
 from model_checks import held_out_on_top
 
-from recsys import text
 from recsys.data.dataset import SplitData
 from recsys.errors import RecsysError
 from recsys.models import get_spec
@@ -174,18 +173,10 @@ def test_hybrid_learns_a_sharper_scale_on_near_parallel_text(blocks):
     assert held_out_on_top(model, data) == 1.0
 
 
-def test_hybrid_build_computes_missing_embeddings(blocks, tmp_path, monkeypatch):
-    monkeypatch.setenv("RECSYS_TUNE_CACHE", str(tmp_path))
-    encoded = []
-
-    def fake_encode(texts, model_name, batch_size, device):
-        encoded.append((len(texts), model_name))
-        return np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32)
-
-    monkeypatch.setattr(text, "_encode", fake_encode)
-    model = build("hybrid_vae", blocks, text_model="some-model")
-    assert encoded == [(blocks.n_items, "some-model")]
-    assert model.decoder.item_text.shape == (blocks.n_items, 16)
+def test_hybrid_build_without_embeddings_is_an_error(blocks):
+    """The builder does not load Sentence-BERT itself: the caller attaches the embeddings."""
+    with pytest.raises(RecsysError, match="with_item_embeddings"):
+        build("hybrid_vae", blocks)
 
 
 def test_hybrid_rejects_mismatched_embeddings(blocks):

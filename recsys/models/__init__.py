@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from recsys.errors import RecsysError
 from recsys.models import bpr_mf, ease, hybrid_vae, itemknn, lightgcn, mult_vae, popularity
 from recsys.models.base import ModelSpec, Recommender
+
+
+def _always(cfg: Any) -> bool:
+    return True
+
+
+_TEXT_LIGHTGCN = {"build": lightgcn.build, "needs_item_embeddings": lightgcn.uses_item_text}
 
 MODELS: dict[str, ModelSpec] = {
     "popularity": ModelSpec(
         "popularity", popularity.PopularityConfig, popularity.build, trainable=False
     ),
     "bpr_mf": ModelSpec("bpr_mf", bpr_mf.BPRMFConfig, bpr_mf.build),
-    "lightgcn": ModelSpec("lightgcn", lightgcn.LightGCNConfig, lightgcn.build),
+    "lightgcn": ModelSpec("lightgcn", lightgcn.LightGCNConfig, **_TEXT_LIGHTGCN),
     "lightgcn_hardneg": ModelSpec(
-        "lightgcn_hardneg", lightgcn.LightGCNHardNegConfig, lightgcn.build
+        "lightgcn_hardneg", lightgcn.LightGCNHardNegConfig, **_TEXT_LIGHTGCN
     ),
-    "lightgcn_text": ModelSpec("lightgcn_text", lightgcn.LightGCNTextConfig, lightgcn.build),
+    "lightgcn_text": ModelSpec("lightgcn_text", lightgcn.LightGCNTextConfig, **_TEXT_LIGHTGCN),
     "itemknn": ModelSpec("itemknn", itemknn.ItemKNNConfig, itemknn.build, trainable=False),
     "ease": ModelSpec("ease", ease.EASEConfig, ease.build, trainable=False),
     "mult_vae": ModelSpec("mult_vae", mult_vae.MultVAEConfig, mult_vae.build),
-    "hybrid_vae": ModelSpec("hybrid_vae", hybrid_vae.HybridVAEConfig, hybrid_vae.build),
+    "hybrid_vae": ModelSpec(
+        "hybrid_vae",
+        hybrid_vae.HybridVAEConfig,
+        hybrid_vae.build,
+        needs_item_embeddings=_always,
+    ),
 }
 
 

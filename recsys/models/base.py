@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
+
+from recsys.errors import RecsysError
 
 if TYPE_CHECKING:
     from recsys.data.dataset import SplitData
@@ -46,6 +50,10 @@ class Recommender(nn.Module):
         return torch.device("cpu")
 
 
+def _never(cfg: Any) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """How the registry knows a model: its name, config dataclass and builder.
@@ -54,14 +62,52 @@ class ModelSpec:
         name: the model's name everywhere (search-space file stem, ``--models``, MLflow tag).
         config_cls: frozen dataclass of the model's hyperparameters, built with ``Cfg(**cfg)``.
         build: ``build(cfg, data, device) -> Recommender``; closed-form models are fitted here on
-            ``data.train`` only.
+            ``data.train`` only. A builder never loads data or text models itself: what it needs
+            (``data.item_embeddings``) is attached by the caller, and it raises if it is missing.
         trainable: whether the model is trained by epochs (False: fitted once in ``build``).
+        needs_item_embeddings: ``needs_item_embeddings(cfg)``: whether a model built from
+            ``cfg`` reads ``data.item_embeddings`` (Sentence-BERT vectors of the item texts).
     """
 
     name: str
     config_cls: type
     build: Callable[[Any, SplitData, torch.device], Recommender]
     trainable: bool = True
+    needs_item_embeddings: Callable[[Any], bool] = _never
+
+    def make_config(self, config: Mapping[str, Any]) -> Any:
+        """``config_cls(**config)`` with an error naming any unknown key.
+
+        NumPy scalars become Python ones and numbers are cast to the field's declared int/float
+        type (search spaces may hand ``64.0`` for an int or ``1`` for a float).
+        """
+        fields = {f.name: f for f in dataclasses.fields(self.config_cls)}
+        unknown = sorted(set(config) - set(fields))
+        if unknown:
+            raise RecsysError(
+                f"unknown hyperparameter(s) {', '.join(map(repr, unknown))} for model "
+                f"{self.name!r}; valid: {', '.join(fields) or '(none)'}"
+            )
+        values = {key: self._cast(key, fields[key].type, value) for key, value in config.items()}
+        return self.config_cls(**values)
+
+    def _cast(self, key: str, declared: Any, value: Any) -> Any:
+        if isinstance(value, np.generic):
+            value = value.item()
+        kind = declared if isinstance(declared, str) else getattr(declared, "__name__", "")
+        try:
+            if kind == "float" and not isinstance(value, bool):
+                return float(value)
+            if kind == "int" and not isinstance(value, bool):
+                as_float = float(value)
+                if as_float != int(as_float):
+                    raise ValueError
+                return int(as_float)
+        except (TypeError, ValueError):
+            raise RecsysError(
+                f"hyperparameter {key!r} of model {self.name!r} must be {kind}, got {value!r}"
+            ) from None
+        return value
 
 
 @dataclass(frozen=True)

@@ -10,31 +10,30 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsys.data.dataset import SplitData
-from recsys.errors import RecsysError
-from recsys.models.vae import MultinomialVAE, VAEEncoder
-from recsys.text import DEFAULT_MODEL, with_item_embeddings
+from recsys.errors import RecsysError, require
+from recsys.models.vae import MultinomialVAE, VAEConfig, VAEEncoder
 
 
 @dataclass(frozen=True)
-class HybridVAEConfig:
-    """HybridVAE hyperparameters.
+class HybridVAEConfig(VAEConfig):
+    """HybridVAE hyperparameters: those of :class:`VAEConfig`, and
 
-    ``logit_scale`` is the initial value of the learned logit scale s (see :class:`TextDecoder`);
-    ``text_model`` names the Sentence-BERT model used when the data has no item embeddings yet.
+    Attributes:
+        trainable_residual: learn a residual added to the frozen item text matrix.
+        logit_scale: initial value of the learned logit scale s (see :class:`TextDecoder`).
+
+    The KL weight reaches its maximum sooner than Mult-VAE's and gradients are clipped: the
+    text decoder's scale makes early logits large.
     """
 
-    hidden: int = 600
-    latent: int = 200
-    dropout: float = 0.5
-    beta_max: float = 0.2
     anneal_steps: int = 20_000
-    lr: float = 1e-3
-    batch_size: int = 500
-    weight_decay: float = 0.0
     grad_clip: float | None = 5.0
     trainable_residual: bool = False
     logit_scale: float = 10.0
-    text_model: str = DEFAULT_MODEL
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.logit_scale > 0, f"logit_scale must be > 0, got {self.logit_scale}")
 
 
 class TextDecoder(nn.Module):
@@ -121,10 +120,12 @@ class HybridVAE(MultinomialVAE):
 
 
 def build(cfg: HybridVAEConfig, data: SplitData, device: torch.device) -> HybridVAE:
-    if cfg.logit_scale <= 0:
-        raise RecsysError(f"hybrid_vae: logit_scale must be > 0, got {cfg.logit_scale}")
+    """A HybridVAE on ``device`` whose decoder's item side is ``data.item_embeddings``."""
     if data.item_embeddings is None:
-        data = with_item_embeddings(data, cfg.text_model)
+        raise RecsysError(
+            "hybrid_vae needs item embeddings and the data has none; attach them first with "
+            "recsys.text.with_item_embeddings(data) (the sweep does this once for all trials)"
+        )
     # A copy: arrays from the object store are read-only, and E becomes a buffer of the model.
     embeddings = torch.tensor(data.item_embeddings, dtype=torch.float32)
     if embeddings.ndim != 2 or embeddings.shape[0] != data.n_items:

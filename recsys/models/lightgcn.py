@@ -2,7 +2,8 @@
 
 He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for Recommendation",
 SIGIR 2020. The hard-negative and semantic-init variants are the same class with another
-negative sampler (``recsys.models.samplers``) or item initialiser (``recsys.models.text_init``).
+negative sampler (``recsys.models.samplers``, which the training loop draws from) or item
+initialiser (``recsys.models.text_init``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsys.data.dataset import Pairs, SplitData
-from recsys.errors import RecsysError
+from recsys.errors import RecsysError, require
 from recsys.models.base import PairBatch, TrainableRecommender
-from recsys.models.samplers import SAMPLERS, NegativeSampler, make_sampler
+from recsys.models.samplers import SAMPLERS
 from recsys.models.text_init import TEXT_INITS, compress_item_embeddings
 
 ITEM_INITS = ("random", "text")
@@ -53,18 +54,18 @@ class PairwiseConfig:
     init_std: float = 0.1
 
     def __post_init__(self) -> None:
-        _require(self.dim >= 1, f"dim must be >= 1, got {self.dim}")
-        _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        _require(self.l2 >= 0, f"l2 must be >= 0, got {self.l2}")
-        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        _require(self.init_std > 0, f"init_std must be > 0, got {self.init_std}")
-        _require(
+        require(self.dim >= 1, f"dim must be >= 1, got {self.dim}")
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(self.l2 >= 0, f"l2 must be >= 0, got {self.l2}")
+        require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        require(self.init_std > 0, f"init_std must be > 0, got {self.init_std}")
+        require(
             self.sampler in SAMPLERS,
             f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}",
         )
-        _require(0.0 <= self.p_pop <= 1.0, f"p_pop must lie in [0, 1], got {self.p_pop}")
-        _require(self.pool_size >= 1, f"pool_size must be >= 1, got {self.pool_size}")
-        _require(self.n_candidates >= 1, f"n_candidates must be >= 1, got {self.n_candidates}")
+        require(0.0 <= self.p_pop <= 1.0, f"p_pop must lie in [0, 1], got {self.p_pop}")
+        require(self.pool_size >= 1, f"pool_size must be >= 1, got {self.pool_size}")
+        require(self.n_candidates >= 1, f"n_candidates must be >= 1, got {self.n_candidates}")
 
 
 @dataclass(frozen=True)
@@ -85,16 +86,16 @@ class LightGCNConfig(PairwiseConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _require(self.layers >= 0, f"layers must be >= 0, got {self.layers}")
-        _require(
+        require(self.layers >= 0, f"layers must be >= 0, got {self.layers}")
+        require(
             self.item_init in ITEM_INITS,
             f"item_init must be one of {', '.join(ITEM_INITS)}, got {self.item_init!r}",
         )
-        _require(
+        require(
             self.text_init in TEXT_INITS,
             f"text_init must be one of {', '.join(TEXT_INITS)}, got {self.text_init!r}",
         )
-        _require(
+        require(
             self.freeze_item_epochs >= 0,
             f"freeze_item_epochs must be >= 0, got {self.freeze_item_epochs}",
         )
@@ -112,11 +113,6 @@ class LightGCNTextConfig(LightGCNConfig):
     """LightGCN whose item embeddings start from their Sentence-BERT text embeddings."""
 
     item_init: str = "text"
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise RecsysError(message)
 
 
 def normalized_adjacency(train: Pairs, n_users: int, n_items: int) -> torch.Tensor:
@@ -198,7 +194,6 @@ class LightGCN(TrainableRecommender):
         layers: propagation layers K.
         adjacency: (n_users + n_items)^2 normalised training adjacency (see
             :func:`normalized_adjacency`); may be None when ``layers == 0``.
-        sampler: negative sampler the training loop draws negatives from.
         l2: weight of ``(|e_u|^2 + |e_i|^2 + |e_j|^2) / 2 / B`` on layer-0 embeddings.
         init_std: std of the normal initialisation.
         item_init: optional (n_items, dim) initial item embeddings (e.g. from item text).
@@ -214,7 +209,6 @@ class LightGCN(TrainableRecommender):
         dim: int,
         layers: int,
         adjacency: torch.Tensor | None,
-        sampler: NegativeSampler | None = None,
         *,
         l2: float = 1e-4,
         init_std: float = 0.1,
@@ -228,7 +222,6 @@ class LightGCN(TrainableRecommender):
         self.n_items = n_items
         self.layers = layers
         self.l2 = l2
-        self.sampler = sampler
         self.freeze_item_epochs = freeze_item_epochs
         self.user_weight = nn.Parameter(torch.randn(n_users, dim) * init_std)
         if item_init is None:
@@ -290,40 +283,38 @@ class LightGCN(TrainableRecommender):
         return torch.einsum("bd,bnd->bn", user_emb[users], item_emb[items])
 
 
-def build(cfg: LightGCNConfig, data: SplitData, device: torch.device) -> LightGCN:
-    """A LightGCN on ``device`` whose graph and sampler see only ``data.train``.
+def uses_item_text(cfg: LightGCNConfig) -> bool:
+    """Whether the items start from their text embeddings (the registry's
+    ``needs_item_embeddings``)."""
+    return cfg.item_init == "text"
 
-    The registry's builder for ``lightgcn``, ``lightgcn_hardneg`` and ``lightgcn_text``.
+
+def build(cfg: LightGCNConfig, data: SplitData, device: torch.device) -> LightGCN:
+    """A LightGCN on ``device`` whose graph sees only ``data.train``.
+
+    The registry's builder for ``lightgcn``, ``lightgcn_hardneg``, ``lightgcn_text`` and, with
+    zero layers, ``bpr_mf``. The negative sampler named by ``cfg.sampler`` is the training
+    loop's (``recsys.train.Trainer``).
     """
     item_init = None
-    if cfg.item_init == "text":
+    if uses_item_text(cfg):
         if data.item_embeddings is None:
-            from recsys.text import with_item_embeddings  # sentence-transformers is heavy
-
-            data = with_item_embeddings(data)
+            raise RecsysError(
+                "item_init='text' needs item embeddings and the data has none; attach them "
+                "first with recsys.text.with_item_embeddings(data) (the sweep does this once)"
+            )
         item_init = compress_item_embeddings(
             data.item_embeddings, cfg.dim, cfg.text_init, cfg.init_std
         )
     adjacency = None
     if cfg.layers:
         adjacency = normalized_adjacency(data.train, data.n_users, data.n_items)
-    sampler = make_sampler(
-        cfg.sampler,
-        data.train,
-        data.n_users,
-        data.n_items,
-        device,
-        p_pop=cfg.p_pop,
-        pool_size=cfg.pool_size,
-        n_candidates=cfg.n_candidates,
-    )
     model = LightGCN(
         data.n_users,
         data.n_items,
         cfg.dim,
         cfg.layers,
         adjacency,
-        sampler,
         l2=cfg.l2,
         init_std=cfg.init_std,
         item_init=item_init,

@@ -8,22 +8,12 @@ import torch
 from torch import nn
 
 from recsys.data.dataset import SplitData
-from recsys.models.vae import MultinomialVAE, VAEEncoder
+from recsys.models.vae import MultinomialVAE, VAEConfig, VAEEncoder
 
 
 @dataclass(frozen=True)
-class MultVAEConfig:
-    """Mult-VAE hyperparameters; the defaults are the paper's ([n_items -> 600 -> 200])."""
-
-    hidden: int = 600
-    latent: int = 200
-    dropout: float = 0.5
-    beta_max: float = 0.2
-    anneal_steps: int = 200_000
-    lr: float = 1e-3
-    batch_size: int = 500
-    weight_decay: float = 0.0
-    grad_clip: float | None = None
+class MultVAEConfig(VAEConfig):
+    """Mult-VAE hyperparameters: those of :class:`VAEConfig`, with the paper's defaults."""
 
 
 class MultVAE(MultinomialVAE):

@@ -9,11 +9,12 @@ rejected draws are redrawn in rounds (all rejected entries at once), not one sam
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from recsys.data.dataset import Pairs
+from recsys.data.dataset import Pairs, SplitData
 from recsys.errors import RecsysError
 
 SAMPLERS = ("uniform", "popularity", "dns")
@@ -196,6 +197,21 @@ class DynamicNegativeSampler(NegativeSampler):
         with torch.no_grad():
             best = score_fn(users, candidates).argmax(dim=1, keepdim=True)
         return candidates.gather(1, best).squeeze(1)
+
+
+def sampler_for(cfg: Any, data: SplitData, device: torch.device | str) -> NegativeSampler:
+    """The sampler a pairwise model's config names (``sampler``, ``p_pop``, ``pool_size``,
+    ``n_candidates``: see ``recsys.models.lightgcn.PairwiseConfig``) over ``data.train``."""
+    return make_sampler(
+        cfg.sampler,
+        data.train,
+        data.n_users,
+        data.n_items,
+        device,
+        p_pop=cfg.p_pop,
+        pool_size=cfg.pool_size,
+        n_candidates=cfg.n_candidates,
+    )
 
 
 def make_sampler(

@@ -1,4 +1,5 @@
-"""What Mult-VAE and HybridVAE share: the encoder, the annealed ELBO loss and scoring from mu.
+"""What Mult-VAE and HybridVAE share: the config, the encoder, the annealed ELBO loss and scoring
+from mu.
 
 The two models differ only in the encoder's hidden block and in the decoder, which they pass
 in (see ``mult_vae.py`` and ``hybrid_vae.py``).
@@ -6,12 +7,57 @@ in (see ``mult_vae.py`` and ``hybrid_vae.py``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recsys.errors import require
 from recsys.models.base import TrainableRecommender, UserBatch
 from recsys.models.history import History
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Hyperparameters every multinomial VAE has; the defaults are Mult-VAE's paper's
+    ([n_items -> 600 -> 200], KL weight annealed to 0.2).
+
+    Attributes:
+        hidden: encoder (and Mult-VAE decoder) hidden width.
+        latent: size of z.
+        dropout: input dropout probability.
+        beta_max: final KL weight.
+        anneal_steps: training steps over which the KL weight rises to ``beta_max``.
+        lr: Adam learning rate.
+        batch_size: users per step.
+        weight_decay: Adam's L2 weight decay.
+        grad_clip: maximum gradient norm, or None for no clipping.
+    """
+
+    hidden: int = 600
+    latent: int = 200
+    dropout: float = 0.5
+    beta_max: float = 0.2
+    anneal_steps: int = 200_000
+    lr: float = 1e-3
+    batch_size: int = 500
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        require(self.hidden >= 1, f"hidden must be >= 1, got {self.hidden}")
+        require(self.latent >= 1, f"latent must be >= 1, got {self.latent}")
+        require(0.0 <= self.dropout < 1.0, f"dropout must lie in [0, 1), got {self.dropout}")
+        require(self.beta_max >= 0, f"beta_max must be >= 0, got {self.beta_max}")
+        require(self.anneal_steps >= 0, f"anneal_steps must be >= 0, got {self.anneal_steps}")
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        require(
+            self.grad_clip is None or self.grad_clip > 0,
+            f"grad_clip must be > 0 or null, got {self.grad_clip}",
+        )
 
 
 class VAEEncoder(nn.Module):

@@ -1,9 +1,13 @@
-"""All the Ray Tune and MLflow wiring of a sweep.
+"""All the Ray Tune and MLflow wiring of a sweep, one step per module.
 
+- ``config``: ``SweepConfig``, its validation (no Ray, no data), each model's budget.
+- ``state``: ``SweepState``, what a sweep has done so far (``--resume`` reads it).
 - ``space``: search-space files (``searchspaces/<model>.yaml``): load, validate, convert to Tune.
-- ``trainable``: the one function trainable (any registered model, epoch by epoch, checkpoints).
-- ``resources``: each trial's CPU/GPU share, checked against the cluster before any trial starts.
-- ``tracking``: MLflow runs (sweep parent, one nested run per trial from the driver, best runs).
-- ``report``: the best checkpoint of each model on the test split, and the results directory.
-- ``sweep``: ``SweepConfig`` and ``run_sweep``, which ``launch/sweep.py`` calls.
+- ``resources``: the Ray cluster, and each trial's CPU/GPU share checked against it.
+- ``search``: one model's search: searcher, ASHA, progress output, the Tuner.
+- ``trainable``: the one function trainable (``Trainer.run`` inside a trial, checkpoints).
+- ``best``: the best checkpoint, scored on validation and test, as a ``ModelOutcome``.
+- ``results`` (and ``plots``): everything written to the results directory.
+- ``tracking``: MLflow runs (sweep parent, one nested run per trial, best runs) and provenance.
+- ``sweep``: ``run_sweep``, the orchestrator that calls the steps above in order.
 """

@@ -1,14 +1,34 @@
-"""How much of the cluster each trial gets, checked against the cluster before any trial starts."""
+"""The Ray cluster a sweep runs on, and how much of it each trial gets (checked before any trial
+starts)."""
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 from recsys.errors import RecsysError
 
 # Recommender trials are small: four share one GPU well without running out of its memory.
 DEFAULT_GPU_SHARE = 0.25
+
+
+def connect(address: str | None) -> None:
+    """Joins the Ray cluster at ``address`` (else ``$RAY_ADDRESS``), or starts a local one."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # The compact CLIReporter table instead of Ray's newer verbose output; no warning per
+    # checkpoint about experiment snapshots (each report checkpoints, by design).
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(include_dashboard=False)
 
 
 @dataclass(frozen=True)

@@ -6,17 +6,29 @@ workers never need to reach the tracking store, which on a cluster may be a loca
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 
+from recsys.metrics import metric_key
+from recsys.tuning.config import SweepConfig, prep_config
+from recsys.tuning.results import best_config_yaml
 from recsys.tuning.trainable import plain_config, trial_seed
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # what `mlflow ui` opens by default (MLflow 3)
+if TYPE_CHECKING:
+    from recsys.data.dataset import SplitData
+    from recsys.tuning.best import Best
+    from recsys.tuning.resources import TrialResources
+    from recsys.tuning.space import Budget
 
 TAG_SWEEP = "recsys.sweep"
 TAG_ROLE = "recsys.role"  # "sweep", "trial" or "best"
@@ -67,6 +79,61 @@ def param_batch(params: Mapping[str, Any]) -> list:
     from mlflow.entities import Param
 
     return [Param(str(k), str(v)[:6000]) for k, v in params.items()]
+
+
+def git_commit() -> str:
+    """The commit of the checkout the package runs from, or ``"unknown"``."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages a result depends on."""
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("recsys-tune", "torch", "ray", "mlflow", "numpy", "pandas", "optuna"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def provenance_tags(data: SplitData, command: str) -> dict[str, str]:
+    """The parent run's tags: where the code, the data and the command line came from."""
+    return {
+        "git_commit": git_commit(),
+        "dataset": data.name,
+        "dataset_fingerprint": data.fingerprint,
+        "command": command or " ".join(sys.argv),
+        **{f"version.{k}": v for k, v in versions().items()},
+    }
+
+
+def sweep_params(
+    cfg: SweepConfig, resources: TrialResources, budgets: Mapping[str, Budget]
+) -> dict[str, Any]:
+    """The parent run's params: what was searched, on which split, with which budgets."""
+    return {
+        "dataset": cfg.dataset,
+        "models": ",".join(cfg.models),
+        "metric": cfg.metric,
+        "search": cfg.search,
+        "scheduler": cfg.scheduler,
+        "root_seed": cfg.seed,
+        **{f"split.{k}": v for k, v in dataclasses.asdict(prep_config(cfg.prep)).items()},
+        **{f"dataset.{k}": v for k, v in cfg.dataset_options.items()},
+        "cpus_per_trial": resources.cpus,
+        "gpus_per_trial": resources.gpus,
+        **{f"budget.{m}": json.dumps(dataclasses.asdict(b)) for m, b in budgets.items()},
+    }
 
 
 def start_parent_run(
@@ -154,21 +221,10 @@ class MlflowTrialCallback(Callback):
             c.update_run(self._runs[trial_id], status="RUNNING")
             return
         config = plain_config(trial.config)
-        parent = c.get_run(self.parent_run_id)
-        run = c.create_run(
-            parent.info.experiment_id,
-            run_name=f"{self.model}/{trial_id}",
-            tags={
-                "mlflow.parentRunId": self.parent_run_id,
-                TAG_ROLE: "trial",
-                TAG_MODEL: self.model,
-                TAG_TRIAL: trial_id,
-                TAG_SWEEP: parent.data.tags.get(TAG_SWEEP, ""),
-            },
-        )
+        run_id = _child_run(c, self.parent_run_id, "trial", self.model, trial_id)
         seed = trial_seed(self.root_seed, self.model, config)
-        c.log_batch(run.info.run_id, params=param_batch({**config, "seed": seed}))
-        self._runs[trial_id] = run.info.run_id
+        c.log_batch(run_id, params=param_batch({**config, "seed": seed}))
+        self._runs[trial_id] = run_id
         self._last_step[trial_id] = 0
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
@@ -209,46 +265,60 @@ class MlflowTrialCallback(Callback):
 
 
 def log_best_run(
-    tracking_uri: str,
-    parent_run_id: str,
-    model: str,
-    *,
-    trial_id: str,
-    params: Mapping[str, Any],
-    metrics: Mapping[str, float],
-    artifacts: Mapping[str, Path],
-    existing_run_id: str | None = None,
+    tracking_uri: str, parent_run_id: str, best: Best, files: Mapping[str, Path]
 ) -> str:
-    """Logs (or replaces the content of) the "best" run of ``model`` under the sweep's run.
+    """Logs the "best" run of a model under the sweep's run; returns its id.
 
-    ``artifacts`` maps an artifact sub-folder ('' for the root) to a file or folder.
+    Params are the best config and its seed; metrics its validation and test scores and the
+    search's cost; artifacts ``config.yaml``, the checkpoint and ``files`` (artifact folder ->
+    file: the recommendations, the learning-curve plot). A run left by an interrupted sweep
+    is filled, not duplicated.
     """
+    outcome = best.outcome
+    metrics = {metric_key("val", k): v for k, v in outcome.val.items()}
+    metrics.update({metric_key("test", k): v for k, v in outcome.test.items()})
+    metrics.update(
+        best_epoch=outcome.best_epoch,
+        trials=outcome.trials,
+        epochs=outcome.epochs,
+        wall_seconds=outcome.wall_seconds,
+        seconds_per_epoch=outcome.seconds_per_epoch,
+    )
+    existing = find_child_runs(tracking_uri, parent_run_id, "best", outcome.model)
     c = client(tracking_uri)
-    parent = c.get_run(parent_run_id)
-    if existing_run_id is not None:
-        run_id = existing_run_id
+    if existing:
+        run_id = next(iter(existing.values())).info.run_id
     else:
-        run_id = c.create_run(
-            parent.info.experiment_id,
-            run_name=f"best/{model}",
-            tags={
-                "mlflow.parentRunId": parent_run_id,
-                TAG_ROLE: "best",
-                TAG_MODEL: model,
-                TAG_TRIAL: trial_id,
-                TAG_SWEEP: parent.data.tags.get(TAG_SWEEP, ""),
-            },
-        ).info.run_id
-        c.log_batch(run_id, params=param_batch(params))
+        run_id = _child_run(c, parent_run_id, "best", outcome.model, outcome.trial_id)
+        c.log_batch(run_id, params=param_batch({**outcome.config, "seed": outcome.seed}))
     c.log_batch(run_id, metrics=metric_batch(metrics, 0))
-    for folder, path in artifacts.items():
-        path = Path(path)
-        if path.is_dir():
-            c.log_artifacts(run_id, str(path), artifact_path=folder or None)
-        else:
-            c.log_artifact(run_id, str(path), artifact_path=folder or None)
+    with tempfile.TemporaryDirectory() as tmp:
+        config_path = Path(tmp) / "config.yaml"
+        config_path.write_text(best_config_yaml(outcome))
+        c.log_artifact(run_id, str(config_path))
+    with best.checkpoint.as_directory() as folder:
+        c.log_artifacts(run_id, str(folder), artifact_path="checkpoint")
+    for folder, path in files.items():
+        c.log_artifact(run_id, str(path), artifact_path=folder)
     c.set_terminated(run_id, status="FINISHED")
     return run_id
+
+
+def _child_run(c: Any, parent_run_id: str, role: str, model: str, trial_id: str) -> str:
+    """A new run nested under the sweep's run, tagged with its role, model and trial."""
+    parent = c.get_run(parent_run_id)
+    run = c.create_run(
+        parent.info.experiment_id,
+        run_name=f"{model}/{trial_id}" if role == "trial" else f"{role}/{model}",
+        tags={
+            "mlflow.parentRunId": parent_run_id,
+            TAG_ROLE: role,
+            TAG_MODEL: model,
+            TAG_TRIAL: trial_id,
+            TAG_SWEEP: parent.data.tags.get(TAG_SWEEP, ""),
+        },
+    )
+    return run.info.run_id
 
 
 def finish_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:

@@ -1,9 +1,11 @@
-"""The one function trainable: any registered model, trained epoch by epoch inside a Tune trial."""
+"""The one function trainable: any registered model, trained by ``Trainer.run`` inside a trial.
+
+Checkpoint layout (one file, written at every evaluation): ``trainer.pt``, the Trainer's own
+checkpoint (model, optimizer, RNG states and the epoch: the epoch is stored there only).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import tempfile
 import time
@@ -14,50 +16,36 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recsys.errors import RecsysError
+from recsys.metrics import metric_key, parse_metric
+from recsys.seeds import derive_seed
 
 if TYPE_CHECKING:
     from recsys.data.dataset import SplitData
+    from recsys.train import Evaluation, Trainer
 
-METRIC_NAMES = ("recall", "ndcg", "precision", "hit", "mrr", "map", "coverage")
 STATE_FILE = "trainer.pt"
-PROGRESS_FILE = "progress.json"
-
-
-def parse_metric(metric: str) -> tuple[str, int]:
-    """``"ndcg@10"`` -> ``("ndcg", 10)``; a RecsysError for anything the evaluator lacks."""
-    name, _, k = metric.partition("@")
-    if name not in METRIC_NAMES or not k.isdigit() or int(k) < 1:
-        raise RecsysError(
-            f"bad metric {metric!r}; use <name>@<k> with name one of {', '.join(METRIC_NAMES)} "
-            f"and k a positive integer, e.g. ndcg@10"
-        )
-    return name, int(k)
-
-
-def result_key(split: str, metric: str) -> str:
-    """The key of ``metric`` on ``split`` in Tune results and MLflow: ``val_ndcg_at_10``.
-
-    MLflow forbids ``@`` in metric names, so the evaluator's ``ndcg@10`` becomes ``ndcg_at_10``.
-    """
-    return f"{split}_{metric.replace('@', '_at_')}"
-
-
-def trial_seed(root_seed: int, model: str, config: Mapping[str, Any]) -> int:
-    """A trial's seed: a hash of the root seed, the model and the trial's config.
-
-    The same config under the same root seed gets the same seed, so the best run can be
-    reproduced from ``best_configs.yaml`` alone; different configs get unrelated seeds.
-    """
-    payload = json.dumps([int(root_seed), model, plain_config(config)], sort_keys=True, default=str)
-    return int.from_bytes(hashlib.blake2b(payload.encode(), digest_size=8).digest(), "big") % (
-        2**31 - 1
-    )
 
 
 def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The config with numpy scalars turned into Python ones (Tune samples numpy values)."""
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in config.items()}
+
+
+def trial_seed(root_seed: int, model: str, config: Mapping[str, Any]) -> int:
+    """A trial's seed, derived from the root seed, the model and the trial's config.
+
+    The same config under the same root seed gets the same seed, so the best run can be
+    reproduced from ``best_configs.yaml`` alone; different configs get unrelated seeds.
+    """
+    return derive_seed(int(root_seed), model, plain_config(config))
+
+
+def save_checkpoint(trainer: Trainer, folder: str | Path) -> None:
+    trainer.save(Path(folder) / STATE_FILE)
+
+
+def load_checkpoint(trainer: Trainer, folder: str | Path) -> None:
+    trainer.load(Path(folder) / STATE_FILE)
 
 
 @dataclass(frozen=True)
@@ -86,7 +74,7 @@ class TrialSettings:
 
 
 def train_trial(config: dict[str, Any], data: SplitData, settings: TrialSettings) -> None:
-    """Trains one trial and reports validation metrics and a checkpoint to Tune.
+    """Trains one trial and reports validation metrics and a checkpoint to Tune per evaluation.
 
     Args:
         config: the trial's hyperparameters (fields of the model's config dataclass).
@@ -107,49 +95,36 @@ def train_trial(config: dict[str, Any], data: SplitData, settings: TrialSettings
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     config = plain_config(config)
     seed = trial_seed(settings.root_seed, settings.model, config)
-    built = time.time()
     trainer = Trainer(settings.model, config, data, device=settings.device, seed=seed)
-    build_seconds = time.time() - built  # a closed-form model is fitted here: its one "epoch"
-    epoch = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            trainer.load(Path(folder) / STATE_FILE)
-            epoch = json.loads((Path(folder) / PROGRESS_FILE).read_text())["epoch"]
-    resumed_from = epoch
-    trainable = trainer.spec.trainable
-    max_epochs = settings.max_epochs if trainable else 1
-    _, k = parse_metric(settings.metric)
-    ks = tuple(sorted({*settings.ks, k}))
-    train_seconds, epochs_since_report, losses = 0.0, 0, {}
-    extra: dict[str, float] = {}
-    while epoch < max_epochs:
-        epoch_start = time.time()
-        if epoch == resumed_from:
-            # Start-up cost of the trial (actor, data, model build), reported once.
-            extra = {
-                "setup_seconds": epoch_start - started,
-                "first_epoch_started_at": epoch_start,
-                "resumed_from_epoch": resumed_from,
-            }
-        losses = trainer.train_epoch() if trainable else {}
-        epoch += 1
-        train_seconds += time.time() - epoch_start if trainable else build_seconds
-        epochs_since_report += 1
-        if epoch % settings.eval_every and epoch < max_epochs:
-            continue
-        val = trainer.evaluate(split="val", ks=ks)
-        metrics = {result_key("val", name): float(v) for name, v in val.items()}
-        metrics.update({f"train_{name}": float(v) for name, v in losses.items()})
-        metrics.update(
-            epoch=epoch,
-            seed=seed,
-            model=settings.model,
-            epoch_seconds=train_seconds / epochs_since_report,
-            **extra,
-        )
-        train_seconds, epochs_since_report, extra = 0.0, 0, {}
+            load_checkpoint(trainer, folder)
+    # Start-up cost of the trial (actor, data, model build), reported once.
+    once = {
+        "setup_seconds": time.time() - started,
+        "first_epoch_started_at": time.time(),
+        "resumed_from_epoch": trainer.epoch,
+    }
+    ks = tuple(sorted({*settings.ks, parse_metric(settings.metric)[1]}))
+    for evaluation in trainer.run(settings.max_epochs, settings.eval_every, ks):
+        metrics = {**_result(evaluation, settings.model, seed), **once}
+        once = {}
         with tempfile.TemporaryDirectory() as folder:
-            trainer.save(Path(folder) / STATE_FILE)
-            (Path(folder) / PROGRESS_FILE).write_text(json.dumps({"epoch": epoch}))
+            save_checkpoint(trainer, folder)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _result(evaluation: Evaluation, model: str, seed: int) -> dict[str, Any]:
+    """What one evaluation reports to Tune (and, through the trial callback, to MLflow)."""
+    metrics: dict[str, Any] = {
+        metric_key("val", name): float(v) for name, v in evaluation.metrics.items()
+    }
+    metrics.update({f"train_{name}": float(v) for name, v in evaluation.losses.items()})
+    metrics.update(
+        epoch=evaluation.epoch,
+        seed=seed,
+        model=model,
+        epoch_seconds=evaluation.seconds_per_epoch,
+    )
+    return metrics

@@ -1,0 +1,219 @@
+"""The command line: flags into a ``SweepConfig``, the sweep, its summary or a one-line error.
+
+``python launch/sweep.py [flags]`` and ``recsys-tune sweep [flags]`` run the same ``main``.
+With no flags: MovieLens-100K, the default split, the main models and the baselines, a local
+Ray instance and a local MLflow store (``sqlite:///mlflow.db``). On a cluster::
+
+    ray job submit --address http://HEAD:8265 --working-dir . -- python launch/sweep.py ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING
+
+import yaml
+
+from recsys.errors import RecsysError
+from recsys.tuning.config import DEFAULT_MODELS, SCHEDULERS, SEARCHES, SweepConfig
+
+if TYPE_CHECKING:
+    from recsys.tuning.sweep import SweepResult
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit code 2, like a RecsysError
+        self.exit(2, f"error: {message}\n")
+
+
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The sweep's flags; their names are the ``SweepConfig`` fields they set."""
+    p = _Parser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _data_flags(p)
+    _search_flags(p)
+    _run_flags(p)
+    return p
+
+
+def _data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="ml-100k", help="dataset name (default ml-100k)")
+    p.add_argument("--data-dir", help="folder of the dataset's source files")
+    p.add_argument(
+        "--dataset-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="loader option, repeatable (e.g. n_users=20000 for synthetic, category=... for "
+        "amazon2023)",
+    )
+    p.add_argument("--threshold", type=float, help="ratings >= this are positives (default 4)")
+    p.add_argument("--min-user-interactions", type=int, help="k-core bound on users (default 1)")
+    p.add_argument("--min-item-interactions", type=int, help="k-core bound on items (default 1)")
+    p.add_argument("--split", choices=("ratio", "loo", "temporal"), help="split strategy")
+    p.add_argument("--ratios", help="train,val,test fractions (default 0.8,0.1,0.1)")
+    p.add_argument("--by-time", action="store_true", help="loo: hold out the latest items")
+    p.add_argument("--split-seed", type=int, help="seed of the split (default 42)")
+
+
+def _search_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--models",
+        default=",".join(DEFAULT_MODELS),
+        help="comma-separated model names (search-space file stems)",
+    )
+    p.add_argument("--num-samples", type=int, help="trials per model (default: space file)")
+    p.add_argument("--max-epochs", type=int, help="ASHA's max_t (default: space file)")
+    p.add_argument("--metric", default="ndcg@10", help="validation target (default ndcg@10)")
+    p.add_argument("--search", default="random", choices=SEARCHES, help="search algorithm")
+    p.add_argument("--scheduler", default="asha", choices=SCHEDULERS)
+    p.add_argument("--seed", type=int, default=0, help="root seed (trial seeds derive from it)")
+    p.add_argument("--space-dir", help="folder of the search-space files (default searchspaces/)")
+    p.add_argument("--smoke", action="store_true", help="tiny budget, for a first look")
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; 0.25 packs 4 per GPU")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default 1)")
+    p.add_argument("--max-concurrent-trials", type=int, help="trials running at once")
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+    p.add_argument("--experiment", help="MLflow experiment (default recsys-tune-<dataset>)")
+    p.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS, else local)")
+    p.add_argument("--storage-path", help="Ray Tune storage (default ./ray_results)")
+    p.add_argument("--name", help="sweep name (default <dataset>-<timestamp>)")
+    p.add_argument("--results-dir", help="results directory (default results/<name>)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted sweep (named by --name or --results-dir, "
+        "else the latest under results/)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress table")
+
+
+def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepConfig:
+    """The ``SweepConfig`` of a command line (``sys.argv[1:]`` when ``argv`` is None)."""
+    argv = sys.argv[1:] if argv is None else argv
+    a = parser(prog).parse_args(argv)
+    prep = {
+        "threshold": a.threshold,
+        "min_user_interactions": a.min_user_interactions,
+        "min_item_interactions": a.min_item_interactions,
+        "split": a.split,
+        "ratios": _ratios(a.ratios),
+        "by_time": a.by_time or None,
+        "seed": a.split_seed,
+    }
+    return SweepConfig(
+        dataset=a.dataset,
+        data_dir=a.data_dir,
+        dataset_options=dict(_option(text) for text in a.dataset_option),
+        prep={k: v for k, v in prep.items() if v is not None},
+        models=tuple(m.strip() for m in a.models.split(",") if m.strip()),
+        num_samples=a.num_samples,
+        max_epochs=a.max_epochs,
+        gpus_per_trial=a.gpus_per_trial,
+        cpus_per_trial=a.cpus_per_trial,
+        metric=a.metric,
+        search=a.search,
+        scheduler=a.scheduler,
+        seed=a.seed,
+        tracking_uri=a.tracking_uri,
+        experiment=a.experiment,
+        address=a.address,
+        storage_path=a.storage_path,
+        name=a.name,
+        resume=a.resume,
+        results_dir=a.results_dir,
+        space_dir=a.space_dir,
+        max_concurrent_trials=a.max_concurrent_trials,
+        smoke=a.smoke,
+        verbose=0 if a.quiet else 1,
+        command=" ".join(["python", "launch/sweep.py", *argv]),
+    )
+
+
+def _option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise RecsysError(f"--dataset-option takes KEY=VALUE, got {text!r}")
+    # YAML typing: 20000 is an int, 0.5 a float, true a bool, anything else a string.
+    return key.strip(), yaml.safe_load(value)
+
+
+def _ratios(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise RecsysError(
+            f"--ratios takes three fractions like 0.8,0.1,0.1, got {text!r}"
+        ) from None
+
+
+def format_summary(result: SweepResult) -> str:
+    """The leaderboard and where to look next, for the end of a sweep."""
+    from recsys.metrics import metric_key
+    from recsys.tuning import tracking
+    from recsys.tuning.results import markdown_table
+
+    cols = [
+        "model",
+        metric_key("val", "ndcg@10"),
+        metric_key("test", "ndcg@10"),
+        metric_key("test", "recall@20"),
+        "trials",
+        "epochs",
+        "wall_seconds",
+    ]
+    board = result.leaderboard[[c for c in cols if c in result.leaderboard]]
+    state = result.state
+    return "\n".join(
+        [
+            f"sweep {state.name}: {len(result.outcomes)} models in {result.wall_seconds:.0f} s",
+            markdown_table(board).rstrip(),
+            f"results:  {state.results_dir}",
+            f"MLflow:   experiment {state.experiment!r}, parent run {state.parent_run_id}",
+            f"          {tracking.ui_command(state.tracking_uri)}",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Runs a sweep from a command line; returns the exit status (0, 2 bad input, 130
+    interrupted)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from recsys.tuning.sweep import SweepInterrupted, run_sweep
+
+    try:
+        result = run_sweep(parse_args(argv, prog))
+    except SweepInterrupted as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 130
+    except RecsysError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(format_summary(result))
+    return 0
+
+
+def entry() -> int:
+    """``recsys-tune``: the installed command; ``recsys-tune sweep [flags]`` runs a sweep."""
+    argv = sys.argv[1:]
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: recsys-tune sweep [flags]   (recsys-tune sweep --help lists the flags)")
+        return 0 if argv else 2
+    if argv[0] != "sweep":
+        print(
+            f"error: unknown command {argv[0]!r}; the command is: recsys-tune sweep [flags]",
+            file=sys.stderr,
+        )
+        return 2
+    return main(argv[1:], prog="recsys-tune sweep")

@@ -1,0 +1,184 @@
+"""After one model's search: its best checkpoint, scored on validation and test, as an outcome.
+
+Pure: reads the search's results and checkpoints, writes no file and no MLflow run (that is
+``results`` and ``tracking``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from recsys.metrics import metric_key, parse_metric
+from recsys.tuning.config import REPORT_KS
+from recsys.tuning.trainable import load_checkpoint, plain_config, trial_seed
+
+if TYPE_CHECKING:
+    from recsys.data.dataset import SplitData
+    from recsys.train import Trainer
+
+
+@dataclass
+class ModelOutcome:
+    """What the search and the final evaluation found for one model.
+
+    Attributes:
+        model: registry name.
+        trial_id: the best trial.
+        config: its hyperparameters; ``seed`` its seed, ``best_epoch`` the checkpoint's epoch.
+        val, test: full-ranking metrics of the best checkpoint (``"ndcg@10"``, ...).
+        trials, epochs: the search's cost: trials run, epochs trained over all of them.
+        wall_seconds: the search's wall time; ``seconds_per_epoch`` a trial's mean epoch time.
+        curves: every reported (trial, epoch, value) of the validation target.
+        best_run_id: the model's "best" MLflow run, once logged.
+    """
+
+    model: str
+    trial_id: str
+    config: dict[str, Any]
+    seed: int
+    best_epoch: int
+    val: dict[str, float]
+    test: dict[str, float]
+    trials: int
+    epochs: int
+    wall_seconds: float
+    seconds_per_epoch: float
+    curves: list[dict[str, Any]] = field(default_factory=list)
+    best_run_id: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, default=float)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelOutcome:
+        return cls(**json.loads(text))
+
+
+@dataclass
+class Best:
+    """A model's outcome, with the trainer restored from its best checkpoint."""
+
+    outcome: ModelOutcome
+    trainer: Trainer
+    checkpoint: Any  # ray.tune.Checkpoint
+
+
+def evaluate_best(
+    model: str,
+    grid: Any,
+    data: SplitData,
+    metric: str,
+    root_seed: int,
+    max_epochs: int,
+    wall_seconds: float,
+) -> Best:
+    """Restores the best checkpoint of ``grid`` (a ResultGrid) and scores it on ``data``.
+
+    Args:
+        model: the model searched.
+        grid: the search's results.
+        data: the full split (the test pairs included: this is the one place they are read).
+        metric: the validation target that chose the best checkpoint.
+        root_seed: the sweep's root seed (the trial's seed is derived from it).
+        max_epochs: the search's budget, to tell trials ASHA stopped from finished ones.
+        wall_seconds: the search's wall time, recorded in the outcome.
+    """
+    from recsys.train import Trainer, resolve_device
+
+    key = metric_key("val", metric)
+    result, checkpoint = best_checkpoint(grid, model, key)
+    config = plain_config(result.config)
+    seed = trial_seed(root_seed, model, config)
+    trainer = Trainer(model, config, data, device=resolve_device(), seed=seed)
+    with checkpoint.as_directory() as folder:
+        load_checkpoint(trainer, folder)
+    ks = tuple(sorted({*REPORT_KS, parse_metric(metric)[1]}))
+    trials, epochs, train_seconds = search_cost(grid)
+    outcome = ModelOutcome(
+        model=model,
+        trial_id=str(result.metrics.get("trial_id", "")),
+        config=config,
+        seed=seed,
+        best_epoch=trainer.epoch,
+        val=_floats(trainer.evaluate(split="val", ks=ks)),
+        test=_floats(trainer.evaluate(split="test", ks=ks)),
+        trials=trials,
+        epochs=epochs,
+        wall_seconds=wall_seconds,
+        seconds_per_epoch=train_seconds / max(1, epochs),
+        curves=trial_curves(grid, key, max_epochs),
+    )
+    return Best(outcome, trainer, checkpoint)
+
+
+def _floats(values: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items()}
+
+
+def best_checkpoint(grid: Any, model: str, key: str) -> tuple[Any, Any]:
+    """The trial result and checkpoint with the highest ``key`` over all trials and epochs.
+
+    Raises:
+        RecsysError: every trial of ``model`` failed, or none reported ``key`` with a
+            checkpoint.
+    """
+    from recsys.errors import RecsysError
+
+    if all(result.error is not None for result in grid):
+        first = next((r.error for r in grid if r.error is not None), None)
+        raise RecsysError(f"every trial of {model!r} failed; first error: {first}")
+    best = None
+    for result in grid:
+        for checkpoint, metrics in result.best_checkpoints or []:
+            value = metrics.get(key)
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            if best is None or value > best[2]:
+                best = (result, checkpoint, value)
+    if best is None:
+        raise RecsysError(f"no trial of {model!r} reported {key} with a checkpoint")
+    return best[0], best[1]
+
+
+def search_cost(grid: Any) -> tuple[int, int, float]:
+    """``(trials, epochs, train_seconds)`` of a search: epochs and training time of every
+    trial, from the epochs and per-epoch seconds each one reported."""
+    trials = epochs = 0
+    seconds = 0.0
+    for result in grid:
+        trials += 1
+        frame = result.metrics_dataframe
+        if frame is None or "epoch" not in frame:
+            continue
+        frame = frame.drop_duplicates("epoch", keep="last")
+        epochs += int(frame["epoch"].max())
+        if "epoch_seconds" in frame:
+            gaps = frame["epoch"].diff().fillna(frame["epoch"].iloc[0])
+            seconds += float((frame["epoch_seconds"] * gaps).sum())
+    return trials, epochs, seconds
+
+
+def trial_curves(grid: Any, key: str, max_epochs: int) -> list[dict[str, Any]]:
+    """Every reported ``(trial, epoch, value)`` of a search, and whether the trial stopped early."""
+    rows = []
+    for result in grid:
+        frame = result.metrics_dataframe
+        if frame is None or key not in frame or "epoch" not in frame:
+            continue
+        frame = frame.dropna(subset=[key]).drop_duplicates("epoch", keep="last")
+        last = int(frame["epoch"].max()) if len(frame) else 0
+        trial_id = str((result.metrics or {}).get("trial_id", result.path))
+        stopped = bool(last < max_epochs and result.error is None)
+        for epoch, value in zip(frame["epoch"], frame[key], strict=True):
+            rows.append(
+                {
+                    "trial_id": trial_id,
+                    "epoch": int(epoch),
+                    "value": float(value),
+                    "stopped_early": stopped,
+                }
+            )
+    return rows

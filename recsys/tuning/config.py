@@ -1,0 +1,198 @@
+"""What a sweep is asked to do: ``SweepConfig``, its validation, and each model's budget.
+
+Nothing here starts Ray, reads data or writes a file: every check a user's input can fail runs
+before any of that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from recsys.errors import RecsysError
+from recsys.metrics import parse_metric
+from recsys.models import ModelSpec, get_spec
+from recsys.tuning.space import Budget, SearchSpace, load_space
+
+MAIN_MODELS = ("lightgcn", "lightgcn_hardneg", "hybrid_vae")
+DEFAULT_MODELS = (
+    *MAIN_MODELS,
+    "lightgcn_text",
+    "popularity",
+    "itemknn",
+    "ease",
+    "bpr_mf",
+    "mult_vae",
+)
+SEARCHES = ("random", "optuna")
+SCHEDULERS = ("asha", "fifo")
+REPORT_KS = (10, 20)  # cut-offs every evaluation reports, besides the target's
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # what `mlflow ui` opens by default (MLflow 3)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything a sweep needs; ``recsys.cli`` builds it from the command line.
+
+    ``None`` means: the search-space file's value (budgets) or a default chosen at run time.
+    """
+
+    dataset: str = "ml-100k"
+    data_dir: str | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    prep: dict[str, Any] = field(default_factory=dict)
+    models: tuple[str, ...] = DEFAULT_MODELS
+    num_samples: int | None = None
+    max_epochs: int | None = None
+    gpus_per_trial: float | None = None
+    cpus_per_trial: float | None = None
+    metric: str = "ndcg@10"
+    search: str = "random"
+    scheduler: str = "asha"
+    seed: int = 0
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    address: str | None = None
+    storage_path: str | None = None
+    name: str | None = None
+    resume: bool = False
+    results_dir: str | None = None
+    smoke: bool = False
+    space_dir: str | None = None
+    max_concurrent_trials: int | None = None
+    max_failures: int = 0
+    reuse_actors: bool = True
+    verbose: int = 1
+    command: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items()}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> SweepConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known}
+        values["models"] = tuple(values.get("models", DEFAULT_MODELS))
+        return cls(**values)
+
+    def resumed_with(self, given: SweepConfig) -> SweepConfig:
+        """This (saved) config continued with ``given``'s choices of where and how to run.
+
+        What to search may not change on resume; the cluster, the trials' resources and the
+        console output may.
+        """
+        where = ("address", "gpus_per_trial", "cpus_per_trial", "max_concurrent_trials")
+        changes = {a: getattr(given, a) for a in where if getattr(given, a) is not None}
+        return dataclasses.replace(self, **changes, verbose=given.verbose, resume=True)
+
+
+def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
+    """Every check that needs neither Ray nor data; returns each model's validated space.
+
+    Raises:
+        RecsysError: the first problem found, before anything is written.
+    """
+    parse_metric(cfg.metric)
+    _check_choice("--search", cfg.search, SEARCHES)
+    _check_choice("--scheduler", cfg.scheduler, SCHEDULERS)
+    if cfg.search == "optuna":
+        _check_optuna()
+    for flag, value in (("--num-samples", cfg.num_samples), ("--max-epochs", cfg.max_epochs)):
+        if value is not None and value < 1:
+            raise RecsysError(f"{flag} must be a positive integer, got {value}")
+    _check_data_options(cfg)
+    return load_spaces(cfg)
+
+
+def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise RecsysError(f"unknown {flag} {value!r}; choose one of {', '.join(choices)}")
+
+
+def _check_optuna() -> None:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise RecsysError(
+            "--search optuna needs the optuna package: pip install 'recsys-tune[optuna]', "
+            "or use --search random"
+        ) from None
+
+
+def _check_data_options(cfg: SweepConfig) -> None:
+    from recsys.data.loaders import dataset_options
+    from recsys.data.split import STRATEGIES, check_ratios
+
+    prep = prep_config(cfg.prep)
+    _check_choice("--split", prep.split, STRATEGIES)
+    if prep.ratios is not None:
+        check_ratios(prep.ratios)
+    if not cfg.dataset_options:  # a split passed in directly has no loader to ask
+        return
+    valid = dataset_options(cfg.dataset)
+    unknown = sorted(set(cfg.dataset_options) - set(valid))
+    if unknown:
+        raise RecsysError(
+            f"dataset {cfg.dataset!r} has no option {', '.join(unknown)}; its options are {valid}"
+        )
+
+
+def prep_config(prep: dict[str, Any]) -> Any:
+    """The split parameters of a sweep: ``recsys.data.PrepConfig`` overridden by ``prep``."""
+    from recsys.data import PrepConfig
+
+    known = {f.name for f in dataclasses.fields(PrepConfig)}
+    unknown = sorted(set(prep) - known)
+    if unknown:
+        raise RecsysError(f"unknown split parameter(s) {unknown}; known: {sorted(known)}")
+    values = dict(prep)
+    if values.get("ratios") is not None:
+        values["ratios"] = tuple(values["ratios"])
+    return PrepConfig(**values)
+
+
+def load_spaces(cfg: SweepConfig) -> dict[str, SearchSpace]:
+    """Checks the model names and loads every model's search space."""
+    if not cfg.models:
+        raise RecsysError("--models is empty; name at least one model")
+    dupes = sorted({m for m in cfg.models if cfg.models.count(m) > 1})
+    if dupes:
+        raise RecsysError(f"--models names {dupes[0]!r} twice; name each model once")
+    specs = {m: get_spec(m) for m in cfg.models}
+    return {m: load_space(m, cfg.space_dir, specs[m].config_cls) for m in cfg.models}
+
+
+def model_budget(space: SearchSpace, cfg: SweepConfig) -> Budget:
+    """The space's budget with the command-line overrides; one epoch for closed-form models."""
+    budget = space.budget
+    if cfg.smoke:
+        budget = budget.override(max_epochs=min(2, budget.max_epochs), num_samples=2)
+        budget = dataclasses.replace(budget, grace_period=1, eval_every=1)
+    budget = budget.override(max_epochs=cfg.max_epochs, num_samples=cfg.num_samples)
+    if not get_spec(space.model).trainable:
+        budget = Budget(1, 1, budget.reduction_factor, 1, budget.num_samples)
+    if not space.searched():
+        budget = dataclasses.replace(budget, num_samples=1)  # every trial would be the same
+    return budget
+
+
+def needs_item_embeddings(space: SearchSpace) -> bool:
+    """Whether any trial of ``space`` may build a model that reads item embeddings.
+
+    The model's ``needs_item_embeddings`` is asked about the space's fixed values combined with
+    every choice of its categorical parameters (numeric ranges do not decide what a model reads).
+    """
+    spec: ModelSpec = get_spec(space.model)
+    fixed = space.fixed_values()
+    choices = {n: p.args[0] for n, p in space.params.items() if p.dist == "choice"}
+    for combo in itertools.product(*choices.values()):
+        values = {**fixed, **dict(zip(choices, combo, strict=True))}
+        try:
+            cfg = spec.make_config(values)
+        except RecsysError:
+            continue  # a combination the model rejects never trains
+        if spec.needs_item_embeddings(cfg):
+            return True
+    return False

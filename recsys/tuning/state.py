@@ -1,0 +1,149 @@
+"""What a sweep has done so far, kept in ``<results>/.sweep/`` so that ``--resume`` can go on.
+
+``SweepState`` is the one owner of that record: ``sweep.json`` (the config, where the sweep
+writes, its MLflow parent run, each model's search time) and one ``<model>.json`` per model
+whose outcome is final.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recsys.errors import RecsysError
+from recsys.io import write_text_atomic
+from recsys.tuning.best import ModelOutcome
+from recsys.tuning.config import DEFAULT_TRACKING_URI, SweepConfig
+
+STATE_DIR = ".sweep"
+
+
+@dataclass
+class SweepState:
+    """A sweep's resumable record.
+
+    Attributes:
+        name: the sweep's name (MLflow parent run name, Ray storage folder).
+        results_dir: absolute results directory; the state lives in its ``.sweep/``.
+        config: the sweep's settings (on resume: the saved ones, see ``resumed_with``).
+        storage: Ray Tune storage of this sweep (each model's experiment is a folder in it).
+        tracking_uri, experiment: the MLflow store and experiment.
+        parent_run_id: the sweep's MLflow run, once started.
+        wall_seconds: per model, search wall time summed over the runs of the sweep.
+        finished: every model is done and the results directory is written.
+    """
+
+    name: str
+    results_dir: Path
+    config: SweepConfig
+    storage: str
+    tracking_uri: str
+    experiment: str
+    parent_run_id: str | None = None
+    wall_seconds: dict[str, float] = field(default_factory=dict)
+    finished: bool = False
+
+    @classmethod
+    def create(cls, cfg: SweepConfig) -> SweepState:
+        """A new sweep's state (nothing written yet); refuses a folder that holds a sweep."""
+        name, results_dir = _names(cfg)
+        if _path(results_dir).is_file():
+            raise RecsysError(
+                f"{results_dir} already holds a sweep; pass --resume to continue it, or another "
+                f"--name / --results-dir"
+            )
+        storage = cfg.storage_path or str(Path("ray_results").resolve())
+        if "://" not in storage:
+            storage = str(Path(storage).resolve())
+        return cls(
+            name=name,
+            results_dir=results_dir,
+            config=cfg,
+            storage=f"{storage.rstrip('/')}/{name}",
+            tracking_uri=cfg.tracking_uri
+            or os.environ.get("MLFLOW_TRACKING_URI")
+            or DEFAULT_TRACKING_URI,
+            experiment=cfg.experiment or f"recsys-tune-{cfg.dataset}",
+        )
+
+    @classmethod
+    def resume(cls, cfg: SweepConfig) -> SweepState:
+        """The state of the sweep ``cfg`` names (or the latest), continued with ``cfg``'s
+        choices of where and how to run."""
+        state = cls.load(find_resumable(cfg))
+        state.config = state.config.resumed_with(cfg)
+        return state
+
+    @classmethod
+    def load(cls, results_dir: Path) -> SweepState:
+        raw = json.loads(_path(results_dir).read_text())
+        return cls(
+            name=raw["name"],
+            results_dir=results_dir,
+            config=SweepConfig.from_dict(raw["config"]),
+            storage=raw["storage"],
+            tracking_uri=raw["tracking_uri"],
+            experiment=raw["experiment"],
+            parent_run_id=raw.get("parent_run_id"),
+            wall_seconds=raw.get("wall_seconds", {}),
+            finished=raw.get("finished", False),
+        )
+
+    def save(self) -> None:
+        raw = dataclasses.asdict(self)
+        raw.update(results_dir=str(self.results_dir), config=self.config.to_dict())
+        write_text_atomic(_path(self.results_dir), json.dumps(raw, indent=1, default=str))
+
+    def add_wall_seconds(self, model: str, seconds: float) -> float:
+        """Adds one search run's wall time to ``model``'s; returns the total."""
+        self.wall_seconds[model] = self.wall_seconds.get(model, 0.0) + seconds
+        return self.wall_seconds[model]
+
+    def outcome(self, model: str) -> ModelOutcome | None:
+        """``model``'s final outcome, if an earlier run of the sweep reached it."""
+        path = self._outcome_path(model)
+        return ModelOutcome.from_json(path.read_text()) if path.is_file() else None
+
+    def save_outcome(self, outcome: ModelOutcome) -> None:
+        write_text_atomic(self._outcome_path(outcome.model), outcome.to_json())
+
+    def _outcome_path(self, model: str) -> Path:
+        return self.results_dir / STATE_DIR / f"{model}.json"
+
+    def resume_command(self) -> str:
+        return f"python launch/sweep.py --resume --results-dir {self.results_dir}"
+
+
+def _path(results_dir: Path) -> Path:
+    return results_dir / STATE_DIR / "sweep.json"
+
+
+def _names(cfg: SweepConfig) -> tuple[str, Path]:
+    """The sweep's name and absolute results directory."""
+    name = cfg.name
+    if name is None and cfg.results_dir is not None:
+        name = Path(cfg.results_dir).name
+    if name is None:
+        name = f"{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    results_dir = Path(cfg.results_dir) if cfg.results_dir else Path("results") / name
+    return name, results_dir.resolve()
+
+
+def find_resumable(cfg: SweepConfig) -> Path:
+    """The results directory of the sweep ``--resume`` continues."""
+    if cfg.results_dir or cfg.name:
+        _, results_dir = _names(cfg)
+        if not _path(results_dir).is_file():
+            raise RecsysError(
+                f"--resume: {results_dir} holds no interrupted sweep ({STATE_DIR}/sweep.json "
+                f"missing); check --name / --results-dir"
+            )
+        return results_dir
+    candidates = sorted(Path("results").glob(f"*/{STATE_DIR}/sweep.json"), key=os.path.getmtime)
+    if not candidates:
+        raise RecsysError("--resume: no sweep under results/; pass --results-dir or --name")
+    return candidates[-1].parents[1].resolve()
