@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import zipfile
 from pathlib import Path
@@ -179,9 +180,10 @@ def test_grouplens_download_uses_a_short_timeout(monkeypatch):
 
 
 @pytest.mark.slow
-def test_ml100k_real_chain(tmp_path, monkeypatch):
+def test_ml100k_real_chain(tmp_path, monkeypatch, caplog):
     """The real sources (GroupLens, else the recbole wheel from the package index)."""
     monkeypatch.undo()
+    caplog.set_level(logging.WARNING, logger=movielens.__name__)
     try:
         data = load_ml100k(cache_dir=tmp_path)
     except RecsysError as exc:
@@ -190,6 +192,7 @@ def test_ml100k_real_chain(tmp_path, monkeypatch):
     assert (summary["users"], summary["items"], summary["interactions"]) == (943, 1682, 100_000)
     assert data.item_text[1] == "Toy Story (1995). Genres: Animation, Children's, Comedy"
     assert set(data.frame["rating"].unique()) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert logged_warnings(caplog) == []
 
 
 def test_ml100k_malformed_line(tmp_path):
@@ -204,6 +207,100 @@ def test_ml100k_too_many_fields(tmp_path):
     (tmp_path / "u.data").write_text(U_DATA + "7\t8\t5\t881250949\t1\n")
     with pytest.raises(RecsysError, match=r"u\.data: malformed line .*line 4, saw 5"):
         load_ml100k(tmp_path)
+
+
+def write_full_ml100k(folder: Path, lines: int = 100_000, titles: int = 1_682) -> Path:
+    """GroupLens files with ML-100K's counts: 943 users, 1,682 movies, 100,000 ratings.
+
+    Sorted by user like a real file cut short would be: users 1-42 rate 107 movies, the others
+    106, and line i rates movie i % 1682 + 1. So the first 30,000 lines hold 283 users
+    (42 * 107 + 240 * 106 = 29,934, then 66 lines of user 283) and all 1,682 movies.
+
+    Args:
+        lines: keep only the first ``lines`` lines of ``u.data``.
+        titles: ``u.item`` holds movies 1 to ``titles``.
+    """
+    users = np.repeat(np.arange(1, 944), [107] * 42 + [106] * 901)
+    rows = range(lines)
+    (folder / "u.data").write_text(
+        "".join(f"{users[i]}\t{i % 1682 + 1}\t{i % 5 + 1}\t{881250949 + i}\n" for i in rows)
+    )
+    (folder / "u.item").write_text(
+        "".join(
+            f"{i}|Movie {i} (1995)|01-Jan-1995||http://x|{FLAGS[302]}\n"
+            for i in range(1, titles + 1)
+        )
+    )
+    return folder
+
+
+def logged_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+PUBLISHED = "but ML-100K has 943 users, 1,682 movies and 100,000 ratings"
+
+
+def test_ml100k_full_data_loads_without_warning(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger=movielens.__name__)
+    data = load_ml100k(write_full_ml100k(tmp_path))
+    summary = data.summary()
+    assert (summary["users"], summary["items"], summary["interactions"]) == (943, 1682, 100_000)
+    assert logged_warnings(caplog) == []
+
+
+def test_ml100k_warns_about_a_u_data_cut_short(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger=movielens.__name__)
+    data = load_ml100k(write_full_ml100k(tmp_path, lines=30_000))
+    assert len(data.frame) == 30_000  # still loaded: a subset may be deliberate
+    [message] = logged_warnings(caplog)
+    assert f"{tmp_path / 'u.data'} has 283 users, 1,682 movies and 30,000 ratings, " in message
+    assert PUBLISHED in message and "pass --data-dir with u.data and u.item" in message
+
+
+def test_ml100k_warns_about_rated_movies_without_a_title(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger=movielens.__name__)
+    data = load_ml100k(write_full_ml100k(tmp_path, titles=100))
+    assert len(data.item_text) == 100
+    [message] = logged_warnings(caplog)  # the ratings are complete: no count warning
+    assert f"1,582 of the 1,682 rated movies have no title in {tmp_path / 'u.item'}" in message
+    assert "pass --data-dir with u.data and u.item" in message
+
+
+def test_ml100k_warns_about_a_short_download_and_cache(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.WARNING, logger=movielens.__name__)
+    monkeypatch.setattr(movielens, "download_recbole_wheel", recbole_wheel)
+    cache = tmp_path / "cache" / "ml-100k"
+    load_ml100k(cache_dir=tmp_path / "cache")
+    load_ml100k(cache_dir=tmp_path / "cache")
+    fetched, cached = logged_warnings(caplog)
+    inter = f"recbole-1.2.1-py3-none-any.whl:{movielens.RECBOLE_PREFIX}.inter"
+    assert fetched.startswith(f"ml-100k: {inter} has 2 users, 2 movies and 3 ratings, {PUBLISHED}")
+    assert cached.startswith(f"ml-100k: {cache / 'ratings.parquet'} has 2 users, ")
+    assert f"delete {cache} to fetch it again" in fetched and f"delete {cache}" in cached
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "says"),
+    [
+        ("u.data", "", "is empty"),
+        ("u.data", " \n\t\n", "is empty"),
+        ("ml-100k.inter", "", "is empty"),
+        ("ml-100k.inter", INTER.split("\n")[0] + "\n", "holds no ratings"),  # header only
+    ],
+)
+def test_ml100k_empty_ratings_file(tmp_path, name, text, says):
+    if name == "u.data":
+        write_grouplens(tmp_path)
+    else:
+        (tmp_path / "ml-100k.item").write_text(ITEM)
+    (tmp_path / name).write_text(text)
+    with pytest.raises(RecsysError) as err:
+        load_ml100k(tmp_path)
+    assert str(err.value).startswith(
+        f"{tmp_path / name} {says}; download {movielens.GROUPLENS_URL}"
+    )
+    assert str(err.value).endswith("unzip it and pass --data-dir with u.data and u.item")
 
 
 def test_ml100k_missing_required_file(tmp_path):

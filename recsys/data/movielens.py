@@ -5,6 +5,8 @@ RecBole atomic files ``ml-100k.inter`` + ``ml-100k.item``); the cache
 (``<data home>/ml-100k/{ratings,items}.parquet``, see :func:`recsys.data.files.data_home`); the
 GroupLens zip; the copy shipped inside the ``recbole==1.2.1`` wheel, fetched with pip so that the
 user's index configuration applies. Whatever is fetched is cached, so later loads are offline.
+Every source passes one check: an empty ratings file is an error; counts other than the published
+ones, or rated movies without a title, are logged as warnings (a subset may be deliberate).
 
 ML-1M is read from a directory with ``ratings.dat`` and ``movies.dat`` (GroupLens ``::`` format,
 latin-1) and, optionally, ``plots.csv``: a UTF-8 CSV with a header ``movie_id,plot`` whose plot
@@ -22,6 +24,7 @@ import tempfile
 import threading
 import urllib.request
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -58,6 +61,7 @@ PIP_TIMEOUT_S = 300.0
 ML1M_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
 
 ML100K_FIX = f"download {GROUPLENS_URL}, unzip it and pass --data-dir with u.data and u.item"
+ML100K_COUNTS = (943, 1_682, 100_000)  # users, rated movies, ratings of the published dataset
 ML1M_HINT = f"it must hold ratings.dat and movies.dat from {ML1M_URL}"
 _YEAR_IN_TITLE = r"^(?P<title>.*?)\s*\((?P<year>\d{4})\)\s*$"
 
@@ -75,13 +79,14 @@ def load_ml100k(
             ``~/.cache/recsys-tune``).
     """
     if data_dir is not None:
-        ratings, items, source = _read_ml100k_dir(Path(data_dir).expanduser())
-        return _interactions("ml-100k", ratings, items, source)
+        tables, source = _read_ml100k_dir(Path(data_dir).expanduser())
+        return _ml100k(tables, source, ML100K_FIX)
 
     cache = data_home(cache_dir) / "ml-100k"
+    refetch = f"delete {cache} to fetch it again, or {ML100K_FIX}"
     cached = _read_cache(cache)
     if cached is not None:
-        return _interactions("ml-100k", *cached, str(cache))
+        return _ml100k(cached, str(cache), refetch)
 
     tried = [f"cache {cache} (empty)"]
     fetchers = (
@@ -91,14 +96,14 @@ def load_ml100k(
     for label, fetch in fetchers:
         try:
             with tempfile.TemporaryDirectory(prefix="recsys-ml100k-") as tmp:
-                ratings, items = fetch(Path(tmp))
+                tables = fetch(Path(tmp))
         except (OSError, subprocess.SubprocessError, zipfile.BadZipFile, RecsysError) as exc:
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             log.info("ml-100k: %s failed: %s", label, reason)
             tried.append(f"{label} ({reason})")
             continue
-        _write_cache(cache, ratings, items)
-        return _interactions("ml-100k", ratings, items, f"{label} -> {cache}")
+        _write_cache(cache, tables.ratings, tables.items)
+        return _ml100k(tables, f"{label} -> {cache}", refetch)
     raise RecsysError("could not load ml-100k; tried " + "; ".join(tried) + f". Fix: {ML100K_FIX}")
 
 
@@ -160,12 +165,12 @@ def movie_text(title: str, year: str, genres: list[str], plot: str = "") -> str:
     return text
 
 
-def _fetch_grouplens(tmp: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _fetch_grouplens(tmp: Path) -> _Tables:
     # download_* are looked up at call time so that tests can replace them.
     return _read_grouplens_zip(download_grouplens(tmp))
 
 
-def _fetch_recbole(tmp: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _fetch_recbole(tmp: Path) -> _Tables:
     return _read_recbole_zip(download_recbole_wheel(tmp))
 
 
@@ -216,26 +221,37 @@ def _check_resolves(host: str, timeout: float) -> None:
         raise OSError(f"cannot resolve {host}: {outcome[0]}")
 
 
-def _read_ml100k_dir(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+@dataclass(frozen=True)
+class _Tables:
+    """ML-100K ratings (``COLUMNS``) and movies (``ITEM_COLUMNS``) with the files they came from."""
+
+    ratings: pd.DataFrame
+    items: pd.DataFrame
+    ratings_file: str
+    items_file: str
+
+
+def _read_ml100k_dir(directory: Path) -> tuple[_Tables, str]:
     hint = f"it must hold u.data and u.item (or ml-100k.inter and ml-100k.item); {ML100K_FIX}"
     directory = require_dir(directory, "ml-100k", hint)
     for folder in (directory, directory / "ml-100k"):
         if find_file(folder, ["u.data"]) and find_file(folder, ["u.item"]):
-            ratings = _grouplens_ratings(folder / "u.data", str(folder / "u.data"))
-            items = _grouplens_items(folder / "u.item", str(folder / "u.item"))
-            return ratings, items, str(folder)
+            data, item = folder / "u.data", folder / "u.item"
+            ratings = _grouplens_ratings(read_text(data), str(data))
+            items = _grouplens_items(read_text(item, encoding="latin-1"), str(item))
+            return _Tables(ratings, items, str(data), str(item)), str(folder)
         if find_file(folder, ["ml-100k.inter"]) and find_file(folder, ["ml-100k.item"]):
             inter = read_text(folder / "ml-100k.inter")
             item = read_text(folder / "ml-100k.item")
-            ratings, items = _recbole_frames(inter, item, str(folder / "ml-100k"))
-            return ratings, items, str(folder)
+            return _recbole_frames(inter, item, str(folder / "ml-100k")), str(folder)
     present = sorted(p.name for p in directory.iterdir())[:10]
     raise RecsysError(f"dataset 'ml-100k': {directory} holds {present}; {hint}")
 
 
-def _grouplens_ratings(source: Path | str, label: str) -> pd.DataFrame:
+def _grouplens_ratings(text: str, label: str) -> pd.DataFrame:
+    """``u.data``: user id, item id, rating, timestamp, tab-separated, no header."""
     return read_table(
-        source,
+        _nonblank(text, label),
         columns=COLUMNS,
         sep="\t",
         header=False,
@@ -245,11 +261,11 @@ def _grouplens_ratings(source: Path | str, label: str) -> pd.DataFrame:
     )
 
 
-def _grouplens_items(source: Path | str, label: str) -> pd.DataFrame:
+def _grouplens_items(text: str, label: str) -> pd.DataFrame:
     """``u.item``: id|title (year)|release date|video release date|IMDb URL|19 genre flags."""
     flags = [f"genre_{i}" for i in range(len(GENRES))]
     table = read_table(
-        source,
+        _nonblank(text, label),
         columns=("item_id", "title", "release_date", "video_release_date", "url", *flags),
         sep="|",
         header=False,
@@ -274,30 +290,38 @@ def _grouplens_items(source: Path | str, label: str) -> pd.DataFrame:
     )
 
 
-def _read_grouplens_zip(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _read_grouplens_zip(path: Path) -> _Tables:
     with zipfile.ZipFile(path) as archive:
         data = archive.read("ml-100k/u.data").decode("ascii")
         item = archive.read("ml-100k/u.item").decode("latin-1")
-    return (
-        _grouplens_ratings(data, f"{path}:ml-100k/u.data"),
-        _grouplens_items(item, f"{path}:ml-100k/u.item"),
+    # The zip is a temporary download: messages name it, not its vanished folder.
+    data_label, item_label = f"{path.name}:ml-100k/u.data", f"{path.name}:ml-100k/u.item"
+    return _Tables(
+        _grouplens_ratings(data, data_label),
+        _grouplens_items(item, item_label),
+        data_label,
+        item_label,
     )
 
 
-def _read_recbole_zip(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _read_recbole_zip(path: Path) -> _Tables:
     with zipfile.ZipFile(path) as archive:
         try:
             inter = archive.read(RECBOLE_PREFIX + ".inter").decode("utf-8")
             item = archive.read(RECBOLE_PREFIX + ".item").decode("utf-8")
         except KeyError as exc:
             raise RecsysError(f"{path} lacks the ML-100K files ({exc})") from None
-    return _recbole_frames(inter, item, f"{path}:{RECBOLE_PREFIX}")
+    return _recbole_frames(inter, item, f"{path.name}:{RECBOLE_PREFIX}")
 
 
-def _recbole_frames(inter: str, item: str, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """RecBole atomic files: tab-separated, headers typed like ``user_id:token``."""
+def _recbole_frames(inter: str, item: str, label: str) -> _Tables:
+    """RecBole atomic files: tab-separated, headers typed like ``user_id:token``.
+
+    Args:
+        label: the files' common path without the ``.inter`` / ``.item`` suffix, for messages.
+    """
     ratings = read_table(
-        _untyped_header(inter),
+        _untyped_header(_nonblank(inter, label + ".inter")),
         columns=COLUMNS,
         sep="\t",
         numeric=COLUMNS,
@@ -305,7 +329,7 @@ def _recbole_frames(inter: str, item: str, label: str) -> tuple[pd.DataFrame, pd
         label=label + ".inter",
     )
     table = read_table(
-        _untyped_header(item),
+        _untyped_header(_nonblank(item, label + ".item")),
         columns=("item_id", "movie_title", "release_year", "class"),
         sep="\t",
         numeric=("item_id",),
@@ -329,7 +353,16 @@ def _recbole_frames(inter: str, item: str, label: str) -> tuple[pd.DataFrame, pd
             "genres": genres,
         }
     )
-    return ratings, items
+    return _Tables(ratings, items, label + ".inter", label + ".item")
+
+
+def _nonblank(text: str, label: str) -> str:
+    """``text``, unless it is empty or only whitespace: then a RecsysError naming ``label``."""
+    # Checked before parsing: pandas reads an empty headerless file as zero ratings, and a
+    # whitespace-only one as a malformed line, neither of which says what is wrong.
+    if not text.strip():
+        raise RecsysError(f"{label} is empty; {ML100K_FIX}")
+    return text
 
 
 def _untyped_header(text: str) -> str:
@@ -344,7 +377,7 @@ def _colons_to_tabs(path: Path) -> str:
     return read_text(path, encoding="latin-1").replace("::", "\t")
 
 
-def _read_cache(cache: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+def _read_cache(cache: Path) -> _Tables | None:
     ratings_path, items_path = cache / "ratings.parquet", cache / "items.parquet"
     if not (ratings_path.is_file() and items_path.is_file()):
         return None
@@ -357,7 +390,7 @@ def _read_cache(cache: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     if list(ratings.columns) != list(COLUMNS) or list(items.columns) != list(ITEM_COLUMNS):
         log.warning("ml-100k: ignoring cache %s with unexpected columns", cache)
         return None
-    return ratings, items
+    return _Tables(ratings, items, str(ratings_path), str(items_path))
 
 
 def _write_cache(cache: Path, ratings: pd.DataFrame, items: pd.DataFrame) -> None:
@@ -368,6 +401,47 @@ def _write_cache(cache: Path, ratings: pd.DataFrame, items: pd.DataFrame) -> Non
                 frame.reset_index(drop=True).to_parquet(tmp, index=False)
     except OSError as exc:
         log.warning("ml-100k: could not cache the data in %s (%s)", cache, exc)
+
+
+def _ml100k(tables: _Tables, source: str, fix: str) -> Interactions:
+    """Checks ML-100K tables from any source against the published dataset, then builds it.
+
+    Args:
+        source: where the data came from, for :attr:`Interactions.source`.
+        fix: how to get a complete copy from this source, for the messages.
+    """
+    ratings = tables.ratings
+    if ratings.empty:
+        raise RecsysError(f"{tables.ratings_file} holds no ratings; {fix}")
+    found = (ratings["user_id"].nunique(), ratings["item_id"].nunique(), len(ratings))
+    if found != ML100K_COUNTS:
+        log.warning(
+            "ml-100k: %s has %s users, %s movies and %s ratings, but ML-100K has %s users, "
+            "%s movies and %s ratings; loading it as it is (fine for a deliberate subset); "
+            "if the file is cut short, %s",
+            tables.ratings_file,
+            *(f"{n:,}" for n in (*found, *ML100K_COUNTS)),
+            fix,
+        )
+    _warn_untitled(tables, fix)
+    return _interactions("ml-100k", ratings, tables.items, source)
+
+
+def _warn_untitled(tables: _Tables, fix: str) -> None:
+    """Warns when rated movies have no title in the item file: their text would be empty."""
+    items = tables.items
+    titled = items["item_id"][items["title"].fillna("").str.strip() != ""]
+    rated = pd.unique(tables.ratings["item_id"])
+    untitled = int((~np.isin(rated, titled.to_numpy())).sum())
+    if untitled:
+        log.warning(
+            "ml-100k: %s of the %s rated movies have no title in %s, so Sentence-BERT embeds "
+            "an empty text for them; if the file is cut short, %s",
+            f"{untitled:,}",
+            f"{len(rated):,}",
+            tables.items_file,
+            fix,
+        )
 
 
 def _interactions(
