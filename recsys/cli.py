@@ -80,6 +80,12 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default 1)")
     p.add_argument("--max-concurrent-trials", type=int, help="trials running at once")
     p.add_argument(
+        "--max-failures",
+        type=int,
+        default=2,
+        help="restarts of a failed trial from its last checkpoint (default 2)",
+    )
+    p.add_argument(
         "--tracking-uri",
         help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
     )
@@ -133,6 +139,7 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
         results_dir=a.results_dir,
         space_dir=a.space_dir,
         max_concurrent_trials=a.max_concurrent_trials,
+        max_failures=a.max_failures,
         smoke=a.smoke,
         verbose=0 if a.quiet else 1,
         command=" ".join(["python", "launch/sweep.py", *argv]),
@@ -170,38 +177,64 @@ def format_summary(result: SweepResult) -> str:
         metric_key("test", "ndcg@10"),
         metric_key("test", "recall@20"),
         "trials",
+        "trials_failed",
         "epochs",
         "wall_seconds",
     ]
     board = result.leaderboard[[c for c in cols if c in result.leaderboard]]
     state = result.state
-    return "\n".join(
-        [
-            f"sweep {state.name}: {len(result.outcomes)} models in {result.wall_seconds:.0f} s",
-            markdown_table(board).rstrip(),
-            f"results:  {state.results_dir}",
-            f"MLflow:   experiment {state.experiment!r}, parent run {state.parent_run_id}",
-            f"          {tracking.ui_command(state.tracking_uri)}",
-        ]
-    )
+    lines = [
+        f"sweep {state.name}: {len(result.outcomes)} models in {result.wall_seconds:.0f} s",
+        markdown_table(board).rstrip(),
+    ]
+    for outcome in result.failed_models:
+        lines.append(f"FAILED:   {outcome.model} has no result: {outcome.error}")
+    if result.trials_failed:
+        lost = ", ".join(f"{o.model} {o.trials_failed}" for o in result.outcomes if o.trials_failed)
+        lines.append(
+            f"LOST:     {result.trials_failed} trials failed after their restarts ({lost})"
+        )
+    if result.failed_models or result.trials_failed:
+        lines.append(f"          retry the failed trials with: {state.resume_command()}")
+    lines += [
+        f"results:  {state.results_dir}",
+        f"MLflow:   experiment {state.experiment!r}, parent run {state.parent_run_id}",
+        f"          {tracking.ui_command(state.tracking_uri)}",
+    ]
+    return "\n".join(lines)
+
+
+# Exit statuses: how a sweep ended, for scripts and schedulers.
+EXIT_OK = 0  # every model has its result, no trial lost
+EXIT_MODEL_FAILED = 1  # a model has no result (every trial failed); the others are reported
+EXIT_BAD_INPUT = 2  # nothing ran: a flag, file or path was wrong
+EXIT_TRIALS_LOST = 3  # every model has a result, but some trials failed after their restarts
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: --resume continues
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Runs a sweep from a command line; returns the exit status (0, 2 bad input, 130
-    interrupted)."""
+    """Runs a sweep from a command line; returns its exit status (``EXIT_*``)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from recsys.tuning.sweep import SweepInterrupted, run_sweep
 
     try:
         result = run_sweep(parse_args(argv, prog))
-    except SweepInterrupted as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 130
+    except (SweepInterrupted, KeyboardInterrupt) as error:
+        message = str(error) or "interrupted; continue with: python launch/sweep.py --resume"
+        print(f"interrupted: {message}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except RecsysError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     print(format_summary(result))
-    return 0
+    return exit_status(result)
+
+
+def exit_status(result: SweepResult) -> int:
+    """The exit status of a sweep that ran to its end (see ``EXIT_*``)."""
+    if result.failed_models:
+        return EXIT_MODEL_FAILED
+    return EXIT_TRIALS_LOST if result.trials_failed else EXIT_OK
 
 
 def entry() -> int:

@@ -1,4 +1,5 @@
-"""Small file helpers: writes that never leave a half-written file behind."""
+"""Small file helpers: writes that never leave a half-written file behind, and the check that a
+folder can be written before anything is."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from recsys.errors import RecsysError
 
 
 @contextlib.contextmanager
@@ -34,3 +37,31 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def check_writable(path: str | Path, flag: str) -> None:
+    """Raises unless folder ``path`` (which may not exist yet) can be created and written to.
+
+    Tries for real (a temporary file in the nearest existing folder), so a read-only file system
+    is caught even for a user whom permissions would let write.
+
+    Args:
+        path: the folder.
+        flag: the command-line flag that named it, for the message.
+    """
+    path = Path(path).expanduser().resolve()
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise RecsysError(
+            f"{flag} {path}: {probe} is a file, not a folder; pass a folder you can write to"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as error:
+        raise RecsysError(
+            f"{flag} {path}: cannot write in {probe} ({error.strerror or error}); pass a folder "
+            f"you can write to"
+        ) from None

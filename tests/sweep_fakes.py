@@ -30,13 +30,15 @@ def curve_ndcg10(quality: float, epoch: int) -> float:
 
 @dataclass(frozen=True)
 class CurveConfig:
-    """quality: rank gained per epoch; crash_file/crash_at: raise once at that epoch."""
+    """quality: rank gained per epoch; crash_file/crash_at: raise once at that epoch;
+    diverge_at: raise the Trainer's divergence error at that epoch, every time."""
 
     quality: float = 1.0
     lr: float = 0.01
     batch_size: int = 100_000
     crash_file: str = ""
     crash_at: int = 0
+    diverge_at: int = 0
 
 
 class Curve(TrainableRecommender):
@@ -67,6 +69,8 @@ class Curve(TrainableRecommender):
         if crash is not None and epoch == self.cfg.crash_at and crash.exists():
             crash.unlink()
             raise RuntimeError("planned crash")
+        if epoch == self.cfg.diverge_at:
+            return {"loss": self.weight.sum() * float("nan")}
         return {"loss": (self.weight**2).sum() + 1.0 / epoch}
 
     def score(self, users: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ All tests share one local Ray session (2 CPUs). The test-only ``curve`` model (s
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ from model_checks import with_random_text
 from ray.tune import Callback
 
 from recsys import cli
+from recsys.data.dataset import Pairs
 from recsys.errors import RecsysError
 from recsys.tuning import tracking
 from recsys.tuning.config import SweepConfig, prep_config
@@ -30,6 +32,10 @@ from recsys.tuning.sweep import SweepInterrupted, run_sweep
 from recsys.tuning.trainable import TrialSettings, train_trial
 
 REPO = Path(__file__).resolve().parents[1]
+REAL_SPACE_HEAD = (
+    b"budget: {max_epochs: 2, grace_period: 1, reduction_factor: 2, eval_every: 1, "
+    b"num_samples: 2}\nparams:\n  lr: {loguniform: [1.0e-3, 1.0e-2]}\n"
+)
 TESTS = Path(__file__).resolve().parent
 
 
@@ -322,6 +328,20 @@ def test_impossible_resources_fail_before_anything_is_written(ray_session, tmp_p
         run_sweep(_config(tmp_path, cpus_per_trial=64), data=block_split())
 
 
+@pytest.mark.slow
+def test_checks_that_need_the_split_fail_before_anything_is_written(ray_session, tmp_path):
+    for overrides, expected in (
+        ({"metric": "ndcg@50"}, "k=50 is above the catalogue's 20 items"),
+        ({"models": ("popularity",)}, "no validation pairs"),
+    ):
+        data = block_split()
+        if "metric" not in overrides:
+            data = dataclasses.replace(data, val=Pairs.empty())
+        with pytest.raises(RecsysError, match=expected):
+            run_sweep(_config(tmp_path, **overrides), data=data)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "mlflow.db").exists()
+
+
 def _main(main, argv):
     import contextlib
     import io
@@ -345,6 +365,12 @@ def _main(main, argv):
         (["--dataset-option", "n_users"], "takes KEY=VALUE"),
         (["--ratios", "0.8,0.1,0.2"], "sum to"),
         (["--ratios", "0.8,x"], "three fractions"),
+        (["--ratios", "1,0,0"], "needs validation"),
+        (["--min-user-interactions", "-3"], "--min-user-interactions must be 1"),
+        (["--max-concurrent-trials", "-1"], "--max-concurrent-trials must be a positive"),
+        (["--max-failures", "-1"], "--max-failures must be 0 or more"),
+        (["--name", "../../x"], "plain folder name"),
+        (["--name", ".."], "plain folder name"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, argv, expected):
@@ -355,6 +381,52 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, argv, expe
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     assert expected in err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("model", "text", "expected"),
+    [
+        ("popularity", b"budget:\n  max_epochs: 1 # \xe9t\xe9\n", "not UTF-8 text (byte"),
+        ("lightgcn", REAL_SPACE_HEAD + b"  dim: -5\n", "rejects its fixed values: dim must be"),
+        ("lightgcn", REAL_SPACE_HEAD + b"  sampler: hard\n", "sampler must be one of"),
+        ("lightgcn", REAL_SPACE_HEAD + b"  p_pop: {uniform: [0.1, 1.5]}\n", "p_pop=1.5"),
+    ],
+)
+def test_space_values_the_model_rejects_fail_before_ray(
+    tmp_path, monkeypatch, model, text, expected
+):
+    monkeypatch.chdir(tmp_path)
+    spaces = tmp_path / "spaces"
+    spaces.mkdir()
+    (spaces / f"{model}.yaml").write_bytes(text)
+    code, err = _main(cli.main, ["--models", model, "--space-dir", str(spaces)])
+    assert code == 2 and err.count("\n") == 1 and f"{model}.yaml" in err, err
+    assert expected in err
+    assert list(tmp_path.iterdir()) == [spaces]
+
+
+def test_unusable_paths_stores_and_addresses_fail_fast_writing_nothing(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("not a folder")
+    base = ["--models", "popularity", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
+    for argv, expected in (
+        (["--results-dir", str(tmp_path / "a-file" / "r")], "--results-dir"),
+        (["--storage-path", str(tmp_path / "a-file" / "s")], "--storage-path"),
+        (["--storage-path", "/proc/recsys-tune"], "cannot write in /proc"),
+        (["--tracking-uri", "http://127.0.0.1:1"], "no MLflow server answers"),
+        (["--tracking-uri", "bogus://x"], "unknown scheme 'bogus'"),
+        (["--tracking-uri", f"sqlite:///{tmp_path}/a-file/m.db"], "is a file, not a folder"),
+        (["--address", "127.0.0.1:1"], "no Ray head answers at 127.0.0.1:1"),
+        (["--address", "nonsense"], "expected HOST:PORT"),
+    ):
+        started = time.time()
+        code, err = _main(cli.main, [*base, *argv])
+        assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+        assert expected in err, err
+        assert time.time() - started < 30
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"], argv
 
 
 def test_malformed_space_file_from_the_command_line(tmp_path, monkeypatch):
@@ -420,15 +492,18 @@ def test_installed_command_prints_no_traceback(tmp_path):
 def test_optuna_search(ray_session, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     space = sweep_fakes.CURVE_SPACE.replace("{choice: [0.5, 1.5, 3.0]}", "{uniform: [0.5, 3.0]}")
-    cfg = _config(
-        tmp_path, models=("curve",), space_dir=str(_space_dir(tmp_path, space)), search="optuna"
-    )
+    # Popularity has nothing to search: it gets one trial, not an error from Optuna.
+    cfg = _config(tmp_path, space_dir=str(_space_dir(tmp_path, space)), search="optuna")
     result = run_sweep(cfg, data=block_split())
+    assert (
+        len(_runs(result.state.tracking_uri, result.state.parent_run_id, "trial", "popularity"))
+        == 1
+    )
     runs = _runs(result.state.tracking_uri, result.state.parent_run_id, "trial", "curve")
     qualities = sorted(float(r.data.params["quality"]) for r in runs)
     assert len(qualities) == 3 and all(0.5 <= q <= 3.0 for q in qualities)
     best = max(sweep_fakes.curve_ndcg10(q, 8) for q in qualities)  # curves only rise
-    assert result.outcomes[0].val["ndcg@10"] == pytest.approx(best)
+    assert result.outcomes[1].val["ndcg@10"] == pytest.approx(best)
 
 
 def test_cli_defaults_are_the_documented_sweep():
@@ -555,3 +630,90 @@ def test_real_models_sweep_and_resume_from_mid_trial_checkpoints(
         reported = dict(_history(uri, best_run, "val_ndcg_at_10"))
         assert outcome.val["ndcg@10"] == pytest.approx(reported[outcome.best_epoch], abs=1e-6)
         assert outcome.best_epoch % 2 == 0 and 0 <= outcome.test["ndcg@10"] <= 1
+
+
+@pytest.mark.slow
+def test_a_model_whose_every_trial_fails_is_an_error_row(ray_session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    space = sweep_fakes.CURVE_SPACE.replace(
+        "  quality: {choice: [0.5, 1.5, 3.0]}", "  quality: {choice: [1.0, 2.0]}\n  diverge_at: 1"
+    ).replace("num_samples: 3", "num_samples: 2")
+    cfg = _config(tmp_path, space_dir=str(_space_dir(tmp_path, space)), max_failures=1)
+    result = run_sweep(cfg, data=block_split())
+
+    board = pd.read_csv(tmp_path / "results" / "leaderboard.csv").set_index("model")
+    assert board.loc["popularity", "test_ndcg_at_10"] > 0  # the other model is reported
+    assert pd.isna(board.loc["curve", "test_ndcg_at_10"])
+    assert "every trial of 'curve' failed" in board.loc["curve", "error"]
+    assert "diverged" in board.loc["curve", "error"] and "\n" not in board.loc["curve", "error"]
+    assert board.loc["curve", "trials_failed"] == 2
+    assert list(board.index) == ["popularity", "curve"]  # models without scores last
+    assert result.state.status == "failed" and cli.exit_status(result) == cli.EXIT_MODEL_FAILED
+    assert "FAILED:   curve has no result" in cli.format_summary(result)
+    client = tracking.client(result.state.tracking_uri)
+    parent = client.get_run(result.state.parent_run_id)
+    assert parent.info.status == "FAILED" and parent.data.tags[tracking.TAG_STATUS] == "failed"
+    runs = _runs(result.state.tracking_uri, parent.info.run_id, "trial", "curve")
+    assert len(runs) == 2 and all(r.info.status == "FAILED" for r in runs)
+
+
+class KillWorkerAtEpoch(Callback):
+    """Kills (SIGKILL) the process of the trial that reports ``epoch``, once: while ``flag``
+    exists. Logs each trial's epoch of (re)start to ``log``."""
+
+    def __init__(self, flag: Path, epoch: int, log: Path) -> None:
+        self.flag, self.epoch, self.log = flag, epoch, log
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "resumed_from_epoch" in result:
+            with open(self.log, "a") as f:
+                f.write(f"{trial.trial_id} {result['resumed_from_epoch']}\n")
+        if result.get("epoch") == self.epoch and self.flag.exists():
+            self.flag.unlink()
+            with open(self.log, "a") as f:
+                f.write(f"{trial.trial_id} killed\n")
+            os.kill(result["pid"], signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("max_failures", [2, 0])
+def test_a_killed_trial_worker_restarts_from_its_checkpoint(
+    ray_session, tmp_path, monkeypatch, max_failures
+):
+    monkeypatch.chdir(tmp_path)
+    flag, log = tmp_path / "kill", tmp_path / "starts.txt"
+    flag.touch()
+    space = (
+        sweep_fakes.CURVE_SPACE.replace("{choice: [0.5, 1.5, 3.0]}", "{choice: [2.0, 3.0]}")
+        .replace("num_samples: 3", "num_samples: 2")
+        .replace("grace_period: 1", "grace_period: 8")  # no ASHA stop: every trial to epoch 8
+    )
+    cfg = _config(
+        tmp_path,
+        models=("curve",),
+        space_dir=str(_space_dir(tmp_path, space)),
+        max_failures=max_failures,
+    )
+    result = run_sweep(cfg, data=block_split(), callbacks=[KillWorkerAtEpoch(flag, 4, log)])
+    assert not flag.exists()  # a worker was killed
+    lines = [line.split() for line in log.read_text().splitlines()]
+    killed = next(trial for trial, what in lines if what == "killed")
+    uri, parent = result.state.tracking_uri, result.state.parent_run_id
+    runs = {r.data.tags[tracking.TAG_TRIAL]: r for r in _runs(uri, parent, "trial", "curve")}
+    assert len(runs) == 2  # the killed trial's run is continued, not duplicated
+    run = runs[killed]
+    epochs = [s for s, _ in _history(uri, run, "epoch")]
+    board = pd.read_csv(tmp_path / "results" / "leaderboard.csv").set_index("model")
+    if max_failures:
+        restarts = [int(what) for trial, what in lines if trial == killed and what != "killed"]
+        assert restarts[0] == 0 and restarts[1] in (2, 3)  # not back to epoch 0
+        assert epochs == list(range(1, 9)) and run.info.status == "FINISHED"
+        assert board.loc["curve", "trials_failed"] == 0 and result.state.status == "finished"
+        assert cli.exit_status(result) == cli.EXIT_OK
+    else:
+        assert epochs == list(range(1, epochs[-1] + 1)) and epochs[-1] < 8
+        assert run.info.status == "FAILED" and run.data.tags[tracking.TAG_STATUS] == "error"
+        assert board.loc["curve", "trials_failed"] == 1
+        assert result.state.status == "trials_lost"
+        assert cli.exit_status(result) == cli.EXIT_TRIALS_LOST
+        assert "LOST:     1 trials failed" in cli.format_summary(result)

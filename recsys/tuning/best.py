@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from recsys.errors import RecsysError
 from recsys.metrics import metric_key, parse_metric
 from recsys.tuning.config import REPORT_KS
 from recsys.tuning.trainable import load_checkpoint, plain_config, trial_seed
@@ -30,9 +31,12 @@ class ModelOutcome:
         config: its hyperparameters; ``seed`` its seed, ``best_epoch`` the checkpoint's epoch.
         val, test: full-ranking metrics of the best checkpoint (``"ndcg@10"``, ...).
         trials, epochs: the search's cost: trials run, epochs trained over all of them.
+        trials_stopped, trials_failed: trials ASHA stopped early; trials that ended in an error
+            (after their restarts), whose results are lost.
         wall_seconds: the search's wall time; ``seconds_per_epoch`` a trial's mean epoch time.
         curves: every reported (trial, epoch, value) of the validation target.
         best_run_id: the model's "best" MLflow run, once logged.
+        error: why the model has no result (every trial failed), in one line; None if it has.
     """
 
     model: str
@@ -48,6 +52,29 @@ class ModelOutcome:
     seconds_per_epoch: float
     curves: list[dict[str, Any]] = field(default_factory=list)
     best_run_id: str | None = None
+    trials_stopped: int = 0
+    trials_failed: int = 0
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, model: str, error: str, cost: SearchCost, wall_seconds: float) -> ModelOutcome:
+        """The outcome of a model whose every trial failed: no config, no scores."""
+        return cls(
+            model=model,
+            trial_id="",
+            config={},
+            seed=0,
+            best_epoch=0,
+            val={},
+            test={},
+            trials=cost.trials,
+            epochs=cost.epochs,
+            wall_seconds=wall_seconds,
+            seconds_per_epoch=cost.seconds / max(1, cost.epochs),
+            trials_stopped=cost.stopped,
+            trials_failed=cost.failed,
+            error=error,
+        )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, default=float)
@@ -55,6 +82,21 @@ class ModelOutcome:
     @classmethod
     def from_json(cls, text: str) -> ModelOutcome:
         return cls(**json.loads(text))
+
+
+class ModelFailed(RecsysError):
+    """Every trial of a model failed: it has no best checkpoint."""
+
+
+@dataclass(frozen=True)
+class SearchCost:
+    """What a search spent: trials (stopped early by ASHA, failed), epochs, training seconds."""
+
+    trials: int
+    stopped: int
+    failed: int
+    epochs: int
+    seconds: float
 
 
 @dataclass
@@ -96,7 +138,7 @@ def evaluate_best(
     with checkpoint.as_directory() as folder:
         load_checkpoint(trainer, folder)
     ks = tuple(sorted({*REPORT_KS, parse_metric(metric)[1]}))
-    trials, epochs, train_seconds = search_cost(grid)
+    cost = search_cost(grid, max_epochs)
     outcome = ModelOutcome(
         model=model,
         trial_id=str(result.metrics.get("trial_id", "")),
@@ -105,11 +147,13 @@ def evaluate_best(
         best_epoch=trainer.epoch,
         val=_floats(trainer.evaluate(split="val", ks=ks)),
         test=_floats(trainer.evaluate(split="test", ks=ks)),
-        trials=trials,
-        epochs=epochs,
+        trials=cost.trials,
+        epochs=cost.epochs,
         wall_seconds=wall_seconds,
-        seconds_per_epoch=train_seconds / max(1, epochs),
+        seconds_per_epoch=cost.seconds / max(1, cost.epochs),
         curves=trial_curves(grid, key, max_epochs),
+        trials_stopped=cost.stopped,
+        trials_failed=cost.failed,
     )
     return Best(outcome, trainer, checkpoint)
 
@@ -122,14 +166,12 @@ def best_checkpoint(grid: Any, model: str, key: str) -> tuple[Any, Any]:
     """The trial result and checkpoint with the highest ``key`` over all trials and epochs.
 
     Raises:
-        RecsysError: every trial of ``model`` failed, or none reported ``key`` with a
+        ModelFailed: every trial of ``model`` failed, or none reported ``key`` with a
             checkpoint.
     """
-    from recsys.errors import RecsysError
-
     if all(result.error is not None for result in grid):
         first = next((r.error for r in grid if r.error is not None), None)
-        raise RecsysError(f"every trial of {model!r} failed; first error: {first}")
+        raise ModelFailed(f"every trial of {model!r} failed; first error: {one_line(first)}")
     best = None
     for result in grid:
         for checkpoint, metrics in result.best_checkpoints or []:
@@ -139,26 +181,33 @@ def best_checkpoint(grid: Any, model: str, key: str) -> tuple[Any, Any]:
             if best is None or value > best[2]:
                 best = (result, checkpoint, value)
     if best is None:
-        raise RecsysError(f"no trial of {model!r} reported {key} with a checkpoint")
+        raise ModelFailed(f"no trial of {model!r} reported {key} with a checkpoint")
     return best[0], best[1]
 
 
-def search_cost(grid: Any) -> tuple[int, int, float]:
-    """``(trials, epochs, train_seconds)`` of a search: epochs and training time of every
-    trial, from the epochs and per-epoch seconds each one reported."""
-    trials = epochs = 0
+def one_line(error: Any) -> str:
+    """The last line of an error (a trial's error is a whole remote traceback)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def search_cost(grid: Any, max_epochs: int) -> SearchCost:
+    """What a search spent, from the epochs and per-epoch seconds each trial reported."""
+    failed = sum(result.error is not None for result in grid)
+    stopped = epochs = 0
     seconds = 0.0
     for result in grid:
-        trials += 1
         frame = result.metrics_dataframe
         if frame is None or "epoch" not in frame:
             continue
         frame = frame.drop_duplicates("epoch", keep="last")
-        epochs += int(frame["epoch"].max())
+        last = int(frame["epoch"].max())
+        epochs += last
+        stopped += result.error is None and last < max_epochs
         if "epoch_seconds" in frame:
             gaps = frame["epoch"].diff().fillna(frame["epoch"].iloc[0])
             seconds += float((frame["epoch_seconds"] * gaps).sum())
-    return trials, epochs, seconds
+    return SearchCost(len(grid), stopped, failed, epochs, seconds)
 
 
 def trial_curves(grid: Any, key: str, max_epochs: int) -> list[dict[str, Any]]:

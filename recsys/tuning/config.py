@@ -62,7 +62,7 @@ class SweepConfig:
     smoke: bool = False
     space_dir: str | None = None
     max_concurrent_trials: int | None = None
-    max_failures: int = 0
+    max_failures: int = 2
     reuse_actors: bool = True
     verbose: int = 1
     command: str = ""
@@ -99,11 +99,52 @@ def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
     _check_choice("--scheduler", cfg.scheduler, SCHEDULERS)
     if cfg.search == "optuna":
         _check_optuna()
-    for flag, value in (("--num-samples", cfg.num_samples), ("--max-epochs", cfg.max_epochs)):
-        if value is not None and value < 1:
-            raise RecsysError(f"{flag} must be a positive integer, got {value}")
+    _check_counts(cfg)
+    _check_name(cfg.name)
     _check_data_options(cfg)
-    return load_spaces(cfg)
+    spaces = load_spaces(cfg)
+    for space in spaces.values():
+        check_space_values(space)
+    return spaces
+
+
+def check_fits_data(cfg: SweepConfig, n_items: int, n_val: int, n_test: int) -> None:
+    """The checks that need the split: a target cut-off within the catalogue, held-out pairs."""
+    _, k = parse_metric(cfg.metric)
+    if k > n_items:
+        raise RecsysError(
+            f"--metric {cfg.metric}: k={k} is above the catalogue's {n_items} items, so every "
+            f"item would count; use a k of at most {n_items}, e.g. ndcg@10"
+        )
+    for split, n in (("validation", n_val), ("test", n_test)):
+        if n == 0:
+            raise RecsysError(
+                f"the split has no {split} pairs; a sweep needs train, validation and test: "
+                f"give each a share (e.g. --ratios 0.8,0.1,0.1) or lower the k-core bounds"
+            )
+
+
+def _check_counts(cfg: SweepConfig) -> None:
+    for flag, value, low in (
+        ("--num-samples", cfg.num_samples, 1),
+        ("--max-epochs", cfg.max_epochs, 1),
+        ("--max-concurrent-trials", cfg.max_concurrent_trials, 1),
+        ("--max-failures", cfg.max_failures, 0),
+    ):
+        if value is not None and (isinstance(value, bool) or value < low):
+            kind = "a positive integer" if low else "0 or more"
+            raise RecsysError(f"{flag} must be {kind}, got {value}")
+
+
+def _check_name(name: str | None) -> None:
+    """A sweep's name becomes a folder name: no path in it."""
+    if name is None:
+        return
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+        raise RecsysError(
+            f"--name {name!r} must be a plain folder name (letters, digits, '-', '_', '.'), not "
+            f"a path; to write elsewhere, pass --results-dir"
+        )
 
 
 def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
@@ -129,6 +170,17 @@ def _check_data_options(cfg: SweepConfig) -> None:
     _check_choice("--split", prep.split, STRATEGIES)
     if prep.ratios is not None:
         check_ratios(prep.ratios)
+        if min(prep.ratios[1:]) <= 0:
+            raise RecsysError(
+                f"--ratios {','.join(f'{r:g}' for r in prep.ratios)}: a sweep needs validation "
+                f"(to choose) and test (to report) pairs; give both a share, e.g. 0.8,0.1,0.1"
+            )
+    for flag, value in (
+        ("--min-user-interactions", prep.min_user_interactions),
+        ("--min-item-interactions", prep.min_item_interactions),
+    ):
+        if value < 1:
+            raise RecsysError(f"{flag} must be 1 (no filtering) or more, got {value}")
     if not cfg.dataset_options:  # a split passed in directly has no loader to ask
         return
     valid = dataset_options(cfg.dataset)
@@ -176,6 +228,33 @@ def model_budget(space: SearchSpace, cfg: SweepConfig) -> Budget:
     if not space.searched():
         budget = dataclasses.replace(budget, num_samples=1)  # every trial would be the same
     return budget
+
+
+def check_space_values(space: SearchSpace) -> None:
+    """Every fixed value, choice and range bound of ``space`` is one the model's config accepts,
+    so that no trial fails on a value the file could have been told about.
+
+    Raises:
+        RecsysError: the file, the parameter and the model's own message.
+    """
+    spec = get_spec(space.model)
+    fixed = space.fixed_values()
+    _make(spec, space, fixed, "its fixed values")
+    for name, param in space.params.items():
+        if param.fixed:
+            continue
+        values = param.args[0] if param.dist == "choice" else param.args[:2]
+        for value in values:
+            _make(spec, space, {**fixed, name: value}, f"{name}={value!r}")
+
+
+def _make(spec: ModelSpec, space: SearchSpace, values: dict[str, Any], what: str) -> None:
+    try:
+        spec.make_config(values)
+    except RecsysError as error:
+        raise RecsysError(
+            f"{space.path}: {space.model} rejects {what}: {error}; fix the value in the file"
+        ) from None
 
 
 def needs_item_embeddings(space: SearchSpace) -> bool:

@@ -22,13 +22,37 @@ def connect(address: str | None) -> None:
     # checkpoint about experiment snapshots (each report checkpoints, by design).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        check_address(address)
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
         ray.init(include_dashboard=False)
+
+
+def check_address(address: str, timeout: float = 10.0) -> None:
+    """Raises unless something answers at a Ray address (``HOST:PORT`` or ``ray://HOST:PORT``):
+    ``ray.init`` would otherwise wait for minutes on a wrong one."""
+    import socket
+
+    if address == "auto":
+        return
+    host, sep, port = address.split("://")[-1].rstrip("/").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise RecsysError(
+            f"--address {address}: expected HOST:PORT of the Ray head (e.g. 10.0.0.5:6379) or "
+            f"ray://HOST:PORT"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise RecsysError(
+            f"--address {address}: no Ray head answers at {host}:{port} "
+            f"({error.strerror or error}); start one with `ray start --head` or fix the address"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ Results directory contract (``results/<sweep>/`` by default; every file written 
   ``val_<m>_at_<k>`` and ``test_<m>_at_<k>`` for ``m`` in recall, ndcg, precision, hit and
   ``k`` in 10, 20 (validation and test metrics of the best checkpoint, full ranking; the names
   are ``recsys.metrics.metric_key``'s, as in MLflow), ``epochs`` (epochs trained over all
-  trials: the search's cost), ``trials``, ``wall_seconds`` (the model's search),
-  ``seconds_per_epoch`` (mean training time of one epoch), ``best_epoch`` (the best
-  checkpoint's epoch) and ``best_trial``; sorted by the target test metric, best first.
+  trials: the search's cost), ``trials``, ``trials_stopped`` (stopped early by ASHA),
+  ``trials_failed`` (ended in an error after their restarts: their results are lost),
+  ``wall_seconds`` (the model's search), ``seconds_per_epoch`` (mean training time of one
+  epoch), ``best_epoch`` (the best checkpoint's epoch), ``best_trial`` and ``error`` (why a
+  model has no scores: every trial failed; empty otherwise); sorted by the target test metric,
+  best first, models without scores last.
 - ``best_configs.yaml``: per model, the best config, its seed and the best epoch.
 - ``split.parquet``: ``user_id``, ``item_id`` (raw ids), ``split`` (train/val/test).
 - ``recommendations/<model>.parquet``: top-100 per test user: ``user_id``, ``item_id`` (raw ids),
@@ -61,10 +64,13 @@ def leaderboard_row(outcome: ModelOutcome) -> dict[str, Any]:
     row.update(
         epochs=outcome.epochs,
         trials=outcome.trials,
+        trials_stopped=outcome.trials_stopped,
+        trials_failed=outcome.trials_failed,
         wall_seconds=round(outcome.wall_seconds, 2),
         seconds_per_epoch=round(outcome.seconds_per_epoch, 4),
         best_epoch=outcome.best_epoch,
         best_trial=outcome.trial_id,
+        error=outcome.error or "",
     )
     return row
 
@@ -173,6 +179,7 @@ def write_results(
             "trial_id": o.trial_id,
         }
         for o in outcomes
+        if o.error is None
     }
     write_text_atomic(results_dir / "best_configs.yaml", yaml.safe_dump(configs, sort_keys=False))
     data.to_parquet(results_dir / "split.parquet")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +21,8 @@ from recsys.tuning.trainable import TrialSettings, train_trial
 
 @dataclass
 class Search:
-    """What one model's search left: Tune's ResultGrid, its wall time, whether it finished."""
+    """What one model's search left: Tune's ResultGrid, its wall time, whether it finished
+    (every trial ended, and no interruption stopped it)."""
 
     grid: Any
     wall_seconds: float
@@ -61,15 +66,50 @@ def run_search(
     )
     path = f"{storage.rstrip('/')}/{space.model}"
     started = time.time()
-    if tune.Tuner.can_restore(path):
+    # Only a resumed sweep restores: its storage folder is its own (see SweepState.sweep_id).
+    if cfg.resume and tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     else:
         tuner = _tuner(cfg, space, budget, trainable, storage, callbacks)
-    grid = tuner.fit()
-    finished = len(grid) >= budget.num_samples and grid.num_terminated + grid.num_errors >= len(
-        grid
-    )
-    return Search(grid, time.time() - started, finished)
+    with graceful_interrupts() as interrupted:
+        grid = tuner.fit()
+    ended = grid.num_terminated + grid.num_errors >= len(grid) >= budget.num_samples
+    return Search(grid, time.time() - started, ended and not interrupted.is_set())
+
+
+@contextlib.contextmanager
+def graceful_interrupts() -> Iterator[threading.Event]:
+    """Ctrl-C or SIGTERM during a search: Tune saves its state and stops, and the event says so.
+
+    A terminal's Ctrl-C also reaches the trial processes, whose trials then end in errors; the
+    event, not the trials' states, tells an interrupted search from a finished one. A second
+    Ctrl-C stops at once.
+    """
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted  # signals reach the main thread only
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        print("interrupted: saving the search's state (Ctrl-C again to stop at once)", flush=True)
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's own graceful stop
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Tune would replace the SIGINT handler with one that sets no flag of ours.
+    before = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    try:
+        yield interrupted
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if before is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = before
 
 
 def _tuner(
@@ -89,10 +129,13 @@ def _tuner(
         tune_config=tune.TuneConfig(
             metric=key,
             mode="max",
-            search_alg=searcher(cfg, space.model),
+            search_alg=searcher(cfg, space),
             scheduler=scheduler(cfg, budget),
             num_samples=budget.num_samples,
-            max_concurrent_trials=cfg.max_concurrent_trials if cfg.search != "random" else None,
+            # The variant generator limits concurrency itself (see searcher).
+            max_concurrent_trials=None
+            if _is_variant_generator(cfg, space)
+            else cfg.max_concurrent_trials,
             reuse_actors=cfg.reuse_actors,
         ),
         run_config=tune.RunConfig(
@@ -109,10 +152,14 @@ def _tuner(
     )
 
 
-def searcher(cfg: SweepConfig, model: str) -> Any:
-    """Random search (Tune's variant generator) or Optuna's TPE, seeded from the root seed."""
-    seed = derive_seed(cfg.seed, model, "search")
-    if cfg.search == "optuna":
+def searcher(cfg: SweepConfig, space: SearchSpace) -> Any:
+    """Random search (Tune's variant generator) or Optuna's TPE, seeded from the root seed.
+
+    A space with nothing to search (Popularity's) gets the variant generator's single trial:
+    Optuna refuses an empty space.
+    """
+    seed = derive_seed(cfg.seed, space.model, "search")
+    if cfg.search == "optuna" and space.searched():
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
@@ -121,6 +168,10 @@ def searcher(cfg: SweepConfig, model: str) -> Any:
 
     # A SearchGenerator ignores TuneConfig.max_concurrent_trials; this one limits it itself.
     return BasicVariantGenerator(random_state=seed, max_concurrent=cfg.max_concurrent_trials or 0)
+
+
+def _is_variant_generator(cfg: SweepConfig, space: SearchSpace) -> bool:
+    return cfg.search == "random" or not space.searched()
 
 
 def scheduler(cfg: SweepConfig, budget: Budget) -> Any:

@@ -136,7 +136,12 @@ def load_space(
             f"{default_space_dir()}/popularity.yaml for the format) or pass --space-dir"
         )
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start : exc.start + 1]
+        raise RecsysError(
+            f"{path}: not UTF-8 text (byte {exc.start} is {bad!r}); save the file as UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)

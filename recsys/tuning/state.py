@@ -11,11 +11,12 @@ import dataclasses
 import json
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from recsys.errors import RecsysError
-from recsys.io import write_text_atomic
+from recsys.io import check_writable, write_text_atomic
 from recsys.tuning.best import ModelOutcome
 from recsys.tuning.config import DEFAULT_TRACKING_URI, SweepConfig
 
@@ -27,17 +28,22 @@ class SweepState:
     """A sweep's resumable record.
 
     Attributes:
-        name: the sweep's name (MLflow parent run name, Ray storage folder).
+        name: the sweep's name (MLflow parent run name, results folder).
+        sweep_id: unique to this sweep; its Ray storage folder is ``<name>-<sweep_id>``, so two
+            sweeps of the same name never restore each other's trials.
         results_dir: absolute results directory; the state lives in its ``.sweep/``.
         config: the sweep's settings (on resume: the saved ones, see ``resumed_with``).
         storage: Ray Tune storage of this sweep (each model's experiment is a folder in it).
         tracking_uri, experiment: the MLflow store and experiment.
         parent_run_id: the sweep's MLflow run, once started.
         wall_seconds: per model, search wall time summed over the runs of the sweep.
-        finished: every model is done and the results directory is written.
+        status: ``running``; or how it ended: ``finished``, ``trials_lost`` (finished, some
+            trials failed), ``failed`` (a model has no result, or the driver failed) or
+            ``interrupted`` (``--resume`` continues it).
     """
 
     name: str
+    sweep_id: str
     results_dir: Path
     config: SweepConfig
     storage: str
@@ -45,7 +51,7 @@ class SweepState:
     experiment: str
     parent_run_id: str | None = None
     wall_seconds: dict[str, float] = field(default_factory=dict)
-    finished: bool = False
+    status: str = "running"
 
     @classmethod
     def create(cls, cfg: SweepConfig) -> SweepState:
@@ -59,11 +65,13 @@ class SweepState:
         storage = cfg.storage_path or str(Path("ray_results").resolve())
         if "://" not in storage:
             storage = str(Path(storage).resolve())
+        sweep_id = uuid.uuid4().hex[:12]
         return cls(
             name=name,
+            sweep_id=sweep_id,
             results_dir=results_dir,
             config=cfg,
-            storage=f"{storage.rstrip('/')}/{name}",
+            storage=f"{storage.rstrip('/')}/{name}-{sweep_id}",
             tracking_uri=cfg.tracking_uri
             or os.environ.get("MLFLOW_TRACKING_URI")
             or DEFAULT_TRACKING_URI,
@@ -83,6 +91,7 @@ class SweepState:
         raw = json.loads(_path(results_dir).read_text())
         return cls(
             name=raw["name"],
+            sweep_id=raw.get("sweep_id", ""),
             results_dir=results_dir,
             config=SweepConfig.from_dict(raw["config"]),
             storage=raw["storage"],
@@ -90,8 +99,14 @@ class SweepState:
             experiment=raw["experiment"],
             parent_run_id=raw.get("parent_run_id"),
             wall_seconds=raw.get("wall_seconds", {}),
-            finished=raw.get("finished", False),
+            status=raw.get("status", "running"),
         )
+
+    def check_paths(self) -> None:
+        """Raises unless the results directory and a local Ray storage can be written."""
+        check_writable(self.results_dir, "--results-dir")
+        if "://" not in self.storage:
+            check_writable(self.storage, "--storage-path")
 
     def save(self) -> None:
         raw = dataclasses.asdict(self)

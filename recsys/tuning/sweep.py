@@ -14,14 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from recsys.errors import RecsysError
 from recsys.tuning import results, tracking
-from recsys.tuning.best import ModelOutcome, evaluate_best
-from recsys.tuning.config import (
-    SweepConfig,
-    model_budget,
-    needs_item_embeddings,
-    prep_config,
-    validate,
-)
+from recsys.tuning.best import ModelFailed, ModelOutcome, evaluate_best, search_cost
+from recsys.tuning.config import SweepConfig, model_budget, validate
+from recsys.tuning.inputs import for_trials, load_data
 from recsys.tuning.resources import ClusterShape, TrialResources, connect, resolve_resources
 from recsys.tuning.search import run_search
 from recsys.tuning.space import Budget, SearchSpace
@@ -39,13 +34,21 @@ class SweepInterrupted(RecsysError):
 
 @dataclass
 class SweepResult:
-    """What :func:`run_sweep` hands back."""
+    """What :func:`run_sweep` hands back; ``state.status`` says how the sweep ended."""
 
     state: SweepState
     leaderboard: pd.DataFrame
     outcomes: list[ModelOutcome]
     wall_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed_models(self) -> list[ModelOutcome]:
+        return [o for o in self.outcomes if o.error is not None]
+
+    @property
+    def trials_failed(self) -> int:
+        return sum(o.trials_failed for o in self.outcomes)
 
 
 @dataclass
@@ -77,16 +80,20 @@ def run_sweep(
     state = SweepState.resume(cfg) if cfg.resume else SweepState.create(cfg)
     cfg = state.config
     spaces = validate(cfg)
+    state.check_paths()
+    tracking.check_store(state.tracking_uri)
     budgets = {m: model_budget(s, cfg) for m, s in spaces.items()}
     connect(cfg.address)
     resources, note = resolve_resources(
         ClusterShape.from_ray(), cfg.cpus_per_trial, cfg.gpus_per_trial
     )
-    data = data if data is not None else _load_data(cfg)
+    data = load_data(cfg, data)
     notes = [note] if note else []
-    _announce(data, notes, cfg.verbose)
+    for line in notes:
+        print(line, flush=True)
 
     # From here on, things are written.
+    tracking.open_store(state.tracking_uri)
     state.parent_run_id = tracking.start_parent_run(
         state.tracking_uri,
         state.experiment,
@@ -97,20 +104,29 @@ def run_sweep(
     )
     state.save()
     try:
-        data = _with_item_embeddings(data, spaces.values())
-        run = _Run(state, data, _put(data.without_test()), resources, callbacks)
+        data, trial_data = for_trials(data, spaces.values())
+        run = _Run(state, data, trial_data, resources, callbacks)
         outcomes = [_model(run, spaces[m], budgets[m]) for m in spaces]
-    except SweepInterrupted:
-        tracking.finish_run(state.tracking_uri, state.parent_run_id, status="KILLED")
+    except (SweepInterrupted, KeyboardInterrupt):
+        _end(state, "interrupted")
         raise
     except BaseException:
-        tracking.finish_run(state.tracking_uri, state.parent_run_id, status="FAILED")
+        _end(state, "failed")
         raise
     board = results.write_results(state.results_dir, data, outcomes, cfg.metric)
-    tracking.finish_run(state.tracking_uri, state.parent_run_id)
-    state.finished = True
+    result = SweepResult(state, board, outcomes, time.time() - started, notes)
+    if result.failed_models:
+        _end(state, "failed")
+    else:
+        _end(state, "trials_lost" if result.trials_failed else "finished")
+    return result
+
+
+def _end(state: SweepState, status: str) -> None:
+    """Records how the sweep ended: in its state, on its MLflow runs (open ones closed)."""
+    state.status = status
     state.save()
-    return SweepResult(state, board, outcomes, time.time() - started, notes)
+    tracking.end_sweep(state.tracking_uri, state.parent_run_id, status)
 
 
 def _model(run: _Run, space: SearchSpace, budget: Budget) -> ModelOutcome:
@@ -137,12 +153,17 @@ def _model(run: _Run, space: SearchSpace, budget: Budget) -> ModelOutcome:
     state.save()
     if not search.finished:
         raise SweepInterrupted(
-            f"sweep {state.name!r} interrupted during {model!r}; continue it with: "
-            f"{state.resume_command()}"
+            f"sweep {state.name!r} interrupted during {model!r}; nothing is lost: continue it "
+            f"with {state.resume_command()}"
         )
-    best = evaluate_best(
-        model, search.grid, run.data, cfg.metric, cfg.seed, budget.max_epochs, wall
-    )
+    try:
+        best = evaluate_best(
+            model, search.grid, run.data, cfg.metric, cfg.seed, budget.max_epochs, wall
+        )
+    except ModelFailed as error:  # not final: --resume retries the failed trials
+        return ModelOutcome.failed(
+            model, str(error), search_cost(search.grid, budget.max_epochs), wall
+        )
     files = results.write_model_outputs(
         state.results_dir, best.outcome, best.trainer.model, run.data, cfg.metric
     )
@@ -154,41 +175,3 @@ def _model(run: _Run, space: SearchSpace, budget: Budget) -> ModelOutcome:
     )
     state.save_outcome(best.outcome)
     return best.outcome
-
-
-def _load_data(cfg: SweepConfig) -> SplitData:
-    from recsys.data import load_split
-
-    return load_split(
-        cfg.dataset, data_dir=cfg.data_dir, config=prep_config(cfg.prep), **cfg.dataset_options
-    )
-
-
-def _announce(data: SplitData, notes: list[str], verbose: int) -> None:
-    if data.test is None:
-        raise RecsysError("the split has no test pairs; a sweep needs train, val and test")
-    if verbose:
-        print(
-            f"dataset {data.name}: {data.n_users} users, {data.n_items} items, "
-            f"{len(data.train)}/{len(data.val)}/{len(data.test)} train/val/test pairs, "
-            f"fingerprint {data.fingerprint}",
-            flush=True,
-        )
-    for line in notes:
-        print(line, flush=True)
-
-
-def _with_item_embeddings(data: SplitData, spaces: Any) -> SplitData:
-    """``data`` with Sentence-BERT item embeddings attached once, if any model reads them."""
-    if data.item_embeddings is not None or not any(needs_item_embeddings(s) for s in spaces):
-        return data
-    from recsys.text import with_item_embeddings
-
-    return with_item_embeddings(data)
-
-
-def _put(trial_data: SplitData) -> Any:
-    """Into the object store once for the whole sweep; every trial reads the same copy."""
-    import ray
-
-    return ray.put(trial_data)

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 
+from recsys.errors import RecsysError
+from recsys.io import check_writable
 from recsys.metrics import metric_key
 from recsys.tuning.config import SweepConfig, prep_config
 from recsys.tuning.results import best_config_yaml
@@ -36,6 +38,74 @@ TAG_MODEL = "recsys.model"
 TAG_TRIAL = "recsys.trial_id"
 TAG_STATUS = "recsys.status"  # trials: "completed", "stopped_early" or "error"
 _TRIAL_METRICS = ("epoch", "epoch_seconds", "setup_seconds", "resumed_from_epoch")
+
+
+# Stores MLflow reaches through SQLAlchemy or its own clients: no check here beyond the scheme.
+_DATABASE_SCHEMES = ("postgresql", "mysql", "mssql", "databricks", "databricks-uc")
+STORE_TIMEOUT_S = 5.0
+
+
+def check_store(tracking_uri: str, timeout: float = STORE_TIMEOUT_S) -> None:
+    """Raises, without writing anything, unless ``tracking_uri`` names a store this sweep can use:
+    a local file store or sqlite database in a writable folder, or a tracking server that
+    answers its health check within ``timeout`` seconds."""
+    scheme, _, rest = tracking_uri.partition("://")
+    if not rest:  # a plain path: MLflow's file store
+        check_writable(tracking_uri, "--tracking-uri")
+    elif scheme == "file":
+        check_writable(rest, "--tracking-uri")
+    elif scheme == "sqlite":
+        check_writable(Path(_sqlite_path(tracking_uri)).parent, "--tracking-uri")
+    elif scheme in ("http", "https"):
+        _check_server(tracking_uri, timeout)
+    elif scheme.split("+")[0] not in _DATABASE_SCHEMES:
+        raise RecsysError(
+            f"--tracking-uri {tracking_uri}: unknown scheme {scheme!r}; use sqlite:///mlflow.db, "
+            f"a folder, http://HOST:PORT of an MLflow server, or a database URI"
+        )
+
+
+def _sqlite_path(tracking_uri: str) -> str:
+    return tracking_uri.removeprefix("sqlite:///") or "."
+
+
+def _check_server(tracking_uri: str, timeout: float) -> None:
+    import urllib.error
+    import urllib.request
+
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+            if response.status == 200:
+                return
+            problem = f"HTTP {response.status}"
+    except urllib.error.HTTPError as error:
+        problem = f"HTTP {error.code}"
+    except (OSError, ValueError) as error:
+        problem = str(getattr(error, "reason", error))
+    raise RecsysError(
+        f"--tracking-uri {tracking_uri}: no MLflow server answers ({problem}); start one "
+        f"(mlflow server --host 127.0.0.1 --port PORT) or pass another --tracking-uri"
+    )
+
+
+def open_store(tracking_uri: str) -> None:
+    """Creates the store's schema if it is new, one process at a time.
+
+    Two sweeps starting at once on a new sqlite file would both run MLflow's schema migration
+    and break the database for good; a lock beside nothing of the user's (in the temporary
+    folder, keyed by the database's path) serialises the first connection.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    import hashlib
+
+    from filelock import FileLock
+
+    db = str(Path(_sqlite_path(tracking_uri)).resolve())
+    key = hashlib.sha256(db.encode()).hexdigest()[:16]
+    with FileLock(Path(tempfile.gettempdir()) / f"recsys-tune-mlflow-{key}.lock", timeout=300):
+        client(tracking_uri).search_experiments(max_results=1)
 
 
 def client(tracking_uri: str):
@@ -321,5 +391,30 @@ def _child_run(c: Any, parent_run_id: str, role: str, model: str, trial_id: str)
     return run.info.run_id
 
 
-def finish_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
-    client(tracking_uri).set_terminated(run_id, status=status)
+# How a sweep ended -> the MLflow status of its parent run (and of trial runs left open).
+_RUN_STATUS = {
+    "finished": "FINISHED",
+    "trials_lost": "FINISHED",
+    "failed": "FAILED",
+    "interrupted": "KILLED",
+}
+
+
+def end_sweep(tracking_uri: str, parent_run_id: str, status: str) -> None:
+    """Ends the sweep's parent run, tagged ``recsys.status`` with how the sweep ended; trial and
+    best runs still RUNNING (an interruption stops trials without telling the callback) end
+    with the parent's status."""
+    c = client(tracking_uri)
+    run_status = _RUN_STATUS[status]
+    parent = c.get_run(parent_run_id)
+    open_runs = c.search_runs(
+        [parent.info.experiment_id],
+        filter_string=(
+            f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'"
+        ),
+        max_results=10_000,
+    )
+    for run in open_runs:
+        c.set_terminated(run.info.run_id, status=run_status)
+    c.set_tag(parent_run_id, TAG_STATUS, status)
+    c.set_terminated(parent_run_id, status=run_status)

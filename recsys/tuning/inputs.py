@@ -1,0 +1,50 @@
+"""The sweep's data step: the split loaded and checked against the sweep, item embeddings
+attached when a model reads them, the trials' copy put into the object store once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from recsys.errors import RecsysError
+from recsys.tuning.config import SweepConfig, check_fits_data, needs_item_embeddings, prep_config
+from recsys.tuning.space import SearchSpace
+
+if TYPE_CHECKING:
+    from recsys.data.dataset import SplitData
+
+
+def load_data(cfg: SweepConfig, data: SplitData | None = None) -> SplitData:
+    """``data``, or the split ``cfg`` names (cached by fingerprint), checked to fit the sweep.
+
+    Raises:
+        RecsysError: no test or validation pairs, a target cut-off above the catalogue.
+    """
+    if data is None:
+        from recsys.data import load_split
+
+        options = cfg.dataset_options
+        data = load_split(cfg.dataset, cfg.data_dir, config=prep_config(cfg.prep), **options)
+    if data.test is None:
+        raise RecsysError("the split has no test pairs; a sweep needs train, val and test")
+    check_fits_data(cfg, data.n_items, len(data.val), len(data.test))
+    if cfg.verbose:
+        print(
+            f"dataset {data.name}: {data.n_users} users, {data.n_items} items, "
+            f"{len(data.train)}/{len(data.val)}/{len(data.test)} train/val/test pairs, "
+            f"fingerprint {data.fingerprint}",
+            flush=True,
+        )
+    return data
+
+
+def for_trials(data: SplitData, spaces: Iterable[SearchSpace]) -> tuple[SplitData, Any]:
+    """``data`` with item embeddings if any model reads them, and an object-store reference to
+    its copy without the test pairs: the one copy every trial of the sweep reads."""
+    import ray
+
+    if data.item_embeddings is None and any(needs_item_embeddings(s) for s in spaces):
+        from recsys.text import with_item_embeddings  # sentence-transformers is heavy
+
+        data = with_item_embeddings(data)
+    return data, ray.put(data.without_test())

@@ -1,0 +1,122 @@
+"""Faults on real processes: the sweep driver interrupted from the terminal, then resumed.
+
+A ``python launch/sweep.py`` process on small synthetic data is sent SIGINT to its whole process
+group (what a terminal's Ctrl-C does) in the middle of a trial.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from recsys.tuning import tracking
+from recsys.tuning.space import default_space_dir
+
+REPO = Path(__file__).resolve().parents[1]
+BPR_SPACE = """
+budget: {max_epochs: 60, grace_period: 60, reduction_factor: 2, eval_every: 2, num_samples: 2}
+params:
+  dim: 8
+  lr: {choice: [0.01, 0.02]}
+"""
+
+
+def _sweep_command(tmp_path: Path) -> list[str]:
+    spaces = tmp_path / "spaces"
+    spaces.mkdir(exist_ok=True)
+    (spaces / "bpr_mf.yaml").write_text(BPR_SPACE)
+    shutil.copy(default_space_dir() / "popularity.yaml", spaces)
+    return [
+        sys.executable,
+        str(REPO / "launch" / "sweep.py"),
+        "--dataset", "synthetic",
+        "--dataset-option", "n_users=300",
+        "--dataset-option", "n_items=200",
+        "--dataset-option", "n_interactions=9000",
+        "--models", "popularity,bpr_mf",
+        "--space-dir", str(spaces),
+        "--results-dir", str(tmp_path / "results"),
+        "--storage-path", str(tmp_path / "ray"),
+        "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+        "--max-concurrent-trials", "1",
+        "--quiet",
+    ]  # fmt: skip
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RECSYS_TUNE_DATA": str(tmp_path / "data"),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_trial_ends_honestly_and_resume_finishes_from_checkpoints(tmp_path):
+    command = _sweep_command(tmp_path)
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        start_new_session=True,  # its own process group, as a terminal gives it
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 240
+    while not list(tmp_path.glob("ray/*/bpr_mf/train_trial_*/checkpoint_000002")):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=180)
+
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    resume = re.search(r"continue it with (python launch/sweep.py --resume --results-dir \S+)", err)
+    assert resume, err
+    results = tmp_path / "results"
+    assert not (results / "leaderboard.csv").exists() and not (results / "leaderboard.md").exists()
+    assert "| bpr_mf |" not in out  # no leaderboard that looks final
+    state = json.loads((results / ".sweep" / "sweep.json").read_text())
+    assert state["status"] == "interrupted"
+    uri = state["tracking_uri"]
+    client = tracking.client(uri)
+    parent = client.get_run(state["parent_run_id"])
+    assert parent.info.status == "KILLED" and parent.data.tags[tracking.TAG_STATUS] == "interrupted"
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert children and all(r.info.status != "RUNNING" for r in children)
+
+    argv = [sys.executable, str(REPO / "launch" / "sweep.py"), *resume.group(1).split()[2:]]
+    done = subprocess.run(argv, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    board = pd.read_csv(results / "leaderboard.csv")
+    assert sorted(board["model"]) == ["bpr_mf", "popularity"]
+    assert board["trials_failed"].sum() == 0
+    state = json.loads((results / ".sweep" / "sweep.json").read_text())
+    assert state["status"] == "finished"
+    parent = client.get_run(state["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    trials = tracking.find_child_runs(uri, parent.info.run_id, "trial", "bpr_mf")
+    assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials.values())
+    for run in trials.values():
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "epoch")]
+        assert steps == list(range(2, 61, 2))  # every evaluation logged once
+    # The interrupted trial went on from a checkpoint, not from epoch 0.
+    restarts = [
+        json.loads(line).get("resumed_from_epoch", 0)
+        for path in tmp_path.glob("ray/*/bpr_mf/*/result.json")
+        for line in path.read_text().splitlines()
+    ]
+    assert max(restarts) >= 2, restarts
