@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
@@ -118,7 +120,7 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
     }
     return SweepConfig(
         dataset=a.dataset,
-        data_dir=a.data_dir,
+        data_dir=_absolute(a.data_dir),
         dataset_options=dict(_option(text) for text in a.dataset_option),
         prep={k: v for k, v in prep.items() if v is not None},
         models=tuple(m.strip() for m in a.models.split(",") if m.strip()),
@@ -133,17 +135,25 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
         tracking_uri=a.tracking_uri,
         experiment=a.experiment,
         address=a.address,
-        storage_path=a.storage_path,
+        storage_path=_absolute(a.storage_path),
         name=a.name,
         resume=a.resume,
-        results_dir=a.results_dir,
-        space_dir=a.space_dir,
+        results_dir=_absolute(a.results_dir),
+        space_dir=_absolute(a.space_dir),
         max_concurrent_trials=a.max_concurrent_trials,
         max_failures=a.max_failures,
         smoke=a.smoke,
         verbose=0 if a.quiet else 1,
         command=" ".join(["python", "launch/sweep.py", *argv]),
     )
+
+
+def _absolute(path: str | None) -> str | None:
+    """A folder flag as an absolute path (URIs such as s3://... stay as they are): the sweep
+    may run from another folder (see ``main``), and its resume command must work anywhere."""
+    if path is None or "://" in path:
+        return path
+    return str(Path(path).expanduser().resolve())
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -218,7 +228,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     from recsys.tuning.sweep import SweepInterrupted, run_sweep
 
     try:
-        result = run_sweep(parse_args(argv, prog))
+        cfg = parse_args(argv, prog)
+        if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:
+            # A Ray job's driver starts in the job's unpacked working_dir, which Ray's runtime
+            # env agent may replace while trials start on this node; the driver's working
+            # directory would then be gone (Tune needs one). Its folder flags are absolute.
+            os.chdir(tempfile.gettempdir())
+        result = run_sweep(cfg)
     except (SweepInterrupted, KeyboardInterrupt) as error:
         message = str(error) or "interrupted; continue with: python launch/sweep.py --resume"
         print(f"interrupted: {message}", file=sys.stderr)

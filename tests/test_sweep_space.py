@@ -204,3 +204,18 @@ def test_metric_names():
     for bad in ("ndcg", "ndcg@", "ndcg@0", "auc@10", "ndcg@x"):
         with pytest.raises(RecsysError, match="bad metric"):
             parse_metric(bad)
+
+
+def test_a_cluster_of_several_machines_needs_shared_storage_and_a_tracking_server():
+    from recsys.tuning.resources import check_shared
+
+    one = ClusterShape(2, 0, 4, 0, hosts=1)
+    many = ClusterShape(2, 0, 4, 0, hosts=2)
+    check_shared(one, "/tmp/ray_results", "sqlite:///mlflow.db")  # one machine: all local
+    check_shared(many, "s3://bucket/ray", "http://mlflow:5000")
+    check_shared(many, "file:///mnt/shared/ray", "postgresql://db/mlflow")
+    with pytest.raises(RecsysError, match="--storage-path /tmp/ray_results is a folder"):
+        check_shared(many, "/tmp/ray_results", "http://mlflow:5000")
+    for uri in ("sqlite:///mlflow.db", "mlruns", "file:///tmp/mlruns"):
+        with pytest.raises(RecsysError, match="start an MLflow server"):
+            check_shared(many, "s3://bucket/ray", uri)

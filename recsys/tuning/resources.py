@@ -57,21 +57,48 @@ def check_address(address: str, timeout: float = 10.0) -> None:
 
 @dataclass(frozen=True)
 class ClusterShape:
-    """The largest CPU and GPU counts of any one alive node, and the totals."""
+    """The largest CPU and GPU counts of any one alive node, the totals, and on how many
+    machines (distinct node addresses) the nodes run."""
 
     max_node_cpus: float
     max_node_gpus: float
     total_cpus: float
     total_gpus: float
+    hosts: int = 1
 
     @classmethod
     def from_ray(cls) -> ClusterShape:
         import ray
 
-        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive", False)]
+        alive = [n for n in ray.nodes() if n.get("Alive", False)]
+        nodes = [n.get("Resources", {}) for n in alive]
         cpus = [float(n.get("CPU", 0.0)) for n in nodes] or [0.0]
         gpus = [float(n.get("GPU", 0.0)) for n in nodes] or [0.0]
-        return cls(max(cpus), max(gpus), sum(cpus), sum(gpus))
+        hosts = len({n.get("NodeManagerAddress") for n in alive}) or 1
+        return cls(max(cpus), max(gpus), sum(cpus), sum(gpus), hosts)
+
+
+def check_shared(cluster: ClusterShape, storage: str, tracking_uri: str) -> None:
+    """On a cluster of several machines, Ray storage and the MLflow store must be reachable
+    from all of them (trials restart on other nodes; a job's driver runs in a temporary folder).
+
+    Raises:
+        RecsysError: a node-local storage path or a file/sqlite store, with the fix.
+    """
+    if cluster.hosts < 2:
+        return
+    if "://" not in storage:
+        raise RecsysError(
+            f"--storage-path {storage} is a folder of this machine, and the Ray cluster spans "
+            f"{cluster.hosts} machines; pass shared storage every node reaches: s3://..., "
+            f"gs://..., or file:///mnt/shared/... for a folder every node mounts"
+        )
+    if tracking_uri.startswith(("sqlite:", "file:")) or "://" not in tracking_uri:
+        raise RecsysError(
+            f"--tracking-uri {tracking_uri} is a file of this machine, and the Ray cluster spans "
+            f"{cluster.hosts} machines; start an MLflow server (mlflow server --host 0.0.0.0) "
+            f"and pass --tracking-uri http://HOST:5000"
+        )
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,13 @@ from recsys.tuning import results, tracking
 from recsys.tuning.best import ModelFailed, ModelOutcome, evaluate_best, search_cost
 from recsys.tuning.config import SweepConfig, model_budget, validate
 from recsys.tuning.inputs import for_trials, load_data
-from recsys.tuning.resources import ClusterShape, TrialResources, connect, resolve_resources
+from recsys.tuning.resources import (
+    ClusterShape,
+    TrialResources,
+    check_shared,
+    connect,
+    resolve_resources,
+)
 from recsys.tuning.search import run_search
 from recsys.tuning.space import Budget, SearchSpace
 from recsys.tuning.state import SweepState
@@ -84,9 +90,9 @@ def run_sweep(
     tracking.check_store(state.tracking_uri)
     budgets = {m: model_budget(s, cfg) for m, s in spaces.items()}
     connect(cfg.address)
-    resources, note = resolve_resources(
-        ClusterShape.from_ray(), cfg.cpus_per_trial, cfg.gpus_per_trial
-    )
+    cluster = ClusterShape.from_ray()
+    check_shared(cluster, state.storage, state.tracking_uri)
+    resources, note = resolve_resources(cluster, cfg.cpus_per_trial, cfg.gpus_per_trial)
     data = load_data(cfg, data)
     notes = [note] if note else []
     for line in notes:

@@ -37,6 +37,7 @@ TAG_ROLE = "recsys.role"  # "sweep", "trial" or "best"
 TAG_MODEL = "recsys.model"
 TAG_TRIAL = "recsys.trial_id"
 TAG_STATUS = "recsys.status"  # trials: "completed", "stopped_early" or "error"
+TAG_NODE = "recsys.node_id"  # trials: the Ray node the trial last (re)started on
 _TRIAL_METRICS = ("epoch", "epoch_seconds", "setup_seconds", "resumed_from_epoch")
 
 
@@ -302,6 +303,8 @@ class MlflowTrialCallback(Callback):
             self.on_trial_start(iteration, trials, trial)
         epoch = int(result.get("epoch", result.get("training_iteration", 0)))
         self._last_epoch[trial.trial_id] = epoch
+        if "node_id" in result:  # the first report after each (re)start
+            self.mlflow.set_tag(self._runs[trial.trial_id], TAG_NODE, str(result["node_id"]))
         if epoch <= self._last_step.get(trial.trial_id, 0):
             return  # already logged before the restore
         keep = {

@@ -85,6 +85,7 @@ def train_trial(config: dict[str, Any], data: SplitData, settings: TrialSettings
     started = time.time()
     if data.test is not None:
         raise RuntimeError("a tuning trial was handed the test split; pass data.without_test()")
+    import ray
     import torch
     from ray import tune
 
@@ -105,6 +106,7 @@ def train_trial(config: dict[str, Any], data: SplitData, settings: TrialSettings
         "setup_seconds": time.time() - started,
         "first_epoch_started_at": time.time(),
         "resumed_from_epoch": trainer.epoch,
+        "node_id": ray.get_runtime_context().get_node_id(),  # where it ran (or ran again)
     }
     ks = tuple(sorted({*settings.ks, parse_metric(settings.metric)[1]}))
     for evaluation in trainer.run(settings.max_epochs, settings.eval_every, ks):
