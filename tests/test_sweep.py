@@ -539,21 +539,30 @@ def test_cli_dataset_and_split_flags_reach_the_loader():
     assert (prep.threshold, prep.split, prep.seed, prep.ratios) == (3.0, "loo", 7, None)
 
 
-class InterruptAtEpoch(Callback):
-    """Interrupts the sweep (as Ctrl+C would) when a trial reports ``epoch``, once: while ``flag``
-    exists. Logs to ``log`` each trial's epoch of restart (Tune restores this callback on
-    resume, pickled with the experiment)."""
+class FaultAtEpoch(Callback):
+    """When a trial reports ``epoch``, once (while ``flag`` exists): interrupts the sweep as
+    Ctrl+C would (``kill=False``: Tune's SIGUSR1 to this process) or kills the trial's worker
+    process (``kill=True``: SIGKILL). Logs to ``log`` each trial's epoch of (re)start, and the
+    trial killed. File-based: Tune pickles callbacks with the experiment and restores them."""
 
-    def __init__(self, flag: Path, epoch: int, log: Path) -> None:
-        self.flag, self.epoch, self.log = flag, epoch, log
+    def __init__(self, flag: Path, epoch: int, log: Path, kill: bool = False) -> None:
+        self.flag, self.epoch, self.log, self.kill = flag, epoch, log, kill
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "resumed_from_epoch" in result:
-            with open(self.log, "a") as f:
-                f.write(f"{trial.trial_id} {result['resumed_from_epoch']}\n")
-        if result.get("epoch") == self.epoch and self.flag.exists():
-            self.flag.unlink()
+            self._log(f"{trial.trial_id} {result['resumed_from_epoch']}")
+        if result.get("epoch") != self.epoch or not self.flag.exists():
+            return
+        self.flag.unlink()
+        if self.kill:
+            self._log(f"{trial.trial_id} killed")
+            os.kill(result["pid"], signal.SIGKILL)
+        else:
             os.kill(os.getpid(), signal.SIGUSR1)
+
+    def _log(self, line: str) -> None:
+        with open(self.log, "a") as f:
+            f.write(line + "\n")
 
 
 REAL_SPACES = {
@@ -600,7 +609,7 @@ def test_real_models_sweep_and_resume_from_mid_trial_checkpoints(
     )
     with pytest.raises(SweepInterrupted):
         # Tune's saved state holds the checkpoints before the one being reported at the stop.
-        run_sweep(cfg, data=data, callbacks=[InterruptAtEpoch(flag, 6, log)])
+        run_sweep(cfg, data=data, callbacks=[FaultAtEpoch(flag, 6, log)])
     assert not flag.exists()
     result = run_sweep(
         SweepConfig(resume=True, results_dir=str(tmp_path / "results"), verbose=0), data=data
@@ -657,24 +666,6 @@ def test_a_model_whose_every_trial_fails_is_an_error_row(ray_session, tmp_path, 
     assert len(runs) == 2 and all(r.info.status == "FAILED" for r in runs)
 
 
-class KillWorkerAtEpoch(Callback):
-    """Kills (SIGKILL) the process of the trial that reports ``epoch``, once: while ``flag``
-    exists. Logs each trial's epoch of (re)start to ``log``."""
-
-    def __init__(self, flag: Path, epoch: int, log: Path) -> None:
-        self.flag, self.epoch, self.log = flag, epoch, log
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if "resumed_from_epoch" in result:
-            with open(self.log, "a") as f:
-                f.write(f"{trial.trial_id} {result['resumed_from_epoch']}\n")
-        if result.get("epoch") == self.epoch and self.flag.exists():
-            self.flag.unlink()
-            with open(self.log, "a") as f:
-                f.write(f"{trial.trial_id} killed\n")
-            os.kill(result["pid"], signal.SIGKILL)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("max_failures", [2, 0])
 def test_a_killed_trial_worker_restarts_from_its_checkpoint(
@@ -694,7 +685,7 @@ def test_a_killed_trial_worker_restarts_from_its_checkpoint(
         space_dir=str(_space_dir(tmp_path, space)),
         max_failures=max_failures,
     )
-    result = run_sweep(cfg, data=block_split(), callbacks=[KillWorkerAtEpoch(flag, 4, log)])
+    result = run_sweep(cfg, data=block_split(), callbacks=[FaultAtEpoch(flag, 4, log, kill=True)])
     assert not flag.exists()  # a worker was killed
     lines = [line.split() for line in log.read_text().splitlines()]
     killed = next(trial for trial, what in lines if what == "killed")
