@@ -154,15 +154,17 @@ def test_a_submitted_sweep_runs_trials_on_both_nodes_and_tracks_them_on_the_serv
         "--quiet",
     ]  # fmt: skip
     sweep[0] = sys.executable  # the job runs with this environment's interpreter
-    job = subprocess.run(
-        [str(BIN / "ray"), "job", "submit", "--address", cluster["dashboard"],
-         "--working-dir", str(REPO), "--runtime-env-json",
-         '{"env_vars": {"RECSYS_TUNE_DATA": "%s"}}' % (tmp_path / "data"), "--", *sweep],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )  # fmt: skip
+    submit = [
+        str(BIN / "ray"), "job", "submit", "--address", cluster["dashboard"],
+        "--working-dir", str(REPO), "--runtime-env-json",
+        '{"env_vars": {"RECSYS_TUNE_DATA": "%s"}}' % (tmp_path / "data"), "--", *sweep,
+    ]  # fmt: skip
+    for _ in range(30):
+        job = subprocess.run(submit, env=_env(), capture_output=True, text=True, timeout=600)
+        # The dashboard answers before its job agent is ready; no job was created then.
+        if "No available agent to submit job" not in job.stdout + job.stderr:
+            break
+        time.sleep(2)
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     assert "| lightgcn |" in job.stdout  # the job's own output, streamed back
     assert (tmp_path / "results" / "leaderboard.csv").is_file()
