@@ -61,14 +61,14 @@ def _env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.slow
-def test_ctrl_c_mid_trial_ends_honestly_and_resume_finishes_from_checkpoints(tmp_path):
-    command = _sweep_command(tmp_path)
+def _start_mid_trial(tmp_path: Path) -> subprocess.Popen:
+    """A sweep process in its own process group (as a terminal gives it), returned once its
+    BPR-MF trial has saved a checkpoint after epoch 4."""
     proc = subprocess.Popen(
-        command,
+        _sweep_command(tmp_path),
         cwd=tmp_path,
         env=_env(tmp_path),
-        start_new_session=True,  # its own process group, as a terminal gives it
+        start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -77,6 +77,49 @@ def test_ctrl_c_mid_trial_ends_honestly_and_resume_finishes_from_checkpoints(tmp
     while not list(tmp_path.glob("ray/*/bpr_mf/train_trial_*/checkpoint_000002")):
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.2)
+    return proc
+
+
+def _resume(tmp_path: Path) -> subprocess.CompletedProcess:
+    argv = [sys.executable, str(REPO / "launch" / "sweep.py"), "--resume"]
+    argv += ["--results-dir", str(tmp_path / "results")]
+    return subprocess.run(argv, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True)
+
+
+def _one_finished_run_per_trial(tmp_path: Path) -> None:
+    """After the resume: the leaderboard, the sweep finished, every trial's MLflow run once,
+    FINISHED, with every evaluation logged once, and a trial that went on from a checkpoint."""
+    results = tmp_path / "results"
+    board = pd.read_csv(results / "leaderboard.csv")
+    assert sorted(board["model"]) == ["bpr_mf", "popularity"]
+    assert board["trials_failed"].sum() == 0
+    state = json.loads((results / ".sweep" / "sweep.json").read_text())
+    assert state["status"] == "finished"
+    uri = state["tracking_uri"]
+    client = tracking.client(uri)
+    parent = client.get_run(state["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert all(r.info.status == "FINISHED" for r in children)
+    trials = tracking.find_child_runs(uri, parent.info.run_id, "trial", "bpr_mf")
+    assert len(trials) == 2
+    for run in trials.values():
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "epoch")]
+        assert steps == list(range(2, 61, 2))  # every evaluation logged once
+    assert len(tracking.find_child_runs(uri, parent.info.run_id, "trial", "popularity")) == 1
+    restarts = [
+        json.loads(line).get("resumed_from_epoch", 0)
+        for path in tmp_path.glob("ray/*/bpr_mf/*/result.json")
+        for line in path.read_text().splitlines()
+    ]
+    assert max(restarts) >= 2, restarts  # not back to epoch 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_trial_ends_honestly_and_resume_finishes_from_checkpoints(tmp_path):
+    proc = _start_mid_trial(tmp_path)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=180)
 
@@ -101,22 +144,4 @@ def test_ctrl_c_mid_trial_ends_honestly_and_resume_finishes_from_checkpoints(tmp
     argv = [sys.executable, str(REPO / "launch" / "sweep.py"), *resume.group(1).split()[2:]]
     done = subprocess.run(argv, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    board = pd.read_csv(results / "leaderboard.csv")
-    assert sorted(board["model"]) == ["bpr_mf", "popularity"]
-    assert board["trials_failed"].sum() == 0
-    state = json.loads((results / ".sweep" / "sweep.json").read_text())
-    assert state["status"] == "finished"
-    parent = client.get_run(state["parent_run_id"])
-    assert parent.info.status == "FINISHED"
-    trials = tracking.find_child_runs(uri, parent.info.run_id, "trial", "bpr_mf")
-    assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials.values())
-    for run in trials.values():
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "epoch")]
-        assert steps == list(range(2, 61, 2))  # every evaluation logged once
-    # The interrupted trial went on from a checkpoint, not from epoch 0.
-    restarts = [
-        json.loads(line).get("resumed_from_epoch", 0)
-        for path in tmp_path.glob("ray/*/bpr_mf/*/result.json")
-        for line in path.read_text().splitlines()
-    ]
-    assert max(restarts) >= 2, restarts
+    _one_finished_run_per_trial(tmp_path)
