@@ -7,13 +7,13 @@ before any of that.
 from __future__ import annotations
 
 import dataclasses
-import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from recsys.errors import RecsysError
 from recsys.metrics import parse_metric
-from recsys.models import ModelSpec, get_spec
+from recsys.models import get_spec
 from recsys.tuning.space import Budget, SearchSpace, load_space
 
 MAIN_MODELS = ("lightgcn", "lightgcn_hardneg", "hybrid_vae")
@@ -230,6 +230,17 @@ def model_budget(space: SearchSpace, cfg: SweepConfig) -> Budget:
     return budget
 
 
+def _corners(space: SearchSpace) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The space's fixed values, then each searched parameter's choices and range bounds with
+    the others fixed: ``(what, values)``. Linear in the space's size, unlike every combination."""
+    fixed = space.fixed_values()
+    yield "its fixed values", fixed
+    for name, param in space.params.items():
+        if not param.fixed:
+            for value in param.args[0] if param.dist == "choice" else param.args[:2]:
+                yield f"{name}={value!r}", {**fixed, name: value}
+
+
 def check_space_values(space: SearchSpace) -> None:
     """Every fixed value, choice and range bound of ``space`` is one the model's config accepts,
     so that no trial fails on a value the file could have been told about.
@@ -238,40 +249,18 @@ def check_space_values(space: SearchSpace) -> None:
         RecsysError: the file, the parameter and the model's own message.
     """
     spec = get_spec(space.model)
-    fixed = space.fixed_values()
-    _make(spec, space, fixed, "its fixed values")
-    for name, param in space.params.items():
-        if param.fixed:
-            continue
-        values = param.args[0] if param.dist == "choice" else param.args[:2]
-        for value in values:
-            _make(spec, space, {**fixed, name: value}, f"{name}={value!r}")
-
-
-def _make(spec: ModelSpec, space: SearchSpace, values: dict[str, Any], what: str) -> None:
-    try:
-        spec.make_config(values)
-    except RecsysError as error:
-        raise RecsysError(
-            f"{space.path}: {space.model} rejects {what}: {error}; fix the value in the file"
-        ) from None
+    for what, values in _corners(space):
+        try:
+            spec.make_config(values)
+        except RecsysError as error:
+            raise RecsysError(
+                f"{space.path}: {space.model} rejects {what}: {error}; fix the value in the file"
+            ) from None
 
 
 def needs_item_embeddings(space: SearchSpace) -> bool:
-    """Whether any trial of ``space`` may build a model that reads item embeddings.
-
-    The model's ``needs_item_embeddings`` is asked about the space's fixed values combined with
-    every choice of its categorical parameters (numeric ranges do not decide what a model reads).
-    """
-    spec: ModelSpec = get_spec(space.model)
-    fixed = space.fixed_values()
-    choices = {n: p.args[0] for n, p in space.params.items() if p.dist == "choice"}
-    for combo in itertools.product(*choices.values()):
-        values = {**fixed, **dict(zip(choices, combo, strict=True))}
-        try:
-            cfg = spec.make_config(values)
-        except RecsysError:
-            continue  # a combination the model rejects never trains
-        if spec.needs_item_embeddings(cfg):
-            return True
-    return False
+    """Whether any trial of ``space`` may build a model that reads item embeddings: the model's
+    ``needs_item_embeddings`` asked about each of the space's corners (``check_space_values``
+    has made sure the model accepts them all)."""
+    spec = get_spec(space.model)
+    return any(spec.needs_item_embeddings(spec.make_config(v)) for _, v in _corners(space))
