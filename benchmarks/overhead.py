@@ -43,7 +43,7 @@ def main() -> None:
     startups = list(timer.startup.values())
     print(f"reuse_actors:          {cfg.reuse_actors}")
     print(f"total wall:            {total:.1f} s (Ray start, search, test evaluation, outputs)")
-    print(f"search wall:           {outcome.wall_seconds:.1f} s (Tuner.fit)")
+    print(f"search wall:           {result.state.search_seconds:.1f} s (Tuner.fit)")
     print(f"trials:                {outcome.trials}")
     print(f"epochs trained:        {outcome.epochs} (of {6 * 30} without early stopping)")
     print(f"seconds per epoch:     {outcome.seconds_per_epoch:.3f}")

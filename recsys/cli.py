@@ -216,7 +216,8 @@ def format_summary(result: SweepResult) -> str:
 
 # Exit statuses: how a sweep ended, for scripts and schedulers.
 EXIT_OK = 0  # every model has its result, no trial lost
-EXIT_MODEL_FAILED = 1  # a model has no result (every trial failed); the others are reported
+EXIT_MODEL_FAILED = 1  # a model has no result (every trial failed), or trial updates never
+# reached the tracking store; the sweep is "failed" and --resume retries
 EXIT_BAD_INPUT = 2  # nothing ran: a flag, file or path was wrong
 EXIT_TRIALS_LOST = 3  # every model has a result, but some trials failed after their restarts
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: --resume continues
@@ -226,6 +227,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Runs a sweep from a command line; returns its exit status (``EXIT_*``)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from recsys.tuning.sweep import SweepInterrupted, run_sweep
+    from recsys.tuning.trial_runs import TrackingLost
 
     try:
         cfg = parse_args(argv, prog)
@@ -239,6 +241,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         message = str(error) or "interrupted; continue with: python launch/sweep.py --resume"
         print(f"interrupted: {message}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except TrackingLost as error:
+        print(f"failed: {error}", file=sys.stderr)
+        return EXIT_MODEL_FAILED
     except RecsysError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

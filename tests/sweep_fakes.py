@@ -8,6 +8,7 @@ NDCG@10 is 0 until that rank reaches 10, then ``1 / log2(rank + 1)``.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,8 @@ def curve_ndcg10(quality: float, epoch: int) -> float:
 @dataclass(frozen=True)
 class CurveConfig:
     """quality: rank gained per epoch; crash_file/crash_at: raise once at that epoch;
-    diverge_at: raise the Trainer's divergence error at that epoch, every time."""
+    diverge_at: raise the Trainer's divergence error at that epoch, every time; sleep: seconds
+    an epoch takes."""
 
     quality: float = 1.0
     lr: float = 0.01
@@ -39,6 +41,7 @@ class CurveConfig:
     crash_file: str = ""
     crash_at: int = 0
     diverge_at: int = 0
+    sleep: float = 0.0
 
 
 class Curve(TrainableRecommender):
@@ -65,6 +68,7 @@ class Curve(TrainableRecommender):
         with torch.no_grad():
             self.epochs += 1
         epoch = int(self.epochs)
+        time.sleep(self.cfg.sleep)
         crash = Path(self.cfg.crash_file) if self.cfg.crash_file else None
         if crash is not None and epoch == self.cfg.crash_at and crash.exists():
             crash.unlink()
@@ -90,14 +94,16 @@ def build(cfg: CurveConfig, data: SplitData, device: torch.device) -> Curve:
     return Curve(data, cfg).to(device)
 
 
-SPEC = ModelSpec("curve", CurveConfig, build, trainable=True)
+SPECS = [ModelSpec(name, CurveConfig, build, trainable=True) for name in ("curve", "curve_b")]
 
 
 def register() -> None:
-    """Adds ``curve`` to the registry (the setup hook of every Ray worker in the tests)."""
+    """Adds ``curve`` and its twin ``curve_b`` to the registry (the setup hook of every Ray
+    worker in the tests)."""
     from recsys import models
 
-    models.MODELS.setdefault("curve", SPEC)
+    for spec in SPECS:
+        models.MODELS.setdefault(spec.name, spec)
 
 
 CURVE_SPACE = """

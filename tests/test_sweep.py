@@ -115,7 +115,7 @@ def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch):
     result = run_sweep(cfg, data=data)
 
     # The data goes into the object store once, and the test split never reaches a trial.
-    assert len(handed) == 2 and handed[0] == handed[1]
+    assert len(handed) == 1  # one search for both models
     assert ray.get(handed[0]).test is None
 
     # Leaderboard and results directory.
@@ -258,6 +258,46 @@ class InterruptAfter(Callback):
             os.kill(os.getpid(), signal.SIGUSR1)  # Tune's graceful stop, like SIGINT
 
 
+class RunningTrials(Callback):
+    """Records the most trials running at once, and the models among them."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, str] = {}
+        self.peak = 0
+        self.models_together: set[str] = set()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.running[trial.trial_id] = trial.config["model"]
+        self.peak = max(self.peak, len(self.running))
+        if len(set(self.running.values())) > len(self.models_together):
+            self.models_together = set(self.running.values())
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.running.pop(trial.trial_id, None)
+
+    on_trial_error = on_trial_complete
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cap", [None, 1])
+def test_models_search_at_the_same_time_up_to_the_cap(ray_session, tmp_path, monkeypatch, cap):
+    monkeypatch.chdir(tmp_path)
+    slow = sweep_fakes.CURVE_SPACE.replace("max_epochs: 8", "max_epochs: 4") + "  sleep: 0.3\n"
+    folder = _space_dir(tmp_path, slow)
+    (folder / "curve_b.yaml").write_text(slow.replace("num_samples: 3", "num_samples: 2"))
+    cfg = _config(
+        tmp_path, models=("curve", "curve_b"), max_concurrent_trials=cap, space_dir=str(folder)
+    )
+    seen = RunningTrials()
+    result = run_sweep(cfg, block_split(), [seen])
+    board = result.leaderboard.set_index("model")
+    assert board.loc["curve", "trials"] == 3 and board.loc["curve_b", "trials"] == 2
+    if cap is None:  # 2 CPUs, one per trial: both models' first trials run together
+        assert seen.peak == 2 and seen.models_together == {"curve", "curve_b"}
+    else:
+        assert seen.peak == 1
+
+
 @pytest.mark.slow
 def test_resume_continues_an_interrupted_sweep(ray_session, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -268,7 +308,7 @@ def test_resume_continues_an_interrupted_sweep(ray_session, tmp_path, monkeypatc
     with pytest.raises(SweepInterrupted, match="--resume"):
         run_sweep(cfg, data=data, callbacks=[InterruptAfter(flag, log)])
     state = tmp_path / "results" / ".sweep"
-    assert (state / "popularity.json").is_file() and not (state / "curve.json").exists()
+    assert sorted(p.name for p in state.iterdir()) == ["sweep.json"]  # no model evaluated yet
     assert not (tmp_path / "results" / "leaderboard.csv").exists()
     first_run = log.read_text().split()
 
@@ -295,9 +335,9 @@ def test_resume_continues_an_interrupted_sweep(ray_session, tmp_path, monkeypatc
 
 
 def test_trial_refuses_the_test_split():
-    settings = TrialSettings(model="popularity")
+    settings = {"popularity": TrialSettings(model="popularity")}
     with pytest.raises(RuntimeError, match="test split"):
-        train_trial({}, data=block_split(), settings=settings)
+        train_trial({"model": "popularity"}, data=block_split(), settings=settings)
 
 
 @pytest.mark.slow

@@ -46,3 +46,81 @@ def test_sweeps_starting_together_share_a_new_sqlite_store(tmp_path):
 
     names = {e.name for e in MlflowClient(f"sqlite:///{db}").search_experiments()}
     assert {"exp-0", "exp-1", "exp-2"} <= names
+
+
+class _Server:
+    """A stand-in for a tracking server that is down for ``down`` calls, then answers."""
+
+    def __init__(self, down: int) -> None:
+        self.down, self.log = down, []
+
+    def call(self, name: str):
+        def send() -> None:
+            from mlflow.exceptions import MlflowException
+
+            if self.down > 0:
+                self.down -= 1
+                raise MlflowException("API request to http://127.0.0.1:1/api failed with exception")
+            self.log.append(name)
+
+        return send
+
+
+def test_updates_wait_in_order_while_the_server_is_down_then_all_arrive(monkeypatch, capsys):
+    from recsys.tuning import trial_runs
+
+    monkeypatch.setattr(trial_runs, "RETRY_EVERY_S", 0.0)
+    server = _Server(down=2)
+    outbox = trial_runs.Outbox("http://127.0.0.1:1")
+    outbox.put(server.call("create"))  # down: waits
+    outbox.put(server.call("epoch 1"))  # retried at once (RETRY_EVERY_S 0): down again
+    assert server.log == [] and len(outbox) == 2
+    outbox.put(server.call("epoch 2"))  # answers: everything, in order
+    assert server.log == ["create", "epoch 1", "epoch 2"] and len(outbox) == 0
+    out = capsys.readouterr().out
+    assert "does not answer" in out and "answers again" in out
+
+
+def test_a_server_that_never_comes_back_fails_with_the_count(monkeypatch):
+    from recsys.tuning import trial_runs
+
+    monkeypatch.setattr(trial_runs, "RETRY_EVERY_S", 0.01)
+    outbox = trial_runs.Outbox("http://127.0.0.1:1")
+    server = _Server(down=10**9)
+    for i in range(3):
+        outbox.put(server.call(f"epoch {i}"))
+    with pytest.raises(trial_runs.TrackingLost, match="3 trial updates were not logged"):
+        outbox.drain(timeout=0.05)
+
+
+def test_a_refused_call_is_not_retried():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    from recsys.tuning import trial_runs
+
+    def bad() -> None:
+        raise MlflowException("bad param", error_code=INVALID_PARAMETER_VALUE)
+
+    with pytest.raises(MlflowException, match="bad param"):
+        trial_runs.Outbox("sqlite:///x.db").put(bad)
+
+
+def test_one_try_per_call_while_buffering_and_settings_restored(monkeypatch):
+    from recsys.tuning import trial_runs
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "77")
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    seen = {}
+
+    def look() -> None:
+        import os
+
+        seen.update({k: os.environ.get(k) for k in trial_runs._ONE_TRY})
+
+    trial_runs.Outbox("http://x").put(look)
+    assert seen == trial_runs._ONE_TRY
+    import os
+
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "77"
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ

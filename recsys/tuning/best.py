@@ -1,4 +1,4 @@
-"""After one model's search: its best checkpoint, scored on validation and test, as an outcome.
+"""After the search, for one model: its best checkpoint, scored on validation and test.
 
 Pure: reads the search's results and checkpoints, writes no file and no MLflow run (that is
 ``results`` and ``tracking``).
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from recsys.errors import RecsysError
 from recsys.metrics import metric_key, parse_metric
 from recsys.tuning.config import REPORT_KS
-from recsys.tuning.trainable import load_checkpoint, plain_config, trial_seed
+from recsys.tuning.trainable import load_checkpoint, split_config, trial_seed
 
 if TYPE_CHECKING:
     from recsys.data.dataset import SplitData
@@ -33,7 +34,9 @@ class ModelOutcome:
         trials, epochs: the search's cost: trials run, epochs trained over all of them.
         trials_stopped, trials_failed: trials ASHA stopped early; trials that ended in an error
             (after their restarts), whose results are lost.
-        wall_seconds: the search's wall time; ``seconds_per_epoch`` a trial's mean epoch time.
+        wall_seconds: the model's share of the search's wall time, from its first trial's start
+            to its last report (models search at the same time); ``seconds_per_epoch`` a
+            trial's mean epoch time.
         curves: every reported (trial, epoch, value) of the validation target.
         best_run_id: the model's "best" MLflow run, once logged.
         error: why the model has no result (every trial failed), in one line; None if it has.
@@ -57,7 +60,7 @@ class ModelOutcome:
     error: str | None = None
 
     @classmethod
-    def failed(cls, model: str, error: str, cost: SearchCost, wall_seconds: float) -> ModelOutcome:
+    def failed(cls, model: str, error: str, cost: SearchCost) -> ModelOutcome:
         """The outcome of a model whose every trial failed: no config, no scores."""
         return cls(
             model=model,
@@ -69,7 +72,7 @@ class ModelOutcome:
             test={},
             trials=cost.trials,
             epochs=cost.epochs,
-            wall_seconds=wall_seconds,
+            wall_seconds=cost.wall_seconds,
             seconds_per_epoch=cost.seconds / max(1, cost.epochs),
             trials_stopped=cost.stopped,
             trials_failed=cost.failed,
@@ -90,13 +93,15 @@ class ModelFailed(RecsysError):
 
 @dataclass(frozen=True)
 class SearchCost:
-    """What a search spent: trials (stopped early by ASHA, failed), epochs, training seconds."""
+    """What a model's search spent: trials (stopped early by ASHA, failed), epochs, training
+    seconds, and wall seconds from its first trial's start to its last report."""
 
     trials: int
     stopped: int
     failed: int
     epochs: int
     seconds: float
+    wall_seconds: float
 
 
 @dataclass
@@ -110,29 +115,27 @@ class Best:
 
 def evaluate_best(
     model: str,
-    grid: Any,
+    grid: Sequence[Any],
     data: SplitData,
     metric: str,
     root_seed: int,
     max_epochs: int,
-    wall_seconds: float,
 ) -> Best:
-    """Restores the best checkpoint of ``grid`` (a ResultGrid) and scores it on ``data``.
+    """Restores the best checkpoint among ``grid`` and scores it on ``data``.
 
     Args:
         model: the model searched.
-        grid: the search's results.
+        grid: the results (Tune ``Result``) of the model's trials.
         data: the full split (the test pairs included: this is the one place they are read).
         metric: the validation target that chose the best checkpoint.
         root_seed: the sweep's root seed (the trial's seed is derived from it).
-        max_epochs: the search's budget, to tell trials ASHA stopped from finished ones.
-        wall_seconds: the search's wall time, recorded in the outcome.
+        max_epochs: the model's budget, to tell trials ASHA stopped from finished ones.
     """
     from recsys.train import Trainer, resolve_device
 
     key = metric_key("val", metric)
     result, checkpoint = best_checkpoint(grid, model, key)
-    config = plain_config(result.config)
+    _, config = split_config(result.config)
     seed = trial_seed(root_seed, model, config)
     trainer = Trainer(model, config, data, device=resolve_device(), seed=seed)
     with checkpoint.as_directory() as folder:
@@ -149,7 +152,7 @@ def evaluate_best(
         test=_floats(trainer.evaluate(split="test", ks=ks)),
         trials=cost.trials,
         epochs=cost.epochs,
-        wall_seconds=wall_seconds,
+        wall_seconds=cost.wall_seconds,
         seconds_per_epoch=cost.seconds / max(1, cost.epochs),
         curves=trial_curves(grid, key, max_epochs),
         trials_stopped=cost.stopped,
@@ -162,7 +165,7 @@ def _floats(values: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items()}
 
 
-def best_checkpoint(grid: Any, model: str, key: str) -> tuple[Any, Any]:
+def best_checkpoint(grid: Sequence[Any], model: str, key: str) -> tuple[Any, Any]:
     """The trial result and checkpoint with the highest ``key`` over all trials and epochs.
 
     Raises:
@@ -191,15 +194,20 @@ def one_line(error: Any) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-def search_cost(grid: Any, max_epochs: int) -> SearchCost:
-    """What a search spent, from the epochs and per-epoch seconds each trial reported."""
+def search_cost(grid: Sequence[Any], max_epochs: int) -> SearchCost:
+    """What a model's search spent, from the epochs, per-epoch seconds and report times its
+    trials reported. Its wall time includes the time a sweep stood interrupted."""
     failed = sum(result.error is not None for result in grid)
     stopped = epochs = 0
     seconds = 0.0
+    starts, ends = [], []
     for result in grid:
         frame = result.metrics_dataframe
         if frame is None or "epoch" not in frame:
             continue
+        if "timestamp" in frame and "time_total_s" in frame:
+            starts.append(float((frame["timestamp"] - frame["time_total_s"]).min()))
+            ends.append(float(frame["timestamp"].max()))
         frame = frame.drop_duplicates("epoch", keep="last")
         last = int(frame["epoch"].max())
         epochs += last
@@ -207,10 +215,11 @@ def search_cost(grid: Any, max_epochs: int) -> SearchCost:
         if "epoch_seconds" in frame:
             gaps = frame["epoch"].diff().fillna(frame["epoch"].iloc[0])
             seconds += float((frame["epoch_seconds"] * gaps).sum())
-    return SearchCost(len(grid), stopped, failed, epochs, seconds)
+    wall = max(ends) - min(starts) if starts else 0.0
+    return SearchCost(len(grid), stopped, failed, epochs, seconds, wall)
 
 
-def trial_curves(grid: Any, key: str, max_epochs: int) -> list[dict[str, Any]]:
+def trial_curves(grid: Sequence[Any], key: str, max_epochs: int) -> list[dict[str, Any]]:
     """Every reported ``(trial, epoch, value)`` of a search, and whether the trial stopped early."""
     rows = []
     for result in grid:

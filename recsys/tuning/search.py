@@ -1,4 +1,9 @@
-"""One model's search with Ray Tune: searcher, scheduler, progress output and the Tuner."""
+"""The sweep's search with Ray Tune: every model's trials in one Tuner, run at once.
+
+Each model keeps its own searcher, ASHA and budget (see :mod:`recsys.tuning.per_model`); the
+Tuner fills the cluster with the trials of all models and ``--max-concurrent-trials`` caps the
+total.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,64 +21,74 @@ from recsys.seeds import derive_seed
 from recsys.tuning.config import REPORT_KS, SweepConfig
 from recsys.tuning.resources import TrialResources
 from recsys.tuning.space import Budget, SearchSpace, to_tune
-from recsys.tuning.trainable import TrialSettings, train_trial
+from recsys.tuning.trainable import MODEL_KEY, TrialSettings, split_config, train_trial
+
+EXPERIMENT = "search"  # the Tune experiment's folder in the sweep's storage
 
 
 @dataclass
 class Search:
-    """What one model's search left: Tune's ResultGrid, its wall time, whether it finished
-    (every trial ended, and no interruption stopped it)."""
+    """What the search left: Tune's ResultGrid, its wall time, whether it finished (every
+    trial ended, and no interruption stopped it)."""
 
     grid: Any
     wall_seconds: float
     finished: bool
 
+    def results(self, model: str) -> list[Any]:
+        """The results of ``model``'s trials."""
+        return [r for r in self.grid if split_config(r.config)[0] == model]
+
 
 def run_search(
     cfg: SweepConfig,
-    space: SearchSpace,
-    budget: Budget,
+    spaces: Mapping[str, SearchSpace],
+    budgets: Mapping[str, Budget],
     resources: TrialResources,
     trial_data: Any,
     storage: str,
     callbacks: Sequence[Any] = (),
 ) -> Search:
-    """Runs, or continues after an interruption, the search of ``space.model``.
+    """Runs, or continues after an interruption, the search of every model in ``spaces``.
 
     Args:
         cfg: the sweep's settings (search, scheduler, seed, metric, concurrency...).
-        space: the model's validated search space; ``budget`` its budget.
+        spaces: per model, its validated search space; ``budgets`` its budget.
         resources: each trial's share of the cluster.
         trial_data: object-store reference to the split without its test pairs.
-        storage: the sweep's Ray storage; the model's experiment is ``<storage>/<model>``.
+        storage: the sweep's Ray storage; the experiment is ``<storage>/search``.
         callbacks: Tune callbacks (the MLflow trial callback among them).
     """
     from ray import tune
 
-    settings = TrialSettings(
-        model=space.model,
-        metric=cfg.metric,
-        ks=REPORT_KS,
-        max_epochs=budget.max_epochs,
-        eval_every=budget.eval_every,
-        root_seed=cfg.seed,
-        device=resources.device,
-        threads=resources.threads,
-    )
+    settings = {
+        model: TrialSettings(
+            model=model,
+            metric=cfg.metric,
+            ks=REPORT_KS,
+            max_epochs=budgets[model].max_epochs,
+            eval_every=budgets[model].eval_every,
+            root_seed=cfg.seed,
+            device=resources.device,
+            threads=resources.threads,
+        )
+        for model in spaces
+    }
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=trial_data, settings=settings),
         resources.as_dict(),
     )
-    path = f"{storage.rstrip('/')}/{space.model}"
+    path = f"{storage.rstrip('/')}/{EXPERIMENT}"
     started = time.time()
     # Only a resumed sweep restores: its storage folder is its own (see SweepState.sweep_id).
     if cfg.resume and tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     else:
-        tuner = _tuner(cfg, space, budget, trainable, storage, callbacks)
+        tuner = _tuner(cfg, spaces, budgets, trainable, storage, callbacks)
     with graceful_interrupts() as interrupted:
         grid = tuner.fit()
-    ended = grid.num_terminated + grid.num_errors >= len(grid) >= budget.num_samples
+    total = sum(budgets[m].num_samples for m in spaces)
+    ended = grid.num_terminated + grid.num_errors >= len(grid) >= total
     return Search(grid, time.time() - started, ended and not interrupted.is_set())
 
 
@@ -114,91 +129,108 @@ def graceful_interrupts() -> Iterator[threading.Event]:
 
 def _tuner(
     cfg: SweepConfig,
-    space: SearchSpace,
-    budget: Budget,
+    spaces: Mapping[str, SearchSpace],
+    budgets: Mapping[str, Budget],
     trainable: Any,
     storage: str,
     callbacks: Sequence[Any],
 ) -> Any:
     from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
 
     key = metric_key("val", cfg.metric)
+    total = sum(budgets[m].num_samples for m in spaces)
+    # The limit is also how many trials Tune keeps waiting for resources (one, for a searcher
+    # without it): without a cap, every trial may wait, so all that fit start together.
+    limited = ConcurrencyLimiter(
+        searcher(cfg, spaces, budgets), max_concurrent=cfg.max_concurrent_trials or total
+    )
     return tune.Tuner(
         trainable,
-        param_space=to_tune(space),
+        param_space={},  # every config comes from the searcher
         tune_config=tune.TuneConfig(
             metric=key,
             mode="max",
-            search_alg=searcher(cfg, space),
-            scheduler=scheduler(cfg, budget),
-            num_samples=budget.num_samples,
-            # The variant generator limits concurrency itself (see searcher).
-            max_concurrent_trials=None
-            if _is_variant_generator(cfg, space)
-            else cfg.max_concurrent_trials,
+            search_alg=limited,
+            scheduler=scheduler(cfg, budgets),
+            num_samples=total,
             reuse_actors=cfg.reuse_actors,
         ),
         run_config=tune.RunConfig(
-            name=space.model,
+            name=EXPERIMENT,
             storage_path=storage,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=key, checkpoint_score_order="max"
             ),
             callbacks=list(callbacks),
-            progress_reporter=reporter(space, cfg.metric),
+            progress_reporter=reporter(cfg.metric),
             verbose=cfg.verbose,
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
         ),
     )
 
 
-def searcher(cfg: SweepConfig, space: SearchSpace) -> Any:
-    """Random search (Tune's variant generator) or Optuna's TPE, seeded from the root seed.
+def searcher(
+    cfg: SweepConfig, spaces: Mapping[str, SearchSpace], budgets: Mapping[str, Budget]
+) -> Any:
+    """Per model, random search or Optuna's TPE, seeded from the root seed, behind one searcher.
 
-    A space with nothing to search (Popularity's) gets the variant generator's single trial:
-    Optuna refuses an empty space.
+    A space with nothing to search (Popularity's) gets random search's single trial: Optuna
+    refuses an empty space.
     """
-    seed = derive_seed(cfg.seed, space.model, "search")
-    if cfg.search == "optuna" and space.searched():
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
+    from recsys.tuning.per_model import ModelSearcher, RandomSearcher
 
-        return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))
-    from ray.tune.search.basic_variant import BasicVariantGenerator
+    key = metric_key("val", cfg.metric)
+    searchers = {}
+    for model, space in spaces.items():
+        seed = derive_seed(cfg.seed, model, "search")
+        domains = {n: d for n, d in to_tune(space).items() if n in space.searched()}
+        if cfg.search == "optuna" and domains:
+            import optuna
+            from ray.tune.search.optuna import OptunaSearch
 
-    # A SearchGenerator ignores TuneConfig.max_concurrent_trials; this one limits it itself.
-    return BasicVariantGenerator(random_state=seed, max_concurrent=cfg.max_concurrent_trials or 0)
-
-
-def _is_variant_generator(cfg: SweepConfig, space: SearchSpace) -> bool:
-    return cfg.search == "random" or not space.searched()
-
-
-def scheduler(cfg: SweepConfig, budget: Budget) -> Any:
-    """ASHA on epochs with the model's budget (metric and mode come from the TuneConfig)."""
-    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
-
-    if cfg.scheduler == "fifo":
-        return FIFOScheduler()
-    return AsyncHyperBandScheduler(
-        time_attr="epoch",
-        max_t=budget.max_epochs,
-        grace_period=budget.grace_period,
-        reduction_factor=budget.reduction_factor,
+            searchers[model] = OptunaSearch(
+                domains, metric=key, mode="max", sampler=optuna.samplers.TPESampler(seed=seed)
+            )
+        else:
+            searchers[model] = RandomSearcher(domains, seed)
+    return ModelSearcher(
+        searchers,
+        samples={m: budgets[m].num_samples for m in spaces},
+        fixed={m: s.fixed_values() for m, s in spaces.items()},
+        metric=key,
+        mode="max",
     )
 
 
-def reporter(space: SearchSpace, metric: str) -> Any:
-    """The console's progress table: the target and up to four searched parameters."""
+def scheduler(cfg: SweepConfig, budgets: Mapping[str, Budget]) -> Any:
+    """Per model, ASHA on epochs with the model's budget (or FIFO), behind one scheduler."""
+    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
+
+    from recsys.tuning.per_model import ModelScheduler
+
+    if cfg.scheduler == "fifo":
+        return FIFOScheduler()
+    return ModelScheduler(
+        {
+            model: AsyncHyperBandScheduler(
+                time_attr="epoch",
+                max_t=budget.max_epochs,
+                grace_period=budget.grace_period,
+                reduction_factor=budget.reduction_factor,
+            )
+            for model, budget in budgets.items()
+        }
+    )
+
+
+def reporter(metric: str) -> Any:
+    """The console's progress table: each trial's model, epoch and validation target."""
     from ray.tune import CLIReporter
 
     return CLIReporter(
-        metric_columns={
-            "model": "model",
-            "epoch": "epoch",
-            metric_key("val", metric): f"val {metric}",
-        },
-        parameter_columns=space.searched()[:4],
+        metric_columns={"epoch": "epoch", metric_key("val", metric): f"val {metric}"},
+        parameter_columns=[MODEL_KEY],
         max_progress_rows=12,
         max_report_frequency=30,
         sort_by_metric=True,  # by the TuneConfig's metric

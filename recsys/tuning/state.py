@@ -12,7 +12,7 @@ import json
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from recsys.errors import RecsysError
@@ -33,10 +33,10 @@ class SweepState:
             sweeps of the same name never restore each other's trials.
         results_dir: absolute results directory; the state lives in its ``.sweep/``.
         config: the sweep's settings (on resume: the saved ones, see ``resumed_with``).
-        storage: Ray Tune storage of this sweep (each model's experiment is a folder in it).
+        storage: Ray Tune storage of this sweep (its experiment is the folder ``search``).
         tracking_uri, experiment: the MLflow store and experiment.
         parent_run_id: the sweep's MLflow run, once started.
-        wall_seconds: per model, search wall time summed over the runs of the sweep.
+        search_seconds: the search's wall time summed over the runs of the sweep.
         status: ``running``; or how it ended: ``finished``, ``trials_lost`` (finished, some
             trials failed), ``failed`` (a model has no result, or the driver failed) or
             ``interrupted`` (``--resume`` continues it).
@@ -50,7 +50,7 @@ class SweepState:
     tracking_uri: str
     experiment: str
     parent_run_id: str | None = None
-    wall_seconds: dict[str, float] = field(default_factory=dict)
+    search_seconds: float = 0.0
     status: str = "running"
 
     @classmethod
@@ -98,7 +98,7 @@ class SweepState:
             tracking_uri=raw["tracking_uri"],
             experiment=raw["experiment"],
             parent_run_id=raw.get("parent_run_id"),
-            wall_seconds=raw.get("wall_seconds", {}),
+            search_seconds=float(raw.get("search_seconds", 0.0)),
             status=raw.get("status", "running"),
         )
 
@@ -112,11 +112,6 @@ class SweepState:
         raw = dataclasses.asdict(self)
         raw.update(results_dir=str(self.results_dir), config=self.config.to_dict())
         write_text_atomic(_path(self.results_dir), json.dumps(raw, indent=1, default=str))
-
-    def add_wall_seconds(self, model: str, seconds: float) -> float:
-        """Adds one search run's wall time to ``model``'s; returns the total."""
-        self.wall_seconds[model] = self.wall_seconds.get(model, 0.0) + seconds
-        return self.wall_seconds[model]
 
     def outcome(self, model: str) -> ModelOutcome | None:
         """``model``'s final outcome, if an earlier run of the sweep reached it."""

@@ -1,8 +1,9 @@
-"""A sweep, step by step: state, spaces, cluster, data, then per model search -> best -> results
--> tracking.
+"""A sweep, step by step: state, spaces, cluster, data, the search, then per model best ->
+results -> tracking.
 
-One Tuner per model (each search-space file has its own budget), one after the other, all under
-one MLflow parent run. The driver holds the full split; trials get ``data.without_test()``.
+One Tuner runs every model's trials at once (each model keeps its own searcher, ASHA and budget),
+all under one MLflow parent run. The driver holds the full split; trials get
+``data.without_test()``.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from recsys.tuning.resources import (
     connect,
     resolve_resources,
 )
-from recsys.tuning.search import run_search
+from recsys.tuning.search import Search, run_search
 from recsys.tuning.space import Budget, SearchSpace
 from recsys.tuning.state import SweepState
+from recsys.tuning.trial_runs import MlflowTrialCallback, unreachable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,17 +59,6 @@ class SweepResult:
         return sum(o.trials_failed for o in self.outcomes)
 
 
-@dataclass
-class _Run:
-    """What every model's step of one sweep shares."""
-
-    state: SweepState
-    data: SplitData
-    trial_data: Any  # object-store reference to data.without_test()
-    resources: TrialResources
-    callbacks: Sequence[Any]
-
-
 def run_sweep(
     cfg: SweepConfig, data: SplitData | None = None, callbacks: Sequence[Any] = ()
 ) -> SweepResult:
@@ -76,7 +67,7 @@ def run_sweep(
     Args:
         cfg: the sweep's settings.
         data: the full split (default: ``recsys.data.load_split`` of ``cfg``'s dataset).
-        callbacks: extra Ray Tune callbacks for every model's search.
+        callbacks: extra Ray Tune callbacks for the search.
 
     Raises:
         RecsysError: bad input (checked before anything is written or any trial starts).
@@ -111,8 +102,8 @@ def run_sweep(
     state.save()
     try:
         data, trial_data = for_trials(data, spaces.values())
-        run = _Run(state, data, trial_data, resources, callbacks)
-        outcomes = [_model(run, spaces[m], budgets[m]) for m in spaces]
+        search = _search(state, spaces, budgets, resources, trial_data, callbacks)
+        outcomes = [_model(state, search, data, m, budgets[m]) for m in spaces]
     except (SweepInterrupted, KeyboardInterrupt):
         _end(state, "interrupted")
         raise
@@ -129,49 +120,83 @@ def run_sweep(
 
 
 def _end(state: SweepState, status: str) -> None:
-    """Records how the sweep ended: in its state, on its MLflow runs (open ones closed)."""
+    """Records how the sweep ended: in its state, on its MLflow runs (open ones closed).
+
+    A tracking store that does not answer leaves the runs open and says so; the state, the
+    sweep's own record, is written first.
+    """
     state.status = status
     state.save()
-    tracking.end_sweep(state.tracking_uri, state.parent_run_id, status)
-
-
-def _model(run: _Run, space: SearchSpace, budget: Budget) -> ModelOutcome:
-    """One model: its search, its best checkpoint on test, its files and its best run.
-
-    A model whose outcome an earlier run of the sweep reached is not searched again.
-    """
-    state, cfg, model = run.state, run.state.config, space.model
-    done = state.outcome(model)
-    if done is not None:
-        return done
-    if cfg.verbose:
+    try:
+        tracking.end_sweep(state.tracking_uri, state.parent_run_id, status)
+    except Exception as error:
+        if not unreachable(error):
+            raise
         print(
-            f"== {model}: {budget.num_samples} trials, up to {budget.max_epochs} epochs "
-            f"({cfg.scheduler}, {cfg.search} search)",
+            f"MLflow at {state.tracking_uri} does not answer: the sweep's runs stay RUNNING "
+            f"there; it ended {status!r} (see {state.results_dir}/.sweep/sweep.json)",
             flush=True,
         )
-    trial_runs = tracking.MlflowTrialCallback(
-        state.tracking_uri, state.parent_run_id, model, budget.max_epochs, cfg.seed
+
+
+def _search(
+    state: SweepState,
+    spaces: dict[str, SearchSpace],
+    budgets: dict[str, Budget],
+    resources: TrialResources,
+    trial_data: Any,
+    callbacks: Sequence[Any],
+) -> Search | None:
+    """Every model's trials, at once. None when an earlier run of the sweep reached every
+    model's outcome (only the results were left to write)."""
+    cfg = state.config
+    if all(state.outcome(m) is not None for m in spaces):
+        return None
+    if cfg.verbose:
+        for model, budget in budgets.items():
+            print(
+                f"== {model}: {budget.num_samples} trials, up to {budget.max_epochs} epochs "
+                f"({cfg.scheduler}, {cfg.search} search)",
+                flush=True,
+            )
+    trial_runs = MlflowTrialCallback(
+        state.tracking_uri,
+        state.parent_run_id,
+        {m: b.max_epochs for m, b in budgets.items()},
+        cfg.seed,
     )
-    callbacks = [trial_runs, *run.callbacks]
-    search = run_search(cfg, space, budget, run.resources, run.trial_data, state.storage, callbacks)
-    wall = state.add_wall_seconds(model, search.wall_seconds)
+    search = run_search(
+        cfg, spaces, budgets, resources, trial_data, state.storage, [trial_runs, *callbacks]
+    )
+    state.search_seconds += search.wall_seconds
     state.save()
+    trial_runs.outbox.drain()  # updates that waited for the tracking server, or TrackingLost
     if not search.finished:
         raise SweepInterrupted(
-            f"sweep {state.name!r} interrupted during {model!r}; nothing is lost: continue it "
-            f"with {state.resume_command()}"
+            f"sweep {state.name!r} interrupted; nothing is lost: continue it with "
+            f"{state.resume_command()}"
         )
+    return search
+
+
+def _model(
+    state: SweepState, search: Search | None, data: SplitData, model: str, budget: Budget
+) -> ModelOutcome:
+    """One model after the search: its best checkpoint on test, its files and its best run.
+
+    A model whose outcome an earlier run of the sweep reached is not evaluated again.
+    """
+    cfg = state.config
+    done = state.outcome(model)
+    if done is not None or search is None:
+        return done
+    trials = search.results(model)
     try:
-        best = evaluate_best(
-            model, search.grid, run.data, cfg.metric, cfg.seed, budget.max_epochs, wall
-        )
+        best = evaluate_best(model, trials, data, cfg.metric, cfg.seed, budget.max_epochs)
     except ModelFailed as error:  # not final: --resume retries the failed trials
-        return ModelOutcome.failed(
-            model, str(error), search_cost(search.grid, budget.max_epochs), wall
-        )
+        return ModelOutcome.failed(model, str(error), search_cost(trials, budget.max_epochs))
     files = results.write_model_outputs(
-        state.results_dir, best.outcome, best.trainer.model, run.data, cfg.metric
+        state.results_dir, best.outcome, best.trainer.model, data, cfg.metric
     )
     best.outcome.best_run_id = tracking.log_best_run(
         state.tracking_uri,

@@ -1,7 +1,8 @@
 """MLflow: one parent run per sweep, one nested run per trial, one "best" run per model.
 
-Every run is created from the driver (trial runs by a Tune :class:`~ray.tune.Callback`), so
-workers never need to reach the tracking store, which on a cluster may be a local file.
+Every run is created from the driver (trial runs by the Tune callback in
+:mod:`recsys.tuning.trial_runs`), so workers never need to reach the tracking store, which on a
+cluster may be a local file.
 """
 
 from __future__ import annotations
@@ -17,14 +18,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ray.tune import Callback
-
 from recsys.errors import RecsysError
 from recsys.io import check_writable
 from recsys.metrics import metric_key
 from recsys.tuning.config import SweepConfig, prep_config
 from recsys.tuning.results import best_config_yaml
-from recsys.tuning.trainable import plain_config, trial_seed
 
 if TYPE_CHECKING:
     from recsys.data.dataset import SplitData
@@ -38,7 +36,6 @@ TAG_MODEL = "recsys.model"
 TAG_TRIAL = "recsys.trial_id"
 TAG_STATUS = "recsys.status"  # trials: "completed", "stopped_early" or "error"
 TAG_NODE = "recsys.node_id"  # trials: the Ray node the trial last (re)started on
-_TRIAL_METRICS = ("epoch", "epoch_seconds", "setup_seconds", "resumed_from_epoch")
 
 
 # Stores MLflow reaches through SQLAlchemy or its own clients: no check here beyond the scheme.
@@ -230,111 +227,18 @@ def start_parent_run(
     return run.info.run_id
 
 
-def find_child_runs(tracking_uri: str, parent_run_id: str, role: str, model: str) -> dict:
-    """Nested runs of ``parent_run_id`` with ``role`` and ``model``, keyed by their trial id."""
+def find_child_runs(
+    tracking_uri: str, parent_run_id: str, role: str, model: str | None = None
+) -> dict:
+    """Nested runs of ``parent_run_id`` with ``role`` (and ``model``, if given), keyed by their
+    trial id."""
     c = client(tracking_uri)
     parent = c.get_run(parent_run_id)
-    runs = c.search_runs(
-        [parent.info.experiment_id],
-        filter_string=(
-            f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{TAG_ROLE}` = '{role}' "
-            f"and tags.`{TAG_MODEL}` = '{model}'"
-        ),
-        max_results=10_000,
-    )
+    wanted = f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{TAG_ROLE}` = '{role}'"
+    if model is not None:
+        wanted += f" and tags.`{TAG_MODEL}` = '{model}'"
+    runs = c.search_runs([parent.info.experiment_id], filter_string=wanted, max_results=10_000)
     return {r.data.tags.get(TAG_TRIAL, r.info.run_id): r for r in runs}
-
-
-class MlflowTrialCallback(Callback):
-    """Mirrors each trial of one model's search into a run nested under the sweep's run.
-
-    Params are the trial config plus its seed; metrics are logged per evaluation with the epoch
-    as step; on completion the run is tagged with whether ASHA stopped it early. After a
-    restore, a trial that already has a run keeps it (found by its trial-id tag) and epochs
-    already logged are not logged again.
-    """
-
-    def __init__(
-        self, tracking_uri: str, parent_run_id: str, model: str, max_epochs: int, root_seed: int
-    ) -> None:
-        self.tracking_uri = tracking_uri
-        self.parent_run_id = parent_run_id
-        self.model = model
-        self.max_epochs = max_epochs
-        self.root_seed = root_seed
-        self._client = None
-        self._runs: dict[str, str] = {}  # trial id -> run id
-        self._last_step: dict[str, int] = {}  # trial id -> last epoch logged
-        self._last_epoch: dict[str, int] = {}
-
-    def __getstate__(self) -> dict:
-        # Tune pickles callbacks with the experiment; the MLflow client holds a DB engine.
-        state = self.__dict__.copy()
-        state.update(_client=None, _runs={}, _last_step={}, _last_epoch={})
-        return state
-
-    @property
-    def mlflow(self):
-        if self._client is None:
-            self._client = client(self.tracking_uri)
-            for trial_id, run in find_child_runs(
-                self.tracking_uri, self.parent_run_id, "trial", self.model
-            ).items():
-                self._runs[trial_id] = run.info.run_id
-                history = self._client.get_metric_history(run.info.run_id, "epoch")
-                self._last_step[trial_id] = max((m.step for m in history), default=0)
-        return self._client
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info) -> None:
-        c = self.mlflow
-        trial_id = trial.trial_id
-        if trial_id in self._runs:
-            c.update_run(self._runs[trial_id], status="RUNNING")
-            return
-        config = plain_config(trial.config)
-        run_id = _child_run(c, self.parent_run_id, "trial", self.model, trial_id)
-        seed = trial_seed(self.root_seed, self.model, config)
-        c.log_batch(run_id, params=param_batch({**config, "seed": seed}))
-        self._runs[trial_id] = run_id
-        self._last_step[trial_id] = 0
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
-        if trial.trial_id not in self._runs:
-            self.on_trial_start(iteration, trials, trial)
-        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
-        self._last_epoch[trial.trial_id] = epoch
-        if "node_id" in result:  # the first report after each (re)start
-            self.mlflow.set_tag(self._runs[trial.trial_id], TAG_NODE, str(result["node_id"]))
-        if epoch <= self._last_step.get(trial.trial_id, 0):
-            return  # already logged before the restore
-        keep = {
-            k: v
-            for k, v in result.items()
-            if k.startswith(("val_", "train_")) or k in _TRIAL_METRICS
-        }
-        self.mlflow.log_batch(self._runs[trial.trial_id], metrics=metric_batch(keep, epoch))
-        self._last_step[trial.trial_id] = epoch
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info) -> None:
-        self._finish(trial, "FINISHED")
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
-        self._finish(trial, "FAILED")
-
-    def _finish(self, trial: Any, status: str) -> None:
-        run_id = self._runs.get(trial.trial_id)
-        if run_id is None:
-            return
-        last = trial.last_result or {}
-        epoch = int(last.get("epoch", self._last_epoch.get(trial.trial_id, 0)))
-        if status == "FAILED":
-            outcome = "error"
-        else:
-            outcome = "stopped_early" if epoch < self.max_epochs else "completed"
-        c = self.mlflow
-        c.set_tag(run_id, TAG_STATUS, outcome)
-        c.set_tag(run_id, "recsys.final_epoch", str(epoch))
-        c.set_terminated(run_id, status=status)
 
 
 def log_best_run(
@@ -362,7 +266,7 @@ def log_best_run(
     if existing:
         run_id = next(iter(existing.values())).info.run_id
     else:
-        run_id = _child_run(c, parent_run_id, "best", outcome.model, outcome.trial_id)
+        run_id = child_run(c, parent_run_id, "best", outcome.model, outcome.trial_id)
         c.log_batch(run_id, params=param_batch({**outcome.config, "seed": outcome.seed}))
     c.log_batch(run_id, metrics=metric_batch(metrics, 0))
     with tempfile.TemporaryDirectory() as tmp:
@@ -377,7 +281,7 @@ def log_best_run(
     return run_id
 
 
-def _child_run(c: Any, parent_run_id: str, role: str, model: str, trial_id: str) -> str:
+def child_run(c: Any, parent_run_id: str, role: str, model: str, trial_id: str) -> str:
     """A new run nested under the sweep's run, tagged with its role, model and trial."""
     parent = c.get_run(parent_run_id)
     run = c.create_run(

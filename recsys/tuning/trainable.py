@@ -24,6 +24,14 @@ if TYPE_CHECKING:
     from recsys.train import Evaluation, Trainer
 
 STATE_FILE = "trainer.pt"
+MODEL_KEY = "model"  # the key of a trial's config that names its model
+
+
+def split_config(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A trial's config as its model and its hyperparameters (the model's config fields), with
+    numpy scalars turned into Python ones."""
+    params = plain_config(config)
+    return str(params.pop(MODEL_KEY)), params
 
 
 def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,7 +58,7 @@ def load_checkpoint(trainer: Trainer, folder: str | Path) -> None:
 
 @dataclass(frozen=True)
 class TrialSettings:
-    """What every trial of one model's search shares (the config holds only hyperparameters).
+    """What every trial of one model shares (its config holds the model and hyperparameters).
 
     Attributes:
         model: registry name of the model.
@@ -73,14 +81,17 @@ class TrialSettings:
     threads: int = 1
 
 
-def train_trial(config: dict[str, Any], data: SplitData, settings: TrialSettings) -> None:
+def train_trial(
+    config: dict[str, Any], data: SplitData, settings: Mapping[str, TrialSettings]
+) -> None:
     """Trains one trial and reports validation metrics and a checkpoint to Tune per evaluation.
 
     Args:
-        config: the trial's hyperparameters (fields of the model's config dataclass).
+        config: the trial's model (under :data:`MODEL_KEY`) and hyperparameters (fields of the
+            model's config dataclass).
         data: training and validation pairs only (``data.test is None``), passed once through
             ``tune.with_parameters``.
-        settings: the search's shared settings.
+        settings: per model, what its trials share.
     """
     started = time.time()
     if data.test is not None:
@@ -91,15 +102,16 @@ def train_trial(config: dict[str, Any], data: SplitData, settings: TrialSettings
 
     from recsys.train import Trainer
 
-    torch.set_num_threads(max(1, settings.threads))
     # Ray logs a line per persisted checkpoint, i.e. per evaluation here: too loud for the console.
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
-    config = plain_config(config)
-    seed = trial_seed(settings.root_seed, settings.model, config)
-    trainer = Trainer(settings.model, config, data, device=settings.device, seed=seed)
+    model, config = split_config(config)
+    settings = settings[model]
+    torch.set_num_threads(max(1, settings.threads))
+    seed = trial_seed(settings.root_seed, model, config)
+    trainer = Trainer(model, config, data, device=settings.device, seed=seed)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
+        with newest_left(checkpoint).as_directory() as folder:
             load_checkpoint(trainer, folder)
     # Start-up cost of the trial (actor, data, model build), reported once.
     once = {
@@ -115,6 +127,30 @@ def train_trial(config: dict[str, Any], data: SplitData, settings: TrialSettings
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(trainer, folder)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def newest_left(checkpoint: Any) -> Any:
+    """The checkpoint to resume a trial from: the one Tune hands back or, if that one is gone,
+    the newest of the trial's checkpoints still in its folder.
+
+    Tune's experiment snapshot (taken every ten seconds or so) can name a checkpoint that the
+    trial has since replaced and deleted (``num_to_keep``); a driver killed between the two then
+    resumes the trial from a folder that no longer exists. Its newer checkpoint sits beside it.
+    """
+    import pyarrow.fs as pafs
+    from ray import tune
+
+    fs = checkpoint.filesystem
+    if fs.get_file_info(checkpoint.path).type != pafs.FileType.NotFound:
+        return checkpoint
+    parent = checkpoint.path.rstrip("/").rsplit("/", 1)[0]
+    found = fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
+    left = sorted(
+        info.path
+        for info in found
+        if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_")
+    )
+    return tune.Checkpoint(left[-1], filesystem=fs) if left else checkpoint
 
 
 def _result(evaluation: Evaluation, model: str, seed: int) -> dict[str, Any]:

@@ -1,0 +1,147 @@
+"""Every model's search inside one Tuner: the searcher that takes turns, the scheduler that
+routes, and the trial's fallback to the checkpoint left beside a deleted one."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from ray import tune
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
+
+from recsys.tuning.per_model import ModelScheduler, ModelSearcher, RandomSearcher
+from recsys.tuning.trainable import MODEL_KEY, newest_left, split_config
+
+
+def _searcher(samples=None) -> ModelSearcher:
+    return ModelSearcher(
+        {
+            "a": RandomSearcher({"lr": tune.loguniform(1e-4, 1e-1)}, seed=1),
+            "b": RandomSearcher({"dim": tune.choice([8, 16, 32])}, seed=2),
+            "c": RandomSearcher({}, seed=3),  # nothing searched
+        },
+        samples=samples or {"a": 3, "b": 2, "c": 1},
+        fixed={"a": {"dim": 4}, "c": {"k": 7}},
+        metric="val_ndcg_at_10",
+        mode="max",
+    )
+
+
+def _suggest_all(searcher: ModelSearcher, start: int = 0) -> list:
+    out = []
+    for i in range(start, start + 20):
+        config = searcher.suggest(f"t{i}")
+        out.append(config)
+        if config == Searcher.FINISHED:
+            break
+    return out
+
+
+def test_models_take_turns_until_each_has_its_trials():
+    configs = _suggest_all(_searcher())
+    assert configs[-1] == Searcher.FINISHED
+    models = [c[MODEL_KEY] for c in configs[:-1]]
+    assert models == ["a", "b", "c", "a", "b", "a"]
+    a = [c for c in configs[:-1] if c[MODEL_KEY] == "a"]
+    assert all(c["dim"] == 4 and 1e-4 <= c["lr"] <= 1e-1 for c in a)  # fixed merged
+    assert len({c["lr"] for c in a}) == 3
+    assert {c["dim"] for c in configs[:-1] if c[MODEL_KEY] == "b"} <= {8, 16, 32}
+    assert [c for c in configs[:-1] if c[MODEL_KEY] == "c"] == [{MODEL_KEY: "c", "k": 7}]
+    assert split_config(a[0]) == ("a", {"dim": 4, "lr": a[0]["lr"]})
+
+
+def test_same_seeds_same_suggestions_and_a_restored_searcher_goes_on(tmp_path):
+    assert _suggest_all(_searcher()) == _suggest_all(_searcher())
+    whole = _suggest_all(_searcher())
+    first = _searcher()
+    head = [first.suggest(f"t{i}") for i in range(3)]
+    first.save(str(tmp_path / "searcher.pkl"))
+    restored = _searcher()
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    assert head + _suggest_all(restored, start=3) == whole
+
+
+class _Waits(Searcher):
+    """A searcher with nothing to suggest until a result arrives (as Optuna can be)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.results: list = []
+
+    def suggest(self, trial_id):
+        return {"x": 1} if self.results else None
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        self.results.append((trial_id, result))
+
+
+def test_a_waiting_searcher_lets_the_others_go_first_and_gets_its_own_results():
+    waits = _Waits()
+    searcher = ModelSearcher(
+        {"w": waits, "r": RandomSearcher({}, seed=0)},
+        samples={"w": 1, "r": 1},
+        fixed={},
+        metric="m",
+        mode="max",
+    )
+    assert searcher.suggest("t0") == {MODEL_KEY: "r"}
+    assert searcher.suggest("t1") is None  # "w" waits; not finished
+    searcher.on_trial_complete("t0", {"m": 1.0})
+    assert waits.results == []  # "r"'s result is not "w"'s
+    waits.results.append(("elsewhere", None))
+    assert searcher.suggest("t2") == {MODEL_KEY: "w", "x": 1}
+    searcher.on_trial_complete("t2", {"m": 0.5})
+    assert waits.results[-1] == ("t2", {"m": 0.5})
+    assert searcher.suggest("t3") == Searcher.FINISHED
+
+
+class _Recorder(FIFOScheduler):
+    def __init__(self, decision: str) -> None:
+        super().__init__()
+        self.decision, self.seen = decision, []
+
+    def on_trial_add(self, tune_controller, trial):
+        self.seen.append(("add", trial.trial_id))
+
+    def on_trial_result(self, tune_controller, trial, result):
+        self.seen.append(("result", trial.trial_id))
+        return self.decision
+
+    def on_trial_complete(self, tune_controller, trial, result):
+        self.seen.append(("complete", trial.trial_id))
+
+
+def test_each_trial_reaches_its_models_scheduler_only():
+    a, b = _Recorder(TrialScheduler.CONTINUE), _Recorder(TrialScheduler.STOP)
+    scheduler = ModelScheduler({"a": a, "b": b})
+    assert scheduler.set_search_properties("val_ndcg_at_10", "max")
+    assert a.metric == b.metric == scheduler.metric == "val_ndcg_at_10"
+    ta = SimpleNamespace(trial_id="ta", config={MODEL_KEY: "a", "lr": 0.1})
+    tb = SimpleNamespace(trial_id="tb", config={MODEL_KEY: "b"})
+    for trial in (ta, tb):
+        scheduler.on_trial_add(None, trial)
+    assert scheduler.on_trial_result(None, ta, {}) == TrialScheduler.CONTINUE
+    assert scheduler.on_trial_result(None, tb, {}) == TrialScheduler.STOP
+    scheduler.on_trial_complete(None, tb, {})
+    assert a.seen == [("add", "ta"), ("result", "ta")]
+    assert b.seen == [("add", "tb"), ("result", "tb"), ("complete", "tb")]
+
+
+def test_a_trial_resumes_from_the_newest_checkpoint_left_when_its_own_is_gone(tmp_path):
+    trial = tmp_path / "train_trial_0"
+    for name in ("checkpoint_000001", "checkpoint_000010"):
+        (trial / name).mkdir(parents=True)
+    (trial / "params.json").write_text("{}")
+    present = tune.Checkpoint(str(trial / "checkpoint_000001"))
+    assert newest_left(present).path == present.path  # there: kept
+    gone = tune.Checkpoint(str(trial / "checkpoint_000004"))  # deleted since the snapshot
+    assert newest_left(gone).path == str(trial / "checkpoint_000010")
+    lone = tune.Checkpoint(str(tmp_path / "elsewhere" / "checkpoint_000002"))
+    assert newest_left(lone).path == lone.path  # nothing beside it: fails loudly when loaded
+
+
+@pytest.mark.parametrize("bad", [{}, {"lr": 0.1}])
+def test_a_config_without_its_model_is_refused(bad):
+    with pytest.raises(KeyError):
+        split_config(bad)
