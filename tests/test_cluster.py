@@ -304,6 +304,18 @@ def _epochs_logged_once(client, run, last: int, every: int) -> None:
     assert steps == list(range(every, last + 1, every)), steps
 
 
+def _finished_with_every_epoch_once(cluster: Cluster, tmp_path: Path):
+    """The sweep of ``LONG_SPACE`` finished, in its state and on the server, and each of its
+    two trial runs FINISHED with every evaluation logged once. Returns the client and runs."""
+    state, client, parent = _parent(cluster, tmp_path / "results")
+    assert state["status"] == "finished" and parent.info.status == "FINISHED"
+    trials = tracking.find_child_runs(cluster.mlflow, parent.info.run_id, "trial")
+    assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials.values())
+    for run in trials.values():
+        _epochs_logged_once(client, run, 50, 5)
+    return client, trials
+
+
 @pytest.mark.slow
 def test_a_submitted_sweep_runs_trials_on_both_nodes_and_tracks_them_on_the_server(
     cluster, tmp_path
@@ -350,12 +362,7 @@ def test_a_node_killed_mid_trial_its_trial_resumes_on_the_head(cluster, tmp_path
     assert status == "SUCCEEDED", logs[-3000:]
     board = pd.read_csv(tmp_path / "results" / "leaderboard.csv")
     assert board.loc[0, "trials"] == 2 and board.loc[0, "trials_failed"] == 0
-    state, client, parent = _parent(cluster, tmp_path / "results")
-    assert state["status"] == "finished" and parent.info.status == "FINISHED"
-    trials = tracking.find_child_runs(cluster.mlflow, parent.info.run_id, "trial")
-    assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials.values())
-    for run in trials.values():
-        _epochs_logged_once(client, run, 50, 5)
+    client, trials = _finished_with_every_epoch_once(cluster, tmp_path)
     # The killed node's trial went on from its checkpoint, on the node that was left.
     assert max(_restarts(tmp_path, "lightgcn")) >= 10
     assert len({r.data.tags[tracking.TAG_NODE] for r in trials.values()}) == 1
@@ -424,11 +431,7 @@ def test_the_tracking_server_stopped_mid_sweep_loses_no_metric(cluster, tmp_path
     status, logs = _finish(cluster, job)
     assert status == "SUCCEEDED", logs[-3000:]
     assert "does not answer" in logs and "answers again" in logs
-    state, client, parent = _parent(cluster, tmp_path / "results")
-    assert state["status"] == "finished" and parent.info.status == "FINISHED"
-    trials = tracking.find_child_runs(cluster.mlflow, parent.info.run_id, "trial")
-    assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials.values())
+    client, trials = _finished_with_every_epoch_once(cluster, tmp_path)
     for run in trials.values():
-        _epochs_logged_once(client, run, 50, 5)
         values = client.get_metric_history(run.info.run_id, "val_ndcg_at_10")
         assert len(values) == 10  # every evaluation, the ones made while it was down too
