@@ -11,7 +11,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from recsys.tuning.per_model import ModelScheduler, ModelSearcher, RandomSearcher
-from recsys.tuning.trainable import MODEL_KEY, newest_left, split_config
+from recsys.tuning.trainable import MODEL_KEY, resume_points, split_config
 
 
 def _searcher(samples=None) -> ModelSearcher:
@@ -128,17 +128,23 @@ def test_each_trial_reaches_its_models_scheduler_only():
     assert b.seen == [("add", "tb"), ("result", "tb"), ("complete", "tb")]
 
 
-def test_a_trial_resumes_from_the_newest_checkpoint_left_when_its_own_is_gone(tmp_path):
+def test_a_trial_resumes_from_its_newest_checkpoint_whatever_the_snapshot_names(tmp_path):
     trial = tmp_path / "train_trial_0"
-    for name in ("checkpoint_000001", "checkpoint_000010"):
+    for name in ("checkpoint_000001", "checkpoint_000003", "checkpoint_000010"):
         (trial / name).mkdir(parents=True)
     (trial / "params.json").write_text("{}")
-    present = tune.Checkpoint(str(trial / "checkpoint_000001"))
-    assert newest_left(present).path == present.path  # there: kept
+
+    def paths(points):
+        return [p.path.rsplit("/", 1)[1] for p in points]
+
+    latest = tune.Checkpoint(str(trial / "checkpoint_000010"))
+    assert paths(resume_points(latest)) == ["checkpoint_000010"]
+    stale = tune.Checkpoint(str(trial / "checkpoint_000003"))  # the snapshot is behind
+    assert paths(resume_points(stale)) == ["checkpoint_000010", "checkpoint_000003"]
     gone = tune.Checkpoint(str(trial / "checkpoint_000004"))  # deleted since the snapshot
-    assert newest_left(gone).path == str(trial / "checkpoint_000010")
+    assert paths(resume_points(gone)) == ["checkpoint_000010"]
     lone = tune.Checkpoint(str(tmp_path / "elsewhere" / "checkpoint_000002"))
-    assert newest_left(lone).path == lone.path  # nothing beside it: fails loudly when loaded
+    assert resume_points(lone)[0].path == lone.path  # nothing beside it: fails loudly
 
 
 @pytest.mark.parametrize("bad", [{}, {"lr": 0.1}])

@@ -111,8 +111,7 @@ def train_trial(
     trainer = Trainer(model, config, data, device=settings.device, seed=seed)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        with newest_left(checkpoint).as_directory() as folder:
-            load_checkpoint(trainer, folder)
+        _resume(trainer, resume_points(checkpoint))
     # Start-up cost of the trial (actor, data, model build), reported once.
     once = {
         "setup_seconds": time.time() - started,
@@ -129,28 +128,48 @@ def train_trial(
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def newest_left(checkpoint: Any) -> Any:
-    """The checkpoint to resume a trial from: the one Tune hands back or, if that one is gone,
-    the newest of the trial's checkpoints still in its folder.
+def _resume(trainer: Trainer, points: list[Any]) -> None:
+    """Loads the first of ``points`` that can be read; raises the last error if none can."""
+    for i, point in enumerate(points):
+        try:
+            with point.as_directory() as folder:
+                load_checkpoint(trainer, folder)
+            return
+        except Exception:
+            if i == len(points) - 1:
+                raise
 
-    Tune's experiment snapshot (taken every ten seconds or so) can name a checkpoint that the
-    trial has since replaced and deleted (``num_to_keep``); a driver killed between the two then
-    resumes the trial from a folder that no longer exists. Its newer checkpoint sits beside it.
+
+def resume_points(checkpoint: Any) -> list[Any]:
+    """The checkpoints to resume a trial from, best first: the newest of the trial's checkpoints
+    from the one Tune hands back on (that one included, if it is still there).
+
+    Tune's experiment snapshot (taken every ten seconds or so) can name an older checkpoint
+    than the trial's last one, or one the trial has since deleted (``num_to_keep``), when the
+    driver was killed between the two; the newer ones sit beside it. An older one is the
+    fallback when a newer one cannot be read (a driver killed while it was written).
     """
     import pyarrow.fs as pafs
     from ray import tune
 
     fs = checkpoint.filesystem
-    if fs.get_file_info(checkpoint.path).type != pafs.FileType.NotFound:
-        return checkpoint
-    parent = checkpoint.path.rstrip("/").rsplit("/", 1)[0]
+    path = checkpoint.path.rstrip("/")
+    parent, name = path.rsplit("/", 1)
     found = fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
-    left = sorted(
-        info.path
-        for info in found
-        if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_")
+    newer = sorted(
+        (
+            info.path
+            for info in found
+            if info.type == pafs.FileType.Directory
+            and info.base_name.startswith("checkpoint_")
+            and info.base_name > name
+        ),
+        reverse=True,
     )
-    return tune.Checkpoint(left[-1], filesystem=fs) if left else checkpoint
+    points = [tune.Checkpoint(p, filesystem=fs) for p in newer]
+    if fs.get_file_info(path).type != pafs.FileType.NotFound or not points:
+        points.append(checkpoint)
+    return points
 
 
 def _result(evaluation: Evaluation, model: str, seed: int) -> dict[str, Any]:
