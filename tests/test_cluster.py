@@ -364,7 +364,7 @@ def test_a_node_killed_mid_trial_its_trial_resumes_on_the_head(cluster, tmp_path
     assert board.loc[0, "trials"] == 2 and board.loc[0, "trials_failed"] == 0
     client, trials = _finished_with_every_epoch_once(cluster, tmp_path)
     # The killed node's trial went on from its checkpoint, on the node that was left.
-    assert max(_restarts(tmp_path, "lightgcn")) >= 10
+    assert max(_restarts(tmp_path, "lightgcn")) >= 5
     assert len({r.data.tags[tracking.TAG_NODE] for r in trials.values()}) == 1
 
 
@@ -404,7 +404,7 @@ def test_a_driver_killed_mid_sweep_is_finished_by_resume(cluster, tmp_path):
     state, client, parent = _parent(cluster, tmp_path / "results")
     assert state["status"] == "finished" and parent.info.status == "FINISHED"
     assert _restarts(tmp_path, "popularity") == popularity  # finished: not run again
-    assert max(_restarts(tmp_path, "lightgcn")) >= 10  # went on from its checkpoints
+    assert max(_restarts(tmp_path, "lightgcn")) >= 5  # went on from its checkpoints
     runs = client.search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )

@@ -128,7 +128,7 @@ def test_each_trial_reaches_its_models_scheduler_only():
     assert b.seen == [("add", "tb"), ("result", "tb"), ("complete", "tb")]
 
 
-def test_a_trial_resumes_from_its_newest_checkpoint_whatever_the_snapshot_names(tmp_path):
+def test_a_trial_whose_checkpoint_is_gone_resumes_from_the_next_one_left(tmp_path):
     trial = tmp_path / "train_trial_0"
     for name in ("checkpoint_000001", "checkpoint_000003", "checkpoint_000010"):
         (trial / name).mkdir(parents=True)
@@ -139,10 +139,10 @@ def test_a_trial_resumes_from_its_newest_checkpoint_whatever_the_snapshot_names(
 
     latest = tune.Checkpoint(str(trial / "checkpoint_000010"))
     assert paths(resume_points(latest)) == ["checkpoint_000010"]
-    stale = tune.Checkpoint(str(trial / "checkpoint_000003"))  # the snapshot is behind
-    assert paths(resume_points(stale)) == ["checkpoint_000010", "checkpoint_000003"]
-    gone = tune.Checkpoint(str(trial / "checkpoint_000004"))  # deleted since the snapshot
-    assert paths(resume_points(gone)) == ["checkpoint_000010"]
+    there = tune.Checkpoint(str(trial / "checkpoint_000003"))  # there: kept, as Tune says
+    assert paths(resume_points(there)) == ["checkpoint_000003"]
+    gone = tune.Checkpoint(str(trial / "checkpoint_000002"))  # deleted since the snapshot
+    assert paths(resume_points(gone)) == ["checkpoint_000003", "checkpoint_000010"]
     lone = tune.Checkpoint(str(tmp_path / "elsewhere" / "checkpoint_000002"))
     assert resume_points(lone)[0].path == lone.path  # nothing beside it: fails loudly
 

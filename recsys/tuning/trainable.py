@@ -141,35 +141,31 @@ def _resume(trainer: Trainer, points: list[Any]) -> None:
 
 
 def resume_points(checkpoint: Any) -> list[Any]:
-    """The checkpoints to resume a trial from, best first: the newest of the trial's checkpoints
-    from the one Tune hands back on (that one included, if it is still there).
+    """The checkpoints to resume a trial from, in the order to try them: the one Tune hands
+    back or, if that one is gone, the trial's checkpoints after it, oldest first.
 
-    Tune's experiment snapshot (taken every ten seconds or so) can name an older checkpoint
-    than the trial's last one, or one the trial has since deleted (``num_to_keep``), when the
-    driver was killed between the two; the newer ones sit beside it. An older one is the
-    fallback when a newer one cannot be read (a driver killed while it was written).
+    Tune's experiment snapshot (taken every ten seconds or so) can name a checkpoint the trial
+    has since deleted (``num_to_keep``), when the driver was killed between the two. The oldest
+    one after it is the next the driver registered, whose results were logged; from there, every
+    later evaluation is reported again (the MLflow callback skips those it already logged).
     """
     import pyarrow.fs as pafs
     from ray import tune
 
     fs = checkpoint.filesystem
     path = checkpoint.path.rstrip("/")
+    if fs.get_file_info(path).type != pafs.FileType.NotFound:
+        return [checkpoint]
     parent, name = path.rsplit("/", 1)
     found = fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
-    newer = sorted(
-        (
-            info.path
-            for info in found
-            if info.type == pafs.FileType.Directory
-            and info.base_name.startswith("checkpoint_")
-            and info.base_name > name
-        ),
-        reverse=True,
+    later = sorted(
+        info.path
+        for info in found
+        if info.type == pafs.FileType.Directory
+        and info.base_name.startswith("checkpoint_")
+        and info.base_name > name
     )
-    points = [tune.Checkpoint(p, filesystem=fs) for p in newer]
-    if fs.get_file_info(path).type != pafs.FileType.NotFound or not points:
-        points.append(checkpoint)
-    return points
+    return [tune.Checkpoint(p, filesystem=fs) for p in later] or [checkpoint]
 
 
 def _result(evaluation: Evaluation, model: str, seed: int) -> dict[str, Any]:
