@@ -75,6 +75,13 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="root seed (trial seeds derive from it)")
     p.add_argument("--space-dir", help="folder of the search-space files (default searchspaces/)")
     p.add_argument("--smoke", action="store_true", help="tiny budget, for a first look")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="after the search, train each model's best config with this many seeds in all "
+        "and report the mean and spread on test (default 1: the best checkpoint alone)",
+    )
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
@@ -142,6 +149,7 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
         space_dir=_absolute(a.space_dir),
         max_concurrent_trials=a.max_concurrent_trials,
         max_failures=a.max_failures,
+        seeds=a.seeds,
         smoke=a.smoke,
         verbose=0 if a.quiet else 1,
         command=" ".join(["python", "launch/sweep.py", *argv]),

@@ -10,7 +10,9 @@ per-user Python loop. Within a list, items with equal scores are ordered by item
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from recsys.data.dataset import Pairs, SplitData
@@ -102,7 +104,29 @@ def masked_top_k(
     return _ranked(scores, min(k, n_items))
 
 
-def evaluate_pairs(
+@dataclass
+class UserMetrics:
+    """Per-user full-ranking metrics: ``users`` (U,) evaluated user indices, ascending;
+    ``values`` metric name (``"ndcg@10"``...) -> (U,) float64; ``coverage`` ``"coverage@k"`` ->
+    share of the catalogue in at least one top-k list; ``users_skipped`` users with nothing
+    held out."""
+
+    users: np.ndarray
+    values: dict[str, np.ndarray]
+    coverage: dict[str, float]
+    users_skipped: int
+
+    def means(self) -> dict[str, float]:
+        """Each metric's mean over the evaluated users, the coverage and the user counts."""
+        n = len(self.users)
+        out = {name: float(v.mean()) for name, v in self.values.items()} if n else {}
+        out.update(self.coverage)
+        out["users"] = n
+        out["users_skipped"] = self.users_skipped
+        return out
+
+
+def user_metrics(
     score_fn: ScoreFn,
     heldout: Pairs,
     exclude: Sequence[Pairs],
@@ -111,22 +135,17 @@ def evaluate_pairs(
     ks: Sequence[int] = DEFAULT_KS,
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
-) -> dict[str, float]:
-    """Full-ranking metrics of a scorer against held-out pairs.
+) -> UserMetrics:
+    """Full-ranking metrics of a scorer against held-out pairs, for every evaluated user.
 
     Args:
         score_fn: maps (B,) user indices on ``device`` to (B, n_items) scores.
-        heldout: the pairs to find (validation or test).
+        heldout: the pairs to find (validation or test); users without any are skipped.
         exclude: pairs masked from the ranking (training, plus validation when testing).
         n_users, n_items: catalogue sizes.
         ks: cutoffs.
         batch_size: users per batch (default: about 16M scores per batch).
         device: where scores, masks and top-k live.
-
-    Returns:
-        Mean of each metric over evaluated users (``"ndcg@10"``...), ``"coverage@k"`` (share of
-        the catalogue that appears in at least one top-k list), ``"users"`` (evaluated) and
-        ``"users_skipped"`` (users with nothing held out).
     """
     device = torch.device(device)
     ks = tuple(sorted(set(int(k) for k in ks)))
@@ -135,7 +154,7 @@ def evaluate_pairs(
     target = UserItemIndex([heldout], n_users, device)
     mask = UserItemIndex(list(exclude), n_users, device)
     users = torch.nonzero(target.counts > 0).flatten()
-    totals: dict[str, torch.Tensor] = {}
+    parts: dict[str, list[torch.Tensor]] = {}
     covered = {k: torch.zeros(n_items, dtype=torch.bool, device=device) for k in ks}
     step = _batch_size(n_items, batch_size)
     for start in range(0, users.shape[0], step):
@@ -146,16 +165,38 @@ def evaluate_pairs(
         relevant[rows, items] = True
         hits = relevant.gather(1, top) & torch.isfinite(values)
         for name, per_user in ranking_metrics(hits, target.counts[batch], ks).items():
-            totals[name] = totals.get(name, 0.0) + per_user.sum()
+            parts.setdefault(name, []).append(per_user.to(torch.float64).cpu())
         for k in ks:
             valid = torch.isfinite(values[:, :k])
             covered[k][top[:, :k][valid]] = True
-    n = int(users.shape[0])
-    result = {name: float(total) / n for name, total in totals.items()} if n else {}
-    result.update({f"coverage@{k}": float(c.float().mean()) for k, c in covered.items()})
-    result["users"] = n
-    result["users_skipped"] = n_users - n
-    return result
+    return UserMetrics(
+        users=users.cpu().numpy(),
+        values={name: torch.cat(p).numpy() for name, p in parts.items()},
+        coverage={f"coverage@{k}": float(c.float().mean()) for k, c in covered.items()},
+        users_skipped=n_users - int(users.shape[0]),
+    )
+
+
+def evaluate_pairs(
+    score_fn: ScoreFn,
+    heldout: Pairs,
+    exclude: Sequence[Pairs],
+    n_users: int,
+    n_items: int,
+    ks: Sequence[int] = DEFAULT_KS,
+    batch_size: int | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """Mean full-ranking metrics of a scorer against held-out pairs (see :func:`user_metrics`).
+
+    Returns:
+        Mean of each metric over evaluated users (``"ndcg@10"``...), ``"coverage@k"`` (share of
+        the catalogue that appears in at least one top-k list), ``"users"`` (evaluated) and
+        ``"users_skipped"`` (users with nothing held out).
+    """
+    return user_metrics(
+        score_fn, heldout, exclude, n_users, n_items, ks, batch_size, device
+    ).means()
 
 
 def split_pairs(data: SplitData, split: str) -> tuple[Pairs, list[Pairs]]:
@@ -177,15 +218,28 @@ def evaluate(
     ks: Sequence[int] = DEFAULT_KS,
     batch_size: int | None = None,
 ) -> dict[str, float]:
-    """Full-ranking metrics of ``model`` on the validation or test split of ``data``.
+    """Full-ranking metrics of ``model`` on the validation or test split of ``data``, averaged
+    over users.
 
     Training items are always masked; validation items too when ``split == "test"``.
     """
+    return evaluate_users(model, data, split, ks, batch_size).means()
+
+
+@torch.no_grad()
+def evaluate_users(
+    model: Recommender,
+    data: SplitData,
+    split: str = "val",
+    ks: Sequence[int] = DEFAULT_KS,
+    batch_size: int | None = None,
+) -> UserMetrics:
+    """Like :func:`evaluate`, with every evaluated user's metrics."""
     heldout, exclude = split_pairs(data, split)
     was_training = model.training
     model.eval()
     try:
-        return evaluate_pairs(
+        return user_metrics(
             model.score, heldout, exclude, data.n_users, data.n_items, ks, batch_size, model.device
         )
     finally:

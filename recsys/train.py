@@ -21,7 +21,7 @@ import torch
 
 from recsys.data.dataset import SplitData
 from recsys.errors import RecsysError
-from recsys.evaluate import evaluate as evaluate_model
+from recsys.evaluate import UserMetrics, evaluate_users
 from recsys.io import atomic_path
 from recsys.models import get_spec
 from recsys.models.base import PairBatch, UserBatch
@@ -204,8 +204,12 @@ class Trainer:
 
     def evaluate(self, split: str = "val", ks: tuple[int, ...] = (10, 20, 50)) -> dict[str, float]:
         """Full-ranking metrics of the current model on ``split`` (see ``recsys.evaluate``)."""
+        return self.evaluate_users(split, ks).means()
+
+    def evaluate_users(self, split: str = "val", ks: tuple[int, ...] = (10, 20, 50)) -> UserMetrics:
+        """Like :meth:`evaluate`, with every evaluated user's metrics."""
         with torch.no_grad():
-            return evaluate_model(self.model, self.data, split=split, ks=ks)
+            return evaluate_users(self.model, self.data, split=split, ks=ks)
 
     def state_dict(self) -> dict[str, Any]:
         """A checkpoint: model and optimizer state, epoch and every RNG's state."""

@@ -111,7 +111,7 @@ def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch):
 
     monkeypatch.setattr(tune, "with_parameters", spy)
     data = block_split()
-    cfg = _config(tmp_path)
+    cfg = _config(tmp_path, seeds=2)
     result = run_sweep(cfg, data=data)
 
     # The data goes into the object store once, and the test split never reaches a trial.
@@ -126,12 +126,30 @@ def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch):
         for m in ("recall", "ndcg", "precision", "hit"):
             for k in (10, 20):
                 assert f"{split}_{m}_at_{k}" in board  # MLflow's names too
-    for col in ("epochs", "trials", "wall_seconds", "seconds_per_epoch"):
+    for col in ("epochs", "trials", "wall_seconds", "seconds_per_epoch", "best_run_id"):
         assert col in board
     curve = board.set_index("model").loc["curve"]
     assert curve["trials"] == 3
     assert curve["val_ndcg_at_10"] == pytest.approx(1.0)  # quality 3.0 reaches rank 1 by epoch 4
-    assert (out / "leaderboard.md").read_text().startswith("| model |")
+    assert curve["trials_finished"] + curve["trials_stopped"] + curve["trials_failed"] == 3
+    # Statistics: curve puts half of the users' test items first, the others past 10.
+    assert list(board["model"]) == ["curve", "popularity"]
+    assert curve["seeds"] == 2 and curve["test_ndcg_at_10_std"] == 0.0  # the same curve per seed
+    assert curve["test_ndcg_at_10"] == 0.5
+    assert curve["test_ndcg_at_10_ci_low"] < 0.5 < curve["test_ndcg_at_10_ci_high"]
+    assert curve["test_recall_at_20_ci_low"] == curve["test_recall_at_20_ci_high"] == 1.0
+    pop = board.set_index("model").loc["popularity"]
+    assert pop["test_ndcg_at_10_ci_low"] < pop["test_ndcg_at_10"] < pop["test_ndcg_at_10_ci_high"]
+    assert 0 < pop["p_wilcoxon"] < 0.05 and 0 < pop["p_ttest"] < 0.05
+    assert bool(curve["tied_with_best"]) and not bool(pop["tied_with_best"])
+    assert pd.isna(curve["p_wilcoxon"])
+    md = (out / "leaderboard.md").read_text()
+    assert md.startswith("| model | test ndcg@10 | 95% CI |") and "| curve |" in md
+    per_user = pd.read_parquet(out / "per_user" / "curve.parquet")
+    assert {"user_id", "seed", "test_ndcg_at_10", "test_recall_at_20"} <= set(per_user.columns)
+    assert per_user["seed"].nunique() == 2
+    assert set(per_user["user_id"]) == set(data.user_ids[data.test.users])
+    assert set(per_user["test_ndcg_at_10"]) == {0.0, 1.0}
     configs = yaml.safe_load((out / "best_configs.yaml").read_text())
     assert configs["curve"]["config"]["quality"] == 3.0
     assert configs["popularity"]["config"] == {}
@@ -178,7 +196,18 @@ def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch):
     best_curve = best["curve"][0]
     assert best_curve.data.params["quality"] == "3.0"
     artifacts = {a.path for a in client.list_artifacts(best_curve.info.run_id)}
-    assert {"config.yaml", "checkpoint", "recommendations", "plots"} <= artifacts
+    assert {"config.yaml", "checkpoint", "recommendations", "plots", "per_user"} <= artifacts
+    for key in ("test_ndcg_at_10_ci_low", "test_ndcg_at_10_ci_high", "test_ndcg_at_10_std"):
+        assert key in best_curve.data.metrics
+    best_pop = best["popularity"][0].data.metrics
+    assert best_pop["tied_with_best"] == 0 and 0 < best_pop["p_wilcoxon"] < 0.05
+    seed_runs = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{best_curve.info.run_id}'",
+    )
+    assert len(seed_runs) == 2
+    assert {r.data.tags[tracking.TAG_ROLE] for r in seed_runs} == {"seed"}
+    assert all(r.data.metrics["test_ndcg_at_10"] == 0.5 for r in seed_runs)
 
 
 @pytest.mark.slow

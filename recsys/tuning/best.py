@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from recsys.errors import RecsysError
 from recsys.metrics import metric_key, parse_metric
 from recsys.tuning.config import REPORT_KS
@@ -19,6 +21,7 @@ from recsys.tuning.trainable import load_checkpoint, split_config, trial_seed
 
 if TYPE_CHECKING:
     from recsys.data.dataset import SplitData
+    from recsys.evaluate import UserMetrics
     from recsys.train import Trainer
 
 
@@ -30,10 +33,13 @@ class ModelOutcome:
         model: registry name.
         trial_id: the best trial.
         config: its hyperparameters; ``seed`` its seed, ``best_epoch`` the checkpoint's epoch.
-        val, test: full-ranking metrics of the best checkpoint (``"ndcg@10"``, ...).
+        val: full-ranking validation metrics of the best checkpoint (``"ndcg@10"``, ...).
+        test: full-ranking test metrics, the mean over the model's seed runs (``--seeds``; with
+            one seed, the best checkpoint's); ``test_std`` their standard deviation across
+            seeds (empty with one seed), ``seed_tests`` each seed run's, in ``seeds`` order.
         trials, epochs: the search's cost: trials run, epochs trained over all of them.
         trials_stopped, trials_failed: trials ASHA stopped early; trials that ended in an error
-            (after their restarts), whose results are lost.
+            (after their restarts), whose results are lost. The others finished their budget.
         wall_seconds: the model's share of the search's wall time, from its first trial's start
             to its last report (models search at the same time); ``seconds_per_epoch`` a
             trial's mean epoch time.
@@ -58,6 +64,15 @@ class ModelOutcome:
     trials_stopped: int = 0
     trials_failed: int = 0
     error: str | None = None
+    seeds: list[int] = field(default_factory=list)
+    seed_tests: list[dict[str, float]] = field(default_factory=list)
+    test_std: dict[str, float] = field(default_factory=dict)
+    seed_run_ids: list[str] = field(default_factory=list)
+
+    @property
+    def trials_finished(self) -> int:
+        """Trials that trained their whole budget."""
+        return self.trials - self.trials_stopped - self.trials_failed
 
     @classmethod
     def failed(cls, model: str, error: str, cost: SearchCost) -> ModelOutcome:
@@ -106,11 +121,42 @@ class SearchCost:
 
 @dataclass
 class Best:
-    """A model's outcome, with the trainer restored from its best checkpoint."""
+    """A model's outcome, with the trainer restored from its best checkpoint and every seed
+    run's per-user test metrics (the best checkpoint's first)."""
 
     outcome: ModelOutcome
     trainer: Trainer
     checkpoint: Any  # ray.tune.Checkpoint
+    per_user: list[tuple[int, UserMetrics]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A model's best checkpoint among its trials, and what trained it.
+
+    Attributes:
+        result: the trial's Tune ``Result``; ``checkpoint`` the chosen one of its checkpoints.
+        config: the trial's hyperparameters; ``seed`` its seed; ``epoch`` the checkpoint's.
+    """
+
+    result: Any
+    checkpoint: Any
+    config: dict[str, Any]
+    seed: int
+    epoch: int
+
+
+def choose(model: str, grid: Sequence[Any], metric: str, root_seed: int) -> Choice:
+    """The checkpoint with the best validation ``metric`` over all trials and epochs of
+    ``model`` (no file read, no model built).
+
+    Raises:
+        ModelFailed: every trial failed, or none reported the metric with a checkpoint.
+    """
+    result, checkpoint, metrics = best_checkpoint(grid, model, metric_key("val", metric))
+    _, config = split_config(result.config)
+    seed = trial_seed(root_seed, model, config)
+    return Choice(result, checkpoint, config, seed, int(metrics.get("epoch", 0)))
 
 
 def evaluate_best(
@@ -133,40 +179,80 @@ def evaluate_best(
     """
     from recsys.train import Trainer, resolve_device
 
-    key = metric_key("val", metric)
-    result, checkpoint = best_checkpoint(grid, model, key)
-    _, config = split_config(result.config)
-    seed = trial_seed(root_seed, model, config)
-    trainer = Trainer(model, config, data, device=resolve_device(), seed=seed)
-    with checkpoint.as_directory() as folder:
+    chosen = choose(model, grid, metric, root_seed)
+    trainer = Trainer(model, chosen.config, data, device=resolve_device(), seed=chosen.seed)
+    with chosen.checkpoint.as_directory() as folder:
         load_checkpoint(trainer, folder)
-    ks = tuple(sorted({*REPORT_KS, parse_metric(metric)[1]}))
+    ks = report_ks(metric)
+    test = trainer.evaluate_users("test", ks)
     cost = search_cost(grid, max_epochs)
     outcome = ModelOutcome(
         model=model,
-        trial_id=str(result.metrics.get("trial_id", "")),
-        config=config,
-        seed=seed,
+        trial_id=str(chosen.result.metrics.get("trial_id", "")),
+        config=chosen.config,
+        seed=chosen.seed,
         best_epoch=trainer.epoch,
         val=_floats(trainer.evaluate(split="val", ks=ks)),
-        test=_floats(trainer.evaluate(split="test", ks=ks)),
+        test=_floats(test.means()),
         trials=cost.trials,
         epochs=cost.epochs,
         wall_seconds=cost.wall_seconds,
         seconds_per_epoch=cost.seconds / max(1, cost.epochs),
-        curves=trial_curves(grid, key, max_epochs),
+        curves=trial_curves(grid, metric_key("val", metric), max_epochs),
         trials_stopped=cost.stopped,
         trials_failed=cost.failed,
+        seeds=[chosen.seed],
     )
-    return Best(outcome, trainer, checkpoint)
+    outcome.seed_tests = [dict(outcome.test)]
+    return Best(outcome, trainer, chosen.checkpoint, [(chosen.seed, test)])
+
+
+def report_ks(metric: str) -> tuple[int, ...]:
+    """The cut-offs the final evaluation reports: the leaderboard's and the target's."""
+    return tuple(sorted({*REPORT_KS, parse_metric(metric)[1]}))
+
+
+def add_seed_runs(
+    best: Best, runs: Sequence[tuple[int, bytes]], n: int, data: SplitData, metric: str
+) -> None:
+    """Scores the seed runs of ``best``'s config on test and makes ``best.outcome.test`` their
+    mean over all ``n`` seeds (the best checkpoint's included).
+
+    Args:
+        runs: ``(seed, weights)`` of seeds 2..n (:class:`recsys.tuning.seeds.Replicas`);
+            empty for a closed-form model, whose every seed fits the same model.
+        n: the number of seeds asked for.
+    """
+    from recsys.train import Trainer
+    from recsys.tuning.seeds import load_weights, replica_seeds
+
+    outcome = best.outcome
+    if n <= 1:
+        return
+    ks = report_ks(metric)
+    for seed, blob in runs:
+        trainer = Trainer(
+            outcome.model, outcome.config, data, device=best.trainer.device, seed=seed
+        )
+        load_weights(trainer, blob)
+        scores = trainer.evaluate_users("test", ks)
+        best.per_user.append((seed, scores))
+        outcome.seed_tests.append(_floats(scores.means()))
+    if not runs:  # closed form: the same model for every seed
+        outcome.seed_tests = [dict(outcome.seed_tests[0]) for _ in range(n)]
+    outcome.seeds = replica_seeds(outcome.seed, n)
+    names = outcome.seed_tests[0].keys()
+    outcome.test = {k: float(np.mean([t[k] for t in outcome.seed_tests])) for k in names}
+    outcome.test_std = {k: float(np.std([t[k] for t in outcome.seed_tests], ddof=1)) for k in names}
 
 
 def _floats(values: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items()}
 
 
-def best_checkpoint(grid: Sequence[Any], model: str, key: str) -> tuple[Any, Any]:
-    """The trial result and checkpoint with the highest ``key`` over all trials and epochs.
+def best_checkpoint(grid: Sequence[Any], model: str, key: str) -> tuple[Any, Any, dict]:
+    """The trial result, checkpoint and the checkpoint's reported metrics with the highest
+    ``key`` over all trials and epochs.
 
     Raises:
         ModelFailed: every trial of ``model`` failed, or none reported ``key`` with a
@@ -182,10 +268,10 @@ def best_checkpoint(grid: Sequence[Any], model: str, key: str) -> tuple[Any, Any
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 continue
             if best is None or value > best[2]:
-                best = (result, checkpoint, value)
+                best = (result, checkpoint, value, metrics)
     if best is None:
         raise ModelFailed(f"no trial of {model!r} reported {key} with a checkpoint")
-    return best[0], best[1]
+    return best[0], best[1], best[3]
 
 
 def one_line(error: Any) -> str:

@@ -63,6 +63,7 @@ class SweepConfig:
     space_dir: str | None = None
     max_concurrent_trials: int | None = None
     max_failures: int = 2
+    seeds: int = 1
     reuse_actors: bool = True
     verbose: int = 1
     command: str = ""
@@ -130,6 +131,7 @@ def _check_counts(cfg: SweepConfig) -> None:
         ("--max-epochs", cfg.max_epochs, 1),
         ("--max-concurrent-trials", cfg.max_concurrent_trials, 1),
         ("--max-failures", cfg.max_failures, 0),
+        ("--seeds", cfg.seeds, 1),
     ):
         if value is not None and (isinstance(value, bool) or value < low):
             kind = "a positive integer" if low else "0 or more"

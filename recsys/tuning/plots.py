@@ -46,15 +46,22 @@ def plot_curves(curves: Sequence[Mapping[str, Any]], model: str, label: str, pat
 
 
 def plot_test_bars(board: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
-    """Grouped bars: one group per leaderboard column (a test metric), one bar per model."""
+    """Grouped bars: one group per leaderboard column (a test metric), one bar per model, with
+    the column's 95% interval (``<column>_ci_low`` / ``_ci_high``) as error bars where given."""
     cols = [c for c in columns if c in board]
     fig, ax = _pyplot().subplots(figsize=(max(6, 1.2 * len(cols)), 4))
     width = 0.8 / max(1, len(board))
     x = np.arange(len(cols))
     for j, (_, row) in enumerate(board.iterrows()):
-        ax.bar(x + j * width, [row[c] for c in cols], width, label=row["model"])
+        values = np.array([row[c] for c in cols], dtype=float)
+        low = np.array([row.get(f"{c}_ci_low", np.nan) for c in cols], dtype=float)
+        high = np.array([row.get(f"{c}_ci_high", np.nan) for c in cols], dtype=float)
+        errors = None
+        if np.isfinite(low).all() and np.isfinite(high).all():
+            errors = np.stack([values - low, high - values])
+        ax.bar(x + j * width, values, width, yerr=errors, capsize=2, label=row["model"])
     ax.set_xticks(x + 0.4 - width / 2, [c.removeprefix("test_") for c in cols], rotation=30)
-    ax.set_ylabel("test")
+    ax.set_ylabel("test (bars: 95% bootstrap interval)")
     ax.legend(fontsize=7, ncols=2)
     ax.grid(axis="y", alpha=0.3)
     _savefig(fig, path)

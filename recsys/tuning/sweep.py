@@ -1,5 +1,5 @@
-"""A sweep, step by step: state, spaces, cluster, data, the search, then per model best ->
-results -> tracking.
+"""A sweep, step by step: state, spaces, cluster, data, the search, the seed runs (``--seeds``),
+then per model best -> results -> tracking, and the leaderboard with its statistics.
 
 One Tuner runs every model's trials at once (each model keeps its own searcher, ASHA and budget),
 all under one MLflow parent run. The driver holds the full split; trials get
@@ -14,8 +14,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from recsys.errors import RecsysError
+from recsys.seeds import derive_seed
 from recsys.tuning import results, tracking
-from recsys.tuning.best import ModelFailed, ModelOutcome, evaluate_best, search_cost
+from recsys.tuning.best import (
+    ModelFailed,
+    ModelOutcome,
+    add_seed_runs,
+    choose,
+    evaluate_best,
+    search_cost,
+)
 from recsys.tuning.config import SweepConfig, model_budget, validate
 from recsys.tuning.inputs import for_trials, load_data
 from recsys.tuning.resources import (
@@ -26,6 +34,7 @@ from recsys.tuning.resources import (
     resolve_resources,
 )
 from recsys.tuning.search import Search, run_search
+from recsys.tuning.seeds import Replicas
 from recsys.tuning.space import Budget, SearchSpace
 from recsys.tuning.state import SweepState
 from recsys.tuning.trial_runs import MlflowTrialCallback, unreachable
@@ -103,14 +112,21 @@ def run_sweep(
     try:
         data, trial_data = for_trials(data, spaces.values())
         search = _search(state, spaces, budgets, resources, trial_data, callbacks)
-        outcomes = [_model(state, search, data, m, budgets[m]) for m in spaces]
+        replicas = _seed_runs(state, search, list(spaces), trial_data, resources)
+        try:
+            outcomes = [_model(state, search, data, m, budgets[m], replicas) for m in spaces]
+        finally:
+            replicas.cancel()
+        board = results.write_results(
+            state.results_dir, data, outcomes, cfg.metric, derive_seed(cfg.seed, "bootstrap")
+        )
+        tracking.log_statistics(state.tracking_uri, board)
     except (SweepInterrupted, KeyboardInterrupt):
         _end(state, "interrupted")
         raise
     except BaseException:
         _end(state, "failed")
         raise
-    board = results.write_results(state.results_dir, data, outcomes, cfg.metric)
     result = SweepResult(state, board, outcomes, time.time() - started, notes)
     if result.failed_models:
         _end(state, "failed")
@@ -179,10 +195,37 @@ def _search(
     return search
 
 
+def _seed_runs(
+    state: SweepState,
+    search: Search | None,
+    models: list[str],
+    trial_data: Any,
+    resources: TrialResources,
+) -> Replicas:
+    """Starts seeds 2..N of every model still to evaluate, all at once (``--seeds N``)."""
+    cfg = state.config
+    jobs = {}
+    for model in models:
+        if search is None or state.outcome(model) is not None:
+            continue
+        try:
+            chosen = choose(model, search.results(model), cfg.metric, cfg.seed)
+        except ModelFailed:
+            continue  # reported by _model
+        jobs[model] = (chosen.config, chosen.seed, chosen.epoch)
+    return Replicas.start(jobs, cfg.seeds, trial_data, resources)
+
+
 def _model(
-    state: SweepState, search: Search | None, data: SplitData, model: str, budget: Budget
+    state: SweepState,
+    search: Search | None,
+    data: SplitData,
+    model: str,
+    budget: Budget,
+    replicas: Replicas,
 ) -> ModelOutcome:
-    """One model after the search: its best checkpoint on test, its files and its best run.
+    """One model after the search: its best checkpoint and seed runs on test, its files and its
+    best run (with a run per seed under it).
 
     A model whose outcome an earlier run of the sweep reached is not evaluated again.
     """
@@ -195,14 +238,20 @@ def _model(
         best = evaluate_best(model, trials, data, cfg.metric, cfg.seed, budget.max_epochs)
     except ModelFailed as error:  # not final: --resume retries the failed trials
         return ModelOutcome.failed(model, str(error), search_cost(trials, budget.max_epochs))
+    add_seed_runs(best, replicas.weights(model), cfg.seeds, data, cfg.metric)
     files = results.write_model_outputs(
-        state.results_dir, best.outcome, best.trainer.model, data, cfg.metric
+        state.results_dir, best.outcome, best.trainer.model, data, cfg.metric, best.per_user
     )
     best.outcome.best_run_id = tracking.log_best_run(
         state.tracking_uri,
         state.parent_run_id,
         best,
-        {"recommendations": files["recommendations"], "plots": files["curve"]},
+        {
+            "recommendations": files["recommendations"],
+            "plots": files["curve"],
+            "per_user": files["per_user"],
+        },
     )
+    best.outcome.seed_run_ids = tracking.log_seed_runs(state.tracking_uri, best.outcome)
     state.save_outcome(best.outcome)
     return best.outcome

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from recsys.errors import RecsysError
 from recsys.io import check_writable
 from recsys.metrics import metric_key
@@ -25,17 +27,20 @@ from recsys.tuning.config import SweepConfig, prep_config
 from recsys.tuning.results import best_config_yaml
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from recsys.data.dataset import SplitData
-    from recsys.tuning.best import Best
+    from recsys.tuning.best import Best, ModelOutcome
     from recsys.tuning.resources import TrialResources
     from recsys.tuning.space import Budget
 
 TAG_SWEEP = "recsys.sweep"
-TAG_ROLE = "recsys.role"  # "sweep", "trial" or "best"
+TAG_ROLE = "recsys.role"  # "sweep", "trial", "best" or "seed" (nested under its best run)
 TAG_MODEL = "recsys.model"
 TAG_TRIAL = "recsys.trial_id"
 TAG_STATUS = "recsys.status"  # trials: "completed", "stopped_early" or "error"
 TAG_NODE = "recsys.node_id"  # trials: the Ray node the trial last (re)started on
+TAG_SEED = "recsys.seed"  # seed runs: the seed
 
 
 # Stores MLflow reaches through SQLAlchemy or its own clients: no check here beyond the scheme.
@@ -281,21 +286,93 @@ def log_best_run(
     return run_id
 
 
-def child_run(c: Any, parent_run_id: str, role: str, model: str, trial_id: str) -> str:
-    """A new run nested under the sweep's run, tagged with its role, model and trial."""
+def child_run(
+    c: Any,
+    parent_run_id: str,
+    role: str,
+    model: str,
+    trial_id: str,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """A new run nested under ``parent_run_id`` (the sweep's run, or a best run for its seed
+    runs), tagged with its role, model and trial."""
     parent = c.get_run(parent_run_id)
+    default_name = f"{model}/{trial_id}" if role == "trial" else f"{role}/{model}"
     run = c.create_run(
         parent.info.experiment_id,
-        run_name=f"{model}/{trial_id}" if role == "trial" else f"{role}/{model}",
+        run_name=run_name or default_name,
         tags={
             "mlflow.parentRunId": parent_run_id,
             TAG_ROLE: role,
             TAG_MODEL: model,
             TAG_TRIAL: trial_id,
             TAG_SWEEP: parent.data.tags.get(TAG_SWEEP, ""),
+            **(tags or {}),
         },
     )
     return run.info.run_id
+
+
+def log_seed_runs(tracking_uri: str, outcome: ModelOutcome) -> list[str]:
+    """With ``--seeds N > 1``, one run per seed nested under the model's best run: the seed as a
+    param, its test metrics; a run an interrupted sweep left is filled, not duplicated.
+    Returns their ids, in ``outcome.seeds`` order (none with one seed)."""
+    if len(outcome.seeds) <= 1 or outcome.best_run_id is None:
+        return []
+    c = client(tracking_uri)
+    best = c.get_run(outcome.best_run_id)
+    existing = {
+        r.data.tags.get(TAG_SEED): r.info.run_id
+        for r in c.search_runs(
+            [best.info.experiment_id],
+            filter_string=(
+                f"tags.mlflow.parentRunId = '{outcome.best_run_id}' and tags.`{TAG_ROLE}` = 'seed'"
+            ),
+            max_results=10_000,
+        )
+    }
+    ids = []
+    for i, (seed, test) in enumerate(zip(outcome.seeds, outcome.seed_tests, strict=True)):
+        run_id = existing.get(str(seed))
+        if run_id is None:
+            run_id = child_run(
+                c,
+                outcome.best_run_id,
+                "seed",
+                outcome.model,
+                outcome.trial_id,
+                run_name=f"{outcome.model}/seed-{i + 1}",
+                tags={TAG_SEED: str(seed)},
+            )
+            c.log_batch(run_id, params=param_batch({"seed": seed, "epochs": outcome.best_epoch}))
+        metrics = {metric_key("test", k): v for k, v in test.items()}
+        c.log_batch(run_id, metrics=metric_batch(metrics, 0))
+        c.set_terminated(run_id, status="FINISHED")
+        ids.append(run_id)
+    return ids
+
+
+def log_statistics(tracking_uri: str, board: pd.DataFrame) -> None:
+    """Each best run gets its leaderboard statistics as metrics: the test metrics' intervals
+    (``<metric>_ci_low`` / ``_ci_high``) and spread across seeds (``_std``), the seeds, and the
+    paired tests against the best model (``p_wilcoxon``, ``p_ttest``, ``tied_with_best`` 1/0)."""
+    if "best_run_id" not in board:
+        return
+    c = client(tracking_uri)
+    for _, row in board.iterrows():
+        run_id = row["best_run_id"]
+        if not isinstance(run_id, str) or not run_id:
+            continue
+        metrics = {
+            k: v
+            for k, v in row.items()
+            if k.endswith(("_ci_low", "_ci_high", "_std")) or k in ("p_wilcoxon", "p_ttest")
+        }
+        metrics["seeds"] = row.get("seeds")
+        if isinstance(row.get("tied_with_best"), bool | np.bool_):
+            metrics["tied_with_best"] = int(row["tied_with_best"])
+        c.log_batch(run_id, metrics=metric_batch(metrics, 0))
 
 
 # How a sweep ended -> the MLflow status of its parent run (and of trial runs left open).
