@@ -20,10 +20,11 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from _sweep_bench import bench_config, workdir  # noqa: E402
 from ray.tune import Callback  # noqa: E402
 
+# Each space holds its model's defaults (every search's first trial).
 SPACES = {
-    "bpr_mf": "dim: {choice: [16, 32]}\n  lr: {loguniform: [1.0e-3, 1.0e-2]}",
-    "lightgcn": "dim: {choice: [16, 32]}\n  lr: {loguniform: [1.0e-3, 1.0e-2]}\n  batch_size: 2048",
-    "mult_vae": "hidden: {choice: [64, 128]}\n  lr: {loguniform: [1.0e-4, 1.0e-3]}",
+    "bpr_mf": "dim: {choice: [16, 64]}\n  lr: {loguniform: [1.0e-3, 1.0e-2]}",
+    "lightgcn": "dim: {choice: [16, 64]}\n  lr: {loguniform: [1.0e-3, 1.0e-2]}\n  batch_size: 2048",
+    "mult_vae": "hidden: {choice: [64, 600]}\n  lr: {loguniform: [1.0e-4, 1.0e-3]}",
 }
 
 

@@ -114,7 +114,7 @@ budget:
   eval_every: 1
   num_samples: 3
 params:
-  quality: {choice: [0.5, 1.5, 3.0]}
+  quality: {choice: [0.5, 1.0, 1.5, 3.0]}
 """
 
 

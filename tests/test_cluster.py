@@ -38,7 +38,7 @@ LIGHTGCN_SPACE = """
 budget: {max_epochs: 20, grace_period: 20, reduction_factor: 2, eval_every: 2, num_samples: 2}
 params:
   dim: 8
-  lr: {choice: [0.01, 0.02]}
+  lr: {choice: [0.001, 0.01]}
 """
 # Trials of about a minute (two at once on this 2-core machine): long enough to fault them
 # mid-way.
@@ -46,7 +46,7 @@ LONG_SPACE = """
 budget: {max_epochs: 50, grace_period: 50, reduction_factor: 2, eval_every: 5, num_samples: 2}
 params:
   dim: 8
-  lr: {choice: [0.01, 0.02]}
+  lr: {choice: [0.001, 0.01]}
   batch_size: 64
 """
 

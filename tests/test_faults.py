@@ -28,7 +28,7 @@ BPR_SPACE = """
 budget: {max_epochs: 60, grace_period: 60, reduction_factor: 2, eval_every: 2, num_samples: 2}
 params:
   dim: 8
-  lr: {choice: [0.01, 0.02]}
+  lr: {choice: [0.001, 0.01]}
 """
 
 

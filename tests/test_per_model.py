@@ -11,7 +11,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from recsys.tuning.per_model import ModelScheduler, ModelSearcher, RandomSearcher
-from recsys.tuning.trainable import MODEL_KEY, resume_points, split_config
+from recsys.tuning.trainable import DEFAULTS_KEY, MODEL_KEY, resume_points, split_config
 
 
 def _searcher(samples=None) -> ModelSearcher:
@@ -126,6 +126,41 @@ def test_each_trial_reaches_its_models_scheduler_only():
     scheduler.on_trial_complete(None, tb, {})
     assert a.seen == [("add", "ta"), ("result", "ta")]
     assert b.seen == [("add", "tb"), ("result", "tb"), ("complete", "tb")]
+
+
+def test_the_defaults_come_first_then_random_draws():
+    searcher = RandomSearcher(
+        {"lr": tune.loguniform(1e-4, 1e-1)}, seed=1, points_to_evaluate=[{"lr": 1e-3}]
+    )
+    plain = RandomSearcher({"lr": tune.loguniform(1e-4, 1e-1)}, seed=1)
+    assert searcher.suggest("t0") == {"lr": 1e-3}
+    assert [searcher.suggest(f"t{i}") for i in (1, 2)] == [plain.suggest("p0"), plain.suggest("p1")]
+    models = ModelSearcher(
+        {"a": RandomSearcher({"lr": tune.choice([1e-3, 1e-2])}, 1, [{"lr": 1e-3}])},
+        samples={"a": 4},
+        fixed={"a": {"dim": 4}},
+        metric="val_ndcg_at_10",
+        mode="max",
+        defaults_first=["a"],
+    )
+    first, *rest = (models.suggest(f"t{i}") for i in range(4))
+    assert first == {MODEL_KEY: "a", DEFAULTS_KEY: True, "dim": 4, "lr": 1e-3}
+    assert split_config(first) == ("a", {"dim": 4, "lr": 1e-3})
+    # A later draw of the same values is an ordinary trial.
+    assert {MODEL_KEY: "a", "dim": 4, "lr": 1e-3} in rest
+    assert all(DEFAULTS_KEY not in c for c in rest)
+
+
+def test_asha_never_stops_the_defaults_trial_but_sees_its_results():
+    asha = _Recorder(TrialScheduler.STOP)
+    scheduler = ModelScheduler({"a": asha})
+    defaults = SimpleNamespace(
+        trial_id="d", config={MODEL_KEY: "a", DEFAULTS_KEY: True, "lr": 1e-3}
+    )
+    other = SimpleNamespace(trial_id="o", config={MODEL_KEY: "a", "lr": 1e-3})
+    assert scheduler.on_trial_result(None, defaults, {}) == TrialScheduler.CONTINUE
+    assert scheduler.on_trial_result(None, other, {}) == TrialScheduler.STOP
+    assert asha.seen == [("result", "d"), ("result", "o")]
 
 
 def test_a_trial_whose_checkpoint_is_gone_resumes_from_the_next_one_left(tmp_path):

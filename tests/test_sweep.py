@@ -214,7 +214,7 @@ def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch):
 def test_asha_stops_trials_that_fall_behind(ray_session, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     space = sweep_fakes.CURVE_SPACE.replace("num_samples: 3", "num_samples: 6").replace(
-        "[0.5, 1.5, 3.0]", "[1.0, 4.0]"
+        "[0.5, 1.0, 1.5, 3.0]", "[1.0, 4.0]"
     )
     # One trial at a time: ASHA's decisions are deterministic.
     cfg = _config(
@@ -228,6 +228,10 @@ def test_asha_stops_trials_that_fall_behind(ray_session, tmp_path, monkeypatch):
     order = sorted(runs, key=lambda r: r.info.start_time)
     qualities = [float(r.data.params["quality"]) for r in order]
     last_epoch = [int(r.data.tags["recsys.final_epoch"]) for r in order]
+    # The first trial is the defaults (quality 1.0), which ASHA never stops.
+    assert qualities[0] == 1.0 and last_epoch[0] == 8
+    tags = [r.data.tags.get(tracking.TAG_DEFAULTS) for r in order]
+    assert tags == ["true"] + [None] * (len(order) - 1)
     # Setup check: the seeded sampler produced a slow trial after a fast one.
     assert 4.0 in qualities, qualities
     first_fast = qualities.index(4.0)
@@ -247,7 +251,7 @@ def test_crashed_trial_resumes_from_its_checkpoint(ray_session, tmp_path, monkey
     crash = tmp_path / "crash-once"
     crash.touch()
     space = sweep_fakes.CURVE_SPACE.replace(
-        "  quality: {choice: [0.5, 1.5, 3.0]}",
+        "  quality: {choice: [0.5, 1.0, 1.5, 3.0]}",
         f"  quality: 3.0\n  crash_file: {crash}\n  crash_at: 3",
     )
     cfg = _config(
@@ -560,7 +564,9 @@ def test_installed_command_prints_no_traceback(tmp_path):
 @pytest.mark.slow
 def test_optuna_search(ray_session, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    space = sweep_fakes.CURVE_SPACE.replace("{choice: [0.5, 1.5, 3.0]}", "{uniform: [0.5, 3.0]}")
+    space = sweep_fakes.CURVE_SPACE.replace(
+        "{choice: [0.5, 1.0, 1.5, 3.0]}", "{uniform: [0.5, 3.0]}"
+    )
     # Popularity has nothing to search: it gets one trial, not an error from Optuna.
     cfg = _config(tmp_path, space_dir=str(_space_dir(tmp_path, space)), search="optuna")
     result = run_sweep(cfg, data=block_split())
@@ -569,6 +575,8 @@ def test_optuna_search(ray_session, tmp_path, monkeypatch):
         == 1
     )
     runs = _runs(result.state.tracking_uri, result.state.parent_run_id, "trial", "curve")
+    first = min(runs, key=lambda r: r.info.start_time)
+    assert float(first.data.params["quality"]) == 1.0  # CurveConfig's default, enqueued first
     qualities = sorted(float(r.data.params["quality"]) for r in runs)
     assert len(qualities) == 3 and all(0.5 <= q <= 3.0 for q in qualities)
     best = max(sweep_fakes.curve_ndcg10(q, 8) for q in qualities)  # curves only rise
@@ -640,7 +648,7 @@ REAL_SPACES = {
 budget: {max_epochs: 40, grace_period: 40, reduction_factor: 2, eval_every: 2, num_samples: 2}
 params:
   dim: 8
-  lr: {choice: [0.05, 0.02]}
+  lr: {choice: [0.001, 0.02]}
   batch_size: 64
 """,
     "hybrid_vae": """
@@ -649,7 +657,7 @@ params:
   hidden: 32
   latent: 8
   anneal_steps: 50
-  lr: {choice: [0.01, 0.005]}
+  lr: {choice: [0.001, 0.01]}
   batch_size: 8
 """,
 }
@@ -714,7 +722,8 @@ def test_real_models_sweep_and_resume_from_mid_trial_checkpoints(
 def test_a_model_whose_every_trial_fails_is_an_error_row(ray_session, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     space = sweep_fakes.CURVE_SPACE.replace(
-        "  quality: {choice: [0.5, 1.5, 3.0]}", "  quality: {choice: [1.0, 2.0]}\n  diverge_at: 1"
+        "  quality: {choice: [0.5, 1.0, 1.5, 3.0]}",
+        "  quality: {choice: [1.0, 2.0]}\n  diverge_at: 1",
     ).replace("num_samples: 3", "num_samples: 2")
     cfg = _config(tmp_path, space_dir=str(_space_dir(tmp_path, space)), max_failures=1)
     result = run_sweep(cfg, data=block_split())
@@ -744,7 +753,7 @@ def test_a_killed_trial_worker_restarts_from_its_checkpoint(
     flag, log = tmp_path / "kill", tmp_path / "starts.txt"
     flag.touch()
     space = (
-        sweep_fakes.CURVE_SPACE.replace("{choice: [0.5, 1.5, 3.0]}", "{choice: [2.0, 3.0]}")
+        sweep_fakes.CURVE_SPACE.replace("{choice: [0.5, 1.0, 1.5, 3.0]}", "{choice: [1.0, 3.0]}")
         .replace("num_samples: 3", "num_samples: 2")
         .replace("grace_period: 1", "grace_period: 8")  # no ASHA stop: every trial to epoch 8
     )

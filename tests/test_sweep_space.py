@@ -30,7 +30,7 @@ class ToyConfig:
     dim: int = 8
     layers: int = 2
     lr: float = 1e-3
-    l2: float = 1e-4
+    l2: float = 0.2
     sampler: str = "uniform"
     residual: bool = False
     grad_clip: float | None = None
@@ -76,6 +76,7 @@ def test_valid_space_converts_to_tune_domains(tmp_path):
         "  sampler: dns\n",
     )
     assert space.searched() == ["dim", "layers", "lr", "l2"]
+    assert space.first_trial == {"dim": 8, "layers": 2, "lr": 1e-3, "l2": 0.2}
     assert space.fixed_values() == {"sampler": "dns"}
     tune_space = to_tune(space)
     assert isinstance(tune_space["dim"], Categorical)
@@ -219,3 +220,30 @@ def test_a_cluster_of_several_machines_needs_shared_storage_and_a_tracking_serve
     for uri in ("sqlite:///mlflow.db", "mlruns", "file:///tmp/mlruns"):
         with pytest.raises(RecsysError, match="start an MLflow server"):
             check_shared(many, "s3://bucket/ray", uri)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ("  dim: {choice: [16, 32]}\n", ["'dim'", "default 8 is outside choice [16, 32]"]),
+        ("  lr: {loguniform: [2.0e-3, 1.0e-2]}\n", ["'lr'", "default 0.001", "widen"]),
+        ("  layers: {randint: [3, 4]}\n", ["'layers'", "default 2"]),
+        ("  l2: {quniform: [0.0, 0.5, 0.15]}\n", ["'l2'", "default 0.2"]),  # off the grid
+        ("  residual: {choice: [true]}\n", ["'residual'", "default False"]),
+    ],
+)
+def test_a_default_outside_its_distribution_is_an_error(tmp_path, params, expected):
+    message = _error(tmp_path, params)
+    for part in expected:
+        assert part in message, message
+
+
+def test_every_shipped_space_starts_with_its_models_defaults():
+    import dataclasses
+
+    from recsys.models import get_spec
+
+    for model in DEFAULT_MODELS:
+        space = load_space(model)
+        defaults = {f.name: f.default for f in dataclasses.fields(get_spec(model).config_cls)}
+        assert space.first_trial == {n: defaults[n] for n in space.searched()}, model

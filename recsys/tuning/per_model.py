@@ -4,13 +4,14 @@ One Tuner runs the trials of all models at once, so a cluster fills and
 ``--max-concurrent-trials`` caps the total. Each trial's config names its model under
 :data:`~recsys.tuning.trainable.MODEL_KEY`; :class:`ModelSearcher` hands out the models'
 suggestions in turn until each has its number of trials, and :class:`ModelScheduler` passes each
-trial's events to its model's own scheduler (ASHA with that model's epochs).
+trial's events to its model's own scheduler (ASHA with that model's epochs). Each model's first
+trial is its defaults, which ASHA does not stop (see :mod:`recsys.tuning.space`).
 """
 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,18 +19,27 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.sample import Domain
 
-from recsys.tuning.trainable import MODEL_KEY
+from recsys.tuning.trainable import DEFAULTS_KEY, MODEL_KEY, is_defaults_trial
 
 
 class RandomSearcher(Searcher):
-    """Random search over Tune domains, from its own seeded generator (saved with the sweep)."""
+    """Random search over Tune domains, from its own seeded generator (saved with the sweep),
+    after the given ``points_to_evaluate`` (as Tune's own searchers take them)."""
 
-    def __init__(self, domains: Mapping[str, Domain], seed: int) -> None:
+    def __init__(
+        self,
+        domains: Mapping[str, Domain],
+        seed: int,
+        points_to_evaluate: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
         super().__init__()
         self._domains = dict(domains)
         self._rng = np.random.default_rng(seed)
+        self._points = [dict(p) for p in points_to_evaluate]
 
     def suggest(self, trial_id: str) -> dict[str, Any]:
+        if self._points:
+            return self._points.pop(0)
         return {name: d.sample(random_state=self._rng) for name, d in self._domains.items()}
 
     def on_trial_complete(
@@ -50,6 +60,9 @@ class ModelSearcher(Searcher):
         samples: per model, how many trials to run.
         fixed: per model, the values its space fixes (merged into every suggestion).
         metric, mode: what the searchers optimise.
+        defaults_first: models whose searcher's first suggestion is the model's defaults
+            (``points_to_evaluate``); that trial's config is marked with
+            :data:`~recsys.tuning.trainable.DEFAULTS_KEY`.
     """
 
     def __init__(
@@ -59,9 +72,11 @@ class ModelSearcher(Searcher):
         fixed: Mapping[str, Mapping[str, Any]],
         metric: str,
         mode: str,
+        defaults_first: Sequence[str] = (),
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self._searchers = dict(searchers)
+        self._unmarked = set(defaults_first)  # models whose defaults trial is still to come
         self._left = {m: int(samples[m]) for m in searchers}
         self._fixed = {m: dict(fixed.get(m, {})) for m in searchers}
         self._owner: dict[str, str] = {}  # trial id -> model
@@ -83,7 +98,11 @@ class ModelSearcher(Searcher):
             self._turn = at + 1
             self._left[model] -= 1
             self._owner[trial_id] = model
-            return {MODEL_KEY: model, **self._fixed[model], **config}
+            marker = {}
+            if model in self._unmarked:
+                self._unmarked.discard(model)
+                marker = {DEFAULTS_KEY: True}
+            return {MODEL_KEY: model, **marker, **self._fixed[model], **config}
         return None if any(self._left.values()) else Searcher.FINISHED
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -108,8 +127,10 @@ class ModelSearcher(Searcher):
 class ModelScheduler(FIFOScheduler):
     """Sends each trial's events to its model's scheduler (its ASHA, with its budget).
 
-    Trials start in the order the searcher created them (FIFO); each model's scheduler alone
-    decides whether its trials continue.
+    Trials start in the order the searcher created them (FIFO); each model's scheduler decides
+    whether its trials continue, except for a model's defaults trial, which always runs its
+    whole budget: ASHA still records its results, so they count at every rung, but its slow
+    start cannot stop it.
     """
 
     def __init__(self, schedulers: Mapping[str, TrialScheduler]) -> None:
@@ -133,7 +154,8 @@ class ModelScheduler(FIFOScheduler):
         self._of(trial).on_trial_error(tune_controller, trial)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        return self._of(trial).on_trial_result(tune_controller, trial, result)
+        decision = self._of(trial).on_trial_result(tune_controller, trial, result)
+        return TrialScheduler.CONTINUE if is_defaults_trial(trial.config) else decision
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
         self._of(trial).on_trial_complete(tune_controller, trial, result)

@@ -175,8 +175,8 @@ def searcher(
 ) -> Any:
     """Per model, random search or Optuna's TPE, seeded from the root seed, behind one searcher.
 
-    A space with nothing to search (Popularity's) gets random search's single trial: Optuna
-    refuses an empty space.
+    Each model's first trial is its defaults (``points_to_evaluate``). A space with nothing to
+    search (Popularity's) gets random search's single trial: Optuna refuses an empty space.
     """
     from recsys.tuning.per_model import ModelSearcher, RandomSearcher
 
@@ -185,26 +185,33 @@ def searcher(
     for model, space in spaces.items():
         seed = derive_seed(cfg.seed, model, "search")
         domains = {n: d for n, d in to_tune(space).items() if n in space.searched()}
+        first = [space.first_trial] if domains else []
         if cfg.search == "optuna" and domains:
             import optuna
             from ray.tune.search.optuna import OptunaSearch
 
             searchers[model] = OptunaSearch(
-                domains, metric=key, mode="max", sampler=optuna.samplers.TPESampler(seed=seed)
+                domains,
+                metric=key,
+                mode="max",
+                points_to_evaluate=first,
+                sampler=optuna.samplers.TPESampler(seed=seed),
             )
         else:
-            searchers[model] = RandomSearcher(domains, seed)
+            searchers[model] = RandomSearcher(domains, seed, points_to_evaluate=first)
     return ModelSearcher(
         searchers,
         samples={m: budgets[m].num_samples for m in spaces},
         fixed={m: s.fixed_values() for m, s in spaces.items()},
         metric=key,
         mode="max",
+        defaults_first=[m for m, s in spaces.items() if s.searched()],
     )
 
 
 def scheduler(cfg: SweepConfig, budgets: Mapping[str, Budget]) -> Any:
-    """Per model, ASHA on epochs with the model's budget (or FIFO), behind one scheduler."""
+    """Per model, ASHA on epochs with the model's budget (or FIFO), behind one scheduler that
+    lets each model's defaults trial run its whole budget."""
     from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
     from recsys.tuning.per_model import ModelScheduler

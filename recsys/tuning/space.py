@@ -18,6 +18,11 @@ A search-space file is data. It has two sections::
       beta_max: {quniform: [0.1, 0.5, 0.1]}
 
 Fields the file does not name keep their dataclass defaults. The file stem is the model's name.
+
+Every search starts with the model's defaults: its first trial takes the dataclass default of
+each searched parameter (and the file's fixed values), and ASHA never stops that trial, so the
+chosen config is never worse on validation than the defaults trained for the same budget. A
+default must therefore lie inside its parameter's distribution; the file fails to load if not.
 """
 
 from __future__ import annotations
@@ -89,6 +94,24 @@ class Param:
     def fixed(self) -> bool:
         return self.dist is None
 
+    def contains(self, value: Any) -> bool:
+        """Whether the distribution can draw ``value`` (a fixed parameter: equals it)."""
+        if self.fixed:
+            return value == self.value
+        if self.dist == "choice":
+            return value in self.args[0]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        low, high = self.args[0], self.args[1]
+        if not low <= value <= high:
+            return False
+        if self.dist in ("qrandint", "quniform"):
+            steps = (value - low) / self.args[2]
+            return math.isclose(steps, round(steps), abs_tol=1e-9)
+        if self.dist == "randint":
+            return float(value).is_integer()
+        return True
+
 
 @dataclass(frozen=True)
 class SearchSpace:
@@ -98,6 +121,12 @@ class SearchSpace:
     path: Path
     params: dict[str, Param]
     budget: Budget
+    defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def first_trial(self) -> dict[str, Any]:
+        """The searched parameters of the search's first trial: the model's defaults."""
+        return dict(self.defaults)
 
     def fixed_values(self) -> dict[str, Any]:
         return {name: p.value for name, p in self.params.items() if p.fixed}
@@ -184,7 +213,40 @@ def parse_space(model: str, raw: Any, config_cls: type, path: Path) -> SearchSpa
                 f"{', '.join(fields) or '(none)'}; remove it or fix its name"
             )
         params[name] = _parse_param(str(name), spec, hints.get(name), path)
-    return SearchSpace(model=model, path=path, params=params, budget=budget)
+    return SearchSpace(
+        model=model,
+        path=path,
+        params=params,
+        budget=budget,
+        defaults=_defaults(params, fields, path),
+    )
+
+
+def _defaults(params: dict[str, Param], fields: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The model's defaults of the searched parameters, each checked to lie in its distribution."""
+    out = {}
+    for name, p in params.items():
+        if p.fixed:
+            continue
+        f = fields[name]
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            raise RecsysError(
+                f"{path}: parameter {name!r} has no default in the model's config, and every "
+                f"search starts with the defaults; fix it in the file or give the field a default"
+            )
+        if not p.contains(value):
+            shown = list(p.args[0]) if p.dist == "choice" else list(p.args)
+            raise RecsysError(
+                f"{path}: parameter {name!r}: the model's default {value!r} is outside "
+                f"{p.dist} {shown}; every search starts with the defaults, so widen the "
+                f"distribution to include {value!r}"
+            )
+        out[name] = value
+    return out
 
 
 def _parse_budget(raw: Any, path: Path) -> Budget:

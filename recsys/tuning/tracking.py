@@ -41,6 +41,7 @@ TAG_TRIAL = "recsys.trial_id"
 TAG_STATUS = "recsys.status"  # trials: "completed", "stopped_early" or "error"
 TAG_NODE = "recsys.node_id"  # trials: the Ray node the trial last (re)started on
 TAG_SEED = "recsys.seed"  # seed runs: the seed
+TAG_DEFAULTS = "recsys.defaults"  # trials: "true" on a model's defaults trial (ASHA spares it)
 
 
 # Stores MLflow reaches through SQLAlchemy or its own clients: no check here beyond the scheme.

@@ -25,13 +25,20 @@ if TYPE_CHECKING:
 
 STATE_FILE = "trainer.pt"
 MODEL_KEY = "model"  # the key of a trial's config that names its model
+DEFAULTS_KEY = "defaults_trial"  # present (True) in the config of a model's defaults trial
 
 
 def split_config(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """A trial's config as its model and its hyperparameters (the model's config fields), with
     numpy scalars turned into Python ones."""
     params = plain_config(config)
+    params.pop(DEFAULTS_KEY, None)
     return str(params.pop(MODEL_KEY)), params
+
+
+def is_defaults_trial(config: Mapping[str, Any]) -> bool:
+    """Whether a trial's config is its model's defaults, the first trial of its search."""
+    return bool(config.get(DEFAULTS_KEY, False))
 
 
 def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:

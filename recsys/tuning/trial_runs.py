@@ -20,6 +20,7 @@ from ray.tune import Callback
 
 from recsys.errors import RecsysError
 from recsys.tuning.tracking import (
+    TAG_DEFAULTS,
     TAG_NODE,
     TAG_STATUS,
     child_run,
@@ -28,7 +29,7 @@ from recsys.tuning.tracking import (
     metric_batch,
     param_batch,
 )
-from recsys.tuning.trainable import split_config, trial_seed
+from recsys.tuning.trainable import is_defaults_trial, split_config, trial_seed
 
 RETRY_EVERY_S = 5.0
 FINAL_WAIT_S = 180.0
@@ -205,9 +206,10 @@ class MlflowTrialCallback(Callback):
         model, config = split_config(trial.config)
         seed = trial_seed(self.root_seed, model, config)
         self._last_step[trial_id] = 0
+        tags = {TAG_DEFAULTS: "true"} if is_defaults_trial(trial.config) else {}
 
         def create() -> None:
-            run_id = child_run(c, self.parent_run_id, "trial", model, trial_id)
+            run_id = child_run(c, self.parent_run_id, "trial", model, trial_id, tags=tags)
             self._runs[trial_id] = run_id
             c.log_batch(run_id, params=param_batch({**config, "seed": seed}))
 
