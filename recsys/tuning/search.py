@@ -21,7 +21,7 @@ from recsys.seeds import derive_seed
 from recsys.tuning.config import REPORT_KS, SweepConfig
 from recsys.tuning.resources import TrialResources
 from recsys.tuning.space import Budget, SearchSpace, to_tune
-from recsys.tuning.trainable import MODEL_KEY, TrialSettings, split_config, train_trial
+from recsys.tuning.trainable import TrialSettings, split_config, train_trial
 
 EXPERIMENT = "search"  # the Tune experiment's folder in the sweep's storage
 
@@ -162,9 +162,8 @@ def _tuner(
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=key, checkpoint_score_order="max"
             ),
-            callbacks=list(callbacks),
-            progress_reporter=reporter(cfg.metric),
-            verbose=cfg.verbose,
+            callbacks=[*callbacks, *progress(cfg, budgets)],
+            verbose=0,  # the console gets ProgressLines instead of Tune's status tables
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
         ),
     )
@@ -231,14 +230,16 @@ def scheduler(cfg: SweepConfig, budgets: Mapping[str, Budget]) -> Any:
     )
 
 
-def reporter(metric: str) -> Any:
-    """The console's progress table: each trial's model, epoch and validation target."""
-    from ray.tune import CLIReporter
+def progress(cfg: SweepConfig, budgets: Mapping[str, Budget]) -> list[Any]:
+    """The console's progress: a line per model as its trials end (none with ``--quiet``)."""
+    from recsys.tuning.progress import ProgressLines
 
-    return CLIReporter(
-        metric_columns={"epoch": "epoch", metric_key("val", metric): f"val {metric}"},
-        parameter_columns=[MODEL_KEY],
-        max_progress_rows=12,
-        max_report_frequency=30,
-        sort_by_metric=True,  # by the TuneConfig's metric
-    )
+    if not cfg.verbose:
+        return []
+    return [
+        ProgressLines(
+            {m: b.num_samples for m, b in budgets.items()},
+            {m: b.max_epochs for m, b in budgets.items()},
+            cfg.metric,
+        )
+    ]
