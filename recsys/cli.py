@@ -185,25 +185,17 @@ def _ratios(text: str | None) -> list[float] | None:
 
 def format_summary(result: SweepResult) -> str:
     """The leaderboard and where to look next, for the end of a sweep."""
-    from recsys.metrics import metric_key
     from recsys.tuning import tracking
-    from recsys.tuning.results import markdown_table
+    from recsys.tuning.results import markdown_board
 
-    cols = [
-        "model",
-        metric_key("val", "ndcg@10"),
-        metric_key("test", "ndcg@10"),
-        metric_key("test", "recall@20"),
-        "trials",
-        "trials_failed",
-        "epochs",
-        "wall_seconds",
-    ]
-    board = result.leaderboard[[c for c in cols if c in result.leaderboard]]
     state = result.state
+    after = result.wall_seconds - state.search_seconds
+    seeds = state.config.seeds
     lines = [
-        f"sweep {state.name}: {len(result.outcomes)} models in {result.wall_seconds:.0f} s",
-        markdown_table(board).rstrip(),
+        f"sweep {state.name}: {len(result.outcomes)} models in {result.wall_seconds:.0f} s "
+        f"(search {state.search_seconds:.0f} s; start-up, test evaluation"
+        f"{f', {seeds - 1} more seeds per model' if seeds > 1 else ''} and results {after:.0f} s)",
+        markdown_board(result.leaderboard, state.config.metric).rstrip(),
     ]
     for outcome in result.failed_models:
         lines.append(f"FAILED:   {outcome.model} has no result: {outcome.error}")
