@@ -441,6 +441,7 @@ def _main(main, argv):
         (["--ratios", "1,0,0"], "needs validation"),
         (["--min-user-interactions", "-3"], "--min-user-interactions must be 1"),
         (["--max-concurrent-trials", "-1"], "--max-concurrent-trials must be a positive"),
+        (["--seeds", "0"], "--seeds must be a positive integer, got 0"),
         (["--max-failures", "-1"], "--max-failures must be 0 or more"),
         (["--name", "../../x"], "plain folder name"),
         (["--name", ".."], "plain folder name"),
@@ -463,6 +464,11 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, argv, expe
         ("lightgcn", REAL_SPACE_HEAD + b"  dim: -5\n", "rejects its fixed values: dim must be"),
         ("lightgcn", REAL_SPACE_HEAD + b"  sampler: hard\n", "sampler must be one of"),
         ("lightgcn", REAL_SPACE_HEAD + b"  p_pop: {uniform: [0.1, 1.5]}\n", "p_pop=1.5"),
+        (
+            "lightgcn",
+            REAL_SPACE_HEAD.replace(b"1.0e-3, 1.0e-2", b"2.0e-3, 1.0e-2"),
+            "the model's default 0.001 is outside loguniform [0.002, 0.01]",
+        ),
     ],
 )
 def test_space_values_the_model_rejects_fail_before_ray(

@@ -216,13 +216,15 @@ def add_seed_runs(
     best: Best, runs: Sequence[tuple[int, bytes]], n: int, data: SplitData, metric: str
 ) -> None:
     """Scores the seed runs of ``best``'s config on test and makes ``best.outcome.test`` their
-    mean over all ``n`` seeds (the best checkpoint's included).
+    mean over the seeds (the best checkpoint's included).
 
     Args:
-        runs: ``(seed, weights)`` of seeds 2..n (:class:`recsys.tuning.seeds.Replicas`);
-            empty for a closed-form model, whose every seed fits the same model.
+        runs: ``(seed, weights)`` of the seed runs that trained
+            (:class:`recsys.tuning.seeds.Replicas`); none for a closed-form model, whose every
+            seed fits the same model: it counts ``n`` seeds with the same scores.
         n: the number of seeds asked for.
     """
+    from recsys.models import get_spec
     from recsys.train import Trainer
     from recsys.tuning.seeds import load_weights, replica_seeds
 
@@ -230,6 +232,7 @@ def add_seed_runs(
     if n <= 1:
         return
     ks = report_ks(metric)
+    seeds = []
     for seed, blob in runs:
         trainer = Trainer(
             outcome.model, outcome.config, data, device=best.trainer.device, seed=seed
@@ -237,13 +240,18 @@ def add_seed_runs(
         load_weights(trainer, blob)
         scores = trainer.evaluate_users("test", ks)
         best.per_user.append((seed, scores))
+        seeds.append(seed)
         outcome.seed_tests.append(_floats(scores.means()))
-    if not runs:  # closed form: the same model for every seed
+    if get_spec(outcome.model).trainable:
+        outcome.seeds = [outcome.seed, *seeds]
+    else:  # the same model for every seed
+        outcome.seeds = replica_seeds(outcome.seed, n)
         outcome.seed_tests = [dict(outcome.seed_tests[0]) for _ in range(n)]
-    outcome.seeds = replica_seeds(outcome.seed, n)
-    names = outcome.seed_tests[0].keys()
-    outcome.test = {k: float(np.mean([t[k] for t in outcome.seed_tests])) for k in names}
-    outcome.test_std = {k: float(np.std([t[k] for t in outcome.seed_tests], ddof=1)) for k in names}
+    if len(outcome.seed_tests) < 2:
+        return  # every other seed failed: the best checkpoint's scores stand alone
+    tests = outcome.seed_tests
+    outcome.test = {k: float(np.mean([t[k] for t in tests])) for k in tests[0]}
+    outcome.test_std = {k: float(np.std([t[k] for t in tests], ddof=1)) for k in tests[0]}
 
 
 def _floats(values: dict[str, Any]) -> dict[str, float]:

@@ -99,11 +99,20 @@ class Replicas:
             ]
         return cls(pending)
 
-    def weights(self, model: str) -> list[tuple[int, bytes]]:
-        """The trained weights of ``model``'s seeds 2..N (waits for them)."""
+    def weights(self, model: str) -> tuple[list[tuple[int, bytes]], list[str]]:
+        """The trained weights of ``model``'s seeds 2..N (waits for them), and a line for each
+        seed run that failed (after Ray's retries: e.g. training diverged with that seed)."""
         import ray
 
-        return [(seed, ray.get(ref)) for seed, ref in self.pending.get(model, [])]
+        from recsys.tuning.best import one_line
+
+        done, failed = [], []
+        for seed, ref in self.pending.get(model, []):
+            try:
+                done.append((seed, ray.get(ref)))
+            except ray.exceptions.RayError as error:
+                failed.append(f"seed {seed} of {model!r} failed: {one_line(error)}")
+        return done, failed
 
     def cancel(self) -> None:
         import ray

@@ -238,7 +238,10 @@ def _model(
         best = evaluate_best(model, trials, data, cfg.metric, cfg.seed, budget.max_epochs)
     except ModelFailed as error:  # not final: --resume retries the failed trials
         return ModelOutcome.failed(model, str(error), search_cost(trials, budget.max_epochs))
-    add_seed_runs(best, replicas.weights(model), cfg.seeds, data, cfg.metric)
+    runs, failed = replicas.weights(model)
+    for line in failed:  # the model's mean is over the seeds that trained
+        print(f"SEED:     {line}", flush=True)
+    add_seed_runs(best, runs, cfg.seeds, data, cfg.metric)
     files = results.write_model_outputs(
         state.results_dir, best.outcome, best.trainer.model, data, cfg.metric, best.per_user
     )
