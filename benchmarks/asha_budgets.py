@@ -76,7 +76,7 @@ def main() -> None:
             shown = {e: marks[e] for e in (10, 20, 30, 50, 100, 150, 200, 300) if e in marks}
             print(f"  trial {t[-5:]}: peak {d['value'].max():.4f} at epoch {_peak(d)}; {shown}")
         best = curves["value"].max()
-        print("  grace  factor  best reached  (full: %.4f)  full best kept  epochs spent" % best)
+        print(f"  grace  factor  best reached  (full: {best:.4f})  full best kept  epochs spent")
         for grace, factor in CANDIDATES:
             reached, kept, spent = replay(curves, grace, factor)
             print(

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from recsys.data.dataset import Pairs
-from recsys.evaluate import evaluate_pairs
+from recsys.evaluate import user_metrics
 
 
 def main() -> None:
@@ -49,7 +49,7 @@ def main() -> None:
         return users_emb[users] @ items_emb.T
 
     start = time.perf_counter()
-    result = evaluate_pairs(score, heldout, [train], args.users, args.items, device=device)
+    result = user_metrics(score, heldout, [train], args.users, args.items, device=device).means()
     if device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start

@@ -136,7 +136,8 @@ def user_metrics(
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
 ) -> UserMetrics:
-    """Full-ranking metrics of a scorer against held-out pairs, for every evaluated user.
+    """Full-ranking metrics of a scorer against held-out pairs, for every evaluated user
+    (``.means()``: averaged over them).
 
     Args:
         score_fn: maps (B,) user indices on ``device`` to (B, n_items) scores.
@@ -175,28 +176,6 @@ def user_metrics(
         coverage={f"coverage@{k}": float(c.float().mean()) for k, c in covered.items()},
         users_skipped=n_users - int(users.shape[0]),
     )
-
-
-def evaluate_pairs(
-    score_fn: ScoreFn,
-    heldout: Pairs,
-    exclude: Sequence[Pairs],
-    n_users: int,
-    n_items: int,
-    ks: Sequence[int] = DEFAULT_KS,
-    batch_size: int | None = None,
-    device: torch.device | str = "cpu",
-) -> dict[str, float]:
-    """Mean full-ranking metrics of a scorer against held-out pairs (see :func:`user_metrics`).
-
-    Returns:
-        Mean of each metric over evaluated users (``"ndcg@10"``...), ``"coverage@k"`` (share of
-        the catalogue that appears in at least one top-k list), ``"users"`` (evaluated) and
-        ``"users_skipped"`` (users with nothing held out).
-    """
-    return user_metrics(
-        score_fn, heldout, exclude, n_users, n_items, ks, batch_size, device
-    ).means()
 
 
 def split_pairs(data: SplitData, split: str) -> tuple[Pairs, list[Pairs]]:

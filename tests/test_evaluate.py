@@ -1,11 +1,13 @@
 """Full-ranking evaluation: masking, ties, skipped users, agreement with the metric functions."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from recsys.data.dataset import Pairs, SplitData
-from recsys.evaluate import evaluate, evaluate_pairs, recommend
+from recsys.evaluate import evaluate, recommend, user_metrics
 from recsys.models.popularity import Popularity
 
 
@@ -17,7 +19,7 @@ def _fixed(scores):
 def test_training_items_are_masked_and_never_recommended():
     # User 0 prefers items 0, 1 (trained) most; its held-out item 2 must then rank first.
     score = _fixed([[9.0, 8.0, 7.0, 1.0]])
-    out = evaluate_pairs(score, Pairs([0], [2]), [Pairs([0, 0], [0, 1])], 1, 4, ks=(1,))
+    out = user_metrics(score, Pairs([0], [2]), [Pairs([0, 0], [0, 1])], 1, 4, ks=(1,)).means()
     assert out["hit@1"] == 1.0 and out["ndcg@1"] == 1.0
     items, _ = (lambda r: r)(
         recommend(
@@ -53,13 +55,13 @@ def test_test_split_masks_validation_items_too():
 
 def test_ties_are_ordered_by_item_index():
     score = _fixed([[1.0, 1.0, 1.0, 1.0]])
-    out = evaluate_pairs(score, Pairs([0], [1]), [], 1, 4, ks=(1, 2))
+    out = user_metrics(score, Pairs([0], [1]), [], 1, 4, ks=(1, 2)).means()
     assert out["hit@1"] == 0.0 and out["mrr@2"] == 0.5
 
 
 def test_users_without_heldout_items_are_skipped_and_counted():
     score = _fixed([[3.0, 2.0, 1.0]] * 3)
-    out = evaluate_pairs(score, Pairs([0, 2], [0, 2]), [], 3, 3, ks=(1, 3))
+    out = user_metrics(score, Pairs([0, 2], [0, 2]), [], 3, 3, ks=(1, 3)).means()
     assert out["users"] == 2 and out["users_skipped"] == 1
     assert out["hit@1"] == pytest.approx(0.5)
     assert out["recall@3"] == 1.0
@@ -68,7 +70,7 @@ def test_users_without_heldout_items_are_skipped_and_counted():
 def test_several_heldout_items_and_coverage():
     score = _fixed([[5.0, 4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0, 5.0]])
     heldout = Pairs([0, 0, 1], [0, 3, 4])
-    out = evaluate_pairs(score, heldout, [], 2, 5, ks=(2,))
+    out = user_metrics(score, heldout, [], 2, 5, ks=(2,)).means()
     # User 0: list [0, 1], one of its two items; user 1: list [4, 3], its only item first.
     assert out["recall@2"] == pytest.approx((1 / 2 + 1) / 2)
     assert out["precision@2"] == pytest.approx((1 / 2 + 1 / 2) / 2)
@@ -77,7 +79,7 @@ def test_several_heldout_items_and_coverage():
 
 def test_k_larger_than_catalogue():
     score = _fixed([[3.0, 2.0, 1.0]])
-    out = evaluate_pairs(score, Pairs([0], [2]), [Pairs([0], [0])], 1, 3, ks=(10,))
+    out = user_metrics(score, Pairs([0], [2]), [Pairs([0], [0])], 1, 3, ks=(10,)).means()
     assert out["recall@10"] == 1.0
     assert out["precision@10"] == pytest.approx(1 / 10)
     assert out["coverage@10"] == pytest.approx(2 / 3)  # the masked item is not "recommended"
@@ -92,8 +94,12 @@ def test_batching_does_not_change_results():
     cand = [(u, i) for u in range(n_users) for i in range(n_items) if u * n_items + i not in keys]
     pick = rng.choice(len(cand), 80, replace=False)
     heldout = Pairs([cand[p][0] for p in pick], [cand[p][1] for p in pick])
-    full = evaluate_pairs(lambda u: table[u], heldout, [train], n_users, n_items, batch_size=1000)
-    small = evaluate_pairs(lambda u: table[u], heldout, [train], n_users, n_items, batch_size=7)
+    full = user_metrics(
+        lambda u: table[u], heldout, [train], n_users, n_items, batch_size=1000
+    ).means()
+    small = user_metrics(
+        lambda u: table[u], heldout, [train], n_users, n_items, batch_size=7
+    ).means()
     assert full == pytest.approx(small)
 
 
@@ -107,3 +113,13 @@ def test_model_tensor_is_not_modified_by_masking():
 def test_test_split_absent_in_trial_copy(blocks):
     with pytest.raises(ValueError, match="no test split"):
         evaluate(Popularity.fit(blocks), blocks.without_test(), "test")
+
+
+def test_per_user_values_are_each_users_own_and_average_to_the_means():
+    # User 0 finds its item at rank 1, user 1 at rank 2, user 2 has nothing held out.
+    table = torch.tensor([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0], [1.0, 1.0, 1.0]])
+    out = user_metrics(lambda u: table[u], Pairs([0, 1], [0, 1]), [], 3, 3, ks=(1, 2))
+    assert out.users.tolist() == [0, 1] and out.users_skipped == 1
+    assert out.values["hit@1"].tolist() == [1.0, 0.0]
+    assert out.values["ndcg@2"].tolist() == pytest.approx([1.0, 1 / math.log2(3)])
+    assert out.means()["ndcg@2"] == pytest.approx((1 + 1 / math.log2(3)) / 2)
