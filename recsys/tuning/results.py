@@ -213,10 +213,7 @@ def markdown_board(board: pd.DataFrame, metric: str = "ndcg@10") -> str:
     view["p Wilcoxon"] = [_p(v) for v in pm("p_wilcoxon")]
     view["p t-test"] = [_p(v) for v in pm("p_ttest")]
     tied = board.get("tied_with_best", pd.Series(None, index=board.index))
-    view["tied with best"] = [
-        "best" if i == 0 and t is True else ("yes" if t is True else ("no" if t is False else ""))
-        for i, t in enumerate(tied)
-    ]
+    view["tied with best"] = [_tie(i, t) for i, t in enumerate(tied)]
     for other in (f"recall@{parse_metric(metric)[1]}", "ndcg@20"):
         key = metric_key("test", other)
         if key in board and key != target:
@@ -229,9 +226,16 @@ def markdown_board(board: pd.DataFrame, metric: str = "ndcg@10") -> str:
         )
     ]
     view["epochs"] = board["epochs"]
-    if "error" in board and board["error"].astype(bool).any():
-        view["error"] = board["error"]
+    errors = board.get("error", pd.Series("", index=board.index)).fillna("").astype(str)
+    if errors.str.len().any():
+        view["error"] = errors
     return markdown_table(view)
+
+
+def _tie(position: int, tied: Any) -> str:
+    if not isinstance(tied, bool | np.bool_):
+        return ""  # no scores, or no tests
+    return "best" if position == 0 and tied else ("yes" if tied else "no")
 
 
 def _num(v: Any) -> str:
