@@ -202,3 +202,45 @@ def test_a_driver_killed_leaves_no_ray_process_and_resume_finishes(tmp_path):
     done = _resume(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     _one_finished_run_per_trial(tmp_path)
+
+
+@pytest.mark.slow
+def test_sigterm_during_the_seed_runs_ends_honestly_and_resume_finishes(tmp_path):
+    """SIGTERM after the search, while the extra seeds of the best config train: exit 130, the
+    state and runs say interrupted, no leaderboard; --resume runs the seeds and finishes."""
+    argv = _sweep_command(tmp_path) + ["--seeds", "4"]
+    # Slower epochs (small batches), so the seed runs last long enough to be interrupted.
+    (tmp_path / "spaces" / "bpr_mf.yaml").write_text(BPR_SPACE + "  batch_size: 64\n")
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, env=_env(tmp_path), start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    state_file = tmp_path / "results" / ".sweep" / "sweep.json"
+    deadline = time.time() + 300
+    while not (state_file.exists() and json.loads(state_file.read_text())["search_seconds"] > 0):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.terminate()  # SIGTERM to the driver alone, as a scheduler sends it
+    out, err = proc.communicate(timeout=180)
+
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert re.search(r"continue it with python launch/sweep.py --resume --results-dir \S+", err)
+    results = tmp_path / "results"
+    assert not (results / "leaderboard.csv").exists()
+    state = json.loads(state_file.read_text())
+    assert state["status"] == "interrupted"
+    client = tracking.client(state["tracking_uri"])
+    parent = client.get_run(state["parent_run_id"])
+    assert parent.info.status == "KILLED" and parent.data.tags[tracking.TAG_STATUS] == "interrupted"
+
+    done = _resume(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    board = pd.read_csv(results / "leaderboard.csv").set_index("model")
+    assert board.loc["bpr_mf", "seeds"] == 4 and board.loc["bpr_mf", "test_ndcg_at_10_std"] > 0
+    best = tracking.find_child_runs(state["tracking_uri"], parent.info.run_id, "best", "bpr_mf")
+    (best_run,) = best.values()
+    seed_runs = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{best_run.info.run_id}'"
+    )
+    assert len(seed_runs) == 4 and all(r.info.status == "FINISHED" for r in seed_runs)

@@ -8,8 +8,11 @@ all under one MLflow parent run. The driver holds the full split; trials get
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -110,20 +113,17 @@ def run_sweep(
     )
     state.save()
     try:
-        data, trial_data = for_trials(data, spaces.values())
-        search = _search(state, spaces, budgets, resources, trial_data, callbacks)
-        replicas = _seed_runs(state, search, list(spaces), trial_data, resources)
-        try:
-            outcomes = [_model(state, search, data, m, budgets[m], replicas) for m in spaces]
-        finally:
-            replicas.cancel()
-        board = results.write_results(
-            state.results_dir, data, outcomes, cfg.metric, derive_seed(cfg.seed, "bootstrap")
-        )
-        tracking.log_statistics(state.tracking_uri, board)
-    except (SweepInterrupted, KeyboardInterrupt):
+        with sigterm_interrupts():
+            board, outcomes = _run(state, spaces, budgets, resources, data, callbacks)
+    except SweepInterrupted:
         _end(state, "interrupted")
         raise
+    except KeyboardInterrupt:  # after the search (the search saves its own state and says so)
+        _end(state, "interrupted")
+        raise SweepInterrupted(
+            f"sweep {state.name!r} interrupted; nothing is lost: continue it with "
+            f"{state.resume_command()}"
+        ) from None
     except BaseException:
         _end(state, "failed")
         raise
@@ -133,6 +133,48 @@ def run_sweep(
     else:
         _end(state, "trials_lost" if result.trials_failed else "finished")
     return result
+
+
+def _run(
+    state: SweepState,
+    spaces: dict[str, SearchSpace],
+    budgets: dict[str, Budget],
+    resources: TrialResources,
+    data: SplitData,
+    callbacks: Sequence[Any],
+) -> tuple[pd.DataFrame, list[ModelOutcome]]:
+    """The search, the seed runs, each model's outcome and the leaderboard."""
+    cfg = state.config
+    data, trial_data = for_trials(data, spaces.values())
+    search = _search(state, spaces, budgets, resources, trial_data, callbacks)
+    replicas = _seed_runs(state, search, list(spaces), trial_data, resources)
+    try:
+        outcomes = [_model(state, search, data, m, budgets[m], replicas) for m in spaces]
+    finally:
+        replicas.cancel()
+    board = results.write_results(
+        state.results_dir, data, outcomes, cfg.metric, derive_seed(cfg.seed, "bootstrap")
+    )
+    tracking.log_statistics(state.tracking_uri, board)
+    return board, outcomes
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM ends the sweep as Ctrl-C does (``KeyboardInterrupt``), so that the sweep records
+    that it was interrupted (the search replaces this with its own graceful stop)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _end(state: SweepState, status: str) -> None:
