@@ -145,6 +145,7 @@ def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch):
     assert pd.isna(curve["p_wilcoxon"])
     md = (out / "leaderboard.md").read_text()
     assert md.startswith("| model | test ndcg@10 | 95% CI |") and "| curve |" in md
+    assert "| curve | 0.5000 [" in md.split("Every test metric")[1]  # recall@10 with its interval
     per_user = pd.read_parquet(out / "per_user" / "curve.parquet")
     assert {"user_id", "seed", "test_ndcg_at_10", "test_recall_at_20"} <= set(per_user.columns)
     assert per_user["seed"].nunique() == 2

@@ -20,7 +20,8 @@ Results directory contract (``results/<sweep>/`` by default; every file written 
   model has no scores: every trial failed; empty otherwise); sorted by the target test metric,
   best first, models without scores last.
 - ``leaderboard.md``: the same ranking for reading: the target metric with its interval,
-  spread and p-values, a few other metrics and the trial counts.
+  spread and p-values, a few other metrics and the trial counts; then every test metric with
+  its interval.
 - ``per_user/<model>.parquet``: every test user's metrics for each seed run: ``user_id`` (raw
   id), ``seed``, ``test_<m>_at_<k>`` for the leaderboard's metrics; what the intervals and
   tests are computed from.
@@ -232,6 +233,21 @@ def markdown_board(board: pd.DataFrame, metric: str = "ndcg@10") -> str:
     return markdown_table(view)
 
 
+def markdown_intervals(board: pd.DataFrame) -> str:
+    """Every test metric of every model as ``mean [95% CI]`` (``leaderboard.md``'s second
+    table)."""
+    view = pd.DataFrame({"model": board["model"]})
+    for column in metric_columns("test"):
+        low, high = f"{column}_ci_low", f"{column}_ci_high"
+        if column not in board or low not in board:
+            continue
+        view[column.removeprefix("test_").replace("_at_", "@")] = [
+            f"{_num(v)} [{_num(a)}, {_num(b)}]" if not math.isnan(v) else ""
+            for v, a, b in zip(board[column], board[low], board[high], strict=True)
+        ]
+    return markdown_table(view)
+
+
 def _tie(position: int, tied: Any) -> str:
     if not isinstance(tied, bool | np.bool_):
         return ""  # no scores, or no tests
@@ -348,7 +364,12 @@ def write_results(
     results_dir = Path(results_dir)
     board = leaderboard(outcomes, metric, read_per_user(results_dir, outcomes), seed)
     write_text_atomic(results_dir / "leaderboard.csv", board.to_csv(index=False))
-    write_text_atomic(results_dir / "leaderboard.md", markdown_board(board, metric))
+    write_text_atomic(
+        results_dir / "leaderboard.md",
+        markdown_board(board, metric)
+        + "\nEvery test metric, mean [95% bootstrap interval over users]:\n\n"
+        + markdown_intervals(board),
+    )
     configs = {
         o.model: {
             "config": o.config,
