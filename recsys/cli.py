@@ -189,12 +189,13 @@ def format_summary(result: SweepResult) -> str:
     from recsys.tuning.results import markdown_board
 
     state = result.state
-    after = result.wall_seconds - state.search_seconds
-    seeds = state.config.seeds
+    after = result.wall_seconds - result.search_seconds
+    more = state.config.seeds - 1
+    seeds = f", {more} more seed{'s' if more > 1 else ''} per model" if more else ""
     lines = [
         f"sweep {state.name}: {len(result.outcomes)} models in {result.wall_seconds:.0f} s "
-        f"(search {state.search_seconds:.0f} s; start-up, test evaluation"
-        f"{f', {seeds - 1} more seeds per model' if seeds > 1 else ''} and results {after:.0f} s)",
+        f"(search {result.search_seconds:.0f} s; start-up, test evaluation{seeds} and results "
+        f"{after:.0f} s)",
         markdown_board(result.leaderboard, state.config.metric).rstrip(),
     ]
     for outcome in result.failed_models:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -366,6 +367,15 @@ def test_resume_continues_an_interrupted_sweep(ray_session, tmp_path, monkeypatc
     resumed_starts = starts[len(first_run) :]
     assert first_run[0] not in resumed_starts and first_run[1] not in resumed_starts
     assert len(set(starts)) == 4  # popularity's trial and curve's three
+    # The summary's times are this run's: the search's part of it, never more than all of it.
+    assert 0 < result.search_seconds <= result.wall_seconds
+    again = run_sweep(
+        SweepConfig(resume=True, results_dir=str(tmp_path / "results"), verbose=0), data=data
+    )  # a finished sweep resumed: nothing to search, the results written again
+    assert again.search_seconds == 0 and again.state.status == "finished"
+    assert (
+        " in " in cli.format_summary(again) and "-" not in cli.format_summary(again).split(")")[0]
+    )
 
 
 def test_trial_refuses_the_test_split():

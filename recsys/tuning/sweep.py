@@ -59,7 +59,8 @@ class SweepResult:
     state: SweepState
     leaderboard: pd.DataFrame
     outcomes: list[ModelOutcome]
-    wall_seconds: float = 0.0
+    wall_seconds: float = 0.0  # this run of the sweep (a resumed one: since the resume)
+    search_seconds: float = 0.0  # the part of it in the search
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -114,7 +115,7 @@ def run_sweep(
     state.save()
     try:
         with sigterm_interrupts():
-            board, outcomes = _run(state, spaces, budgets, resources, data, callbacks)
+            board, outcomes, search = _run(state, spaces, budgets, resources, data, callbacks)
     except SweepInterrupted:
         _end(state, "interrupted")
         raise
@@ -127,7 +128,8 @@ def run_sweep(
     except BaseException:
         _end(state, "failed")
         raise
-    result = SweepResult(state, board, outcomes, time.time() - started, notes)
+    searched = search.wall_seconds if search is not None else 0.0
+    result = SweepResult(state, board, outcomes, time.time() - started, searched, notes)
     if result.failed_models:
         _end(state, "failed")
     else:
@@ -142,7 +144,7 @@ def _run(
     resources: TrialResources,
     data: SplitData,
     callbacks: Sequence[Any],
-) -> tuple[pd.DataFrame, list[ModelOutcome]]:
+) -> tuple[pd.DataFrame, list[ModelOutcome], Search | None]:
     """The search, the seed runs, each model's outcome and the leaderboard."""
     cfg = state.config
     data, trial_data = for_trials(data, spaces.values())
@@ -156,7 +158,7 @@ def _run(
         state.results_dir, data, outcomes, cfg.metric, derive_seed(cfg.seed, "bootstrap")
     )
     tracking.log_statistics(state.tracking_uri, board)
-    return board, outcomes
+    return board, outcomes, search
 
 
 @contextlib.contextmanager
