@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from recsys.errors import RecsysError
-from recsys.tuning import results, tracking
+from recsys.tuning import registry, results, tracking
 from recsys.tuning.best import ModelFailed, ModelOutcome, evaluate_best, search_cost
 from recsys.tuning.config import SweepConfig, model_budget, validate
 from recsys.tuning.inputs import for_trials, load_data
@@ -99,6 +99,7 @@ def run_sweep(
         params=tracking.sweep_params(cfg, resources, budgets),
         run_id=state.parent_run_id,
     )
+    registry.describe(state.tracking_uri, state.parent_run_id, cfg, data)
     state.save()
     try:
         data, trial_data = for_trials(data, spaces.values())
@@ -111,6 +112,7 @@ def run_sweep(
         _end(state, "failed")
         raise
     board = results.write_results(state.results_dir, data, outcomes, cfg.metric)
+    registry.publish(state.tracking_uri, state.parent_run_id, cfg.dataset, board, outcomes)
     result = SweepResult(state, board, outcomes, time.time() - started, notes)
     if result.failed_models:
         _end(state, "failed")
@@ -204,5 +206,6 @@ def _model(
         best,
         {"recommendations": files["recommendations"], "plots": files["curve"]},
     )
+    registry.log_model(state.tracking_uri, best.outcome.best_run_id, best, data)
     state.save_outcome(best.outcome)
     return best.outcome
