@@ -44,7 +44,8 @@ def server(
             list(command),
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
+            # mlflow runs `uvicorn` (models serve) from PATH: this environment's first.
+            env={**os.environ, "PATH": _path(), **env},
             start_new_session=True,
         )
         try:
@@ -52,6 +53,10 @@ def server(
             yield process
         finally:
             _stop(process)
+
+
+def _path() -> str:
+    return f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 def _wait(process: subprocess.Popen, url: str, timeout: float, log) -> None:

@@ -4,6 +4,7 @@ logs every best checkpoint as an MLflow model and registers the champion, which 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -128,8 +129,6 @@ def test_every_best_run_links_to_its_model_which_ranks_as_its_recommendations_fi
 
 @pytest.mark.slow
 def test_experiment_opens_on_its_runs_with_descriptions_and_the_leaderboard_table(sweep):
-    import mlflow
-
     client = tracking.client(sweep.state.tracking_uri)
     parent = client.get_run(sweep.state.parent_run_id)
     experiment = client.get_experiment(parent.info.experiment_id)
@@ -137,9 +136,9 @@ def test_experiment_opens_on_its_runs_with_descriptions_and_the_leaderboard_tabl
     assert "recsys-tune-blocks" in experiment.tags["mlflow.note.content"]
     note = parent.data.tags["mlflow.note.content"]
     assert "popularity, ease, bpr_mf" in note and "**blocks**" in note
-    table = mlflow.load_table("leaderboard.json", run_ids=[parent.info.run_id])
+    table = client.load_table(experiment.experiment_id, "leaderboard.json", [parent.info.run_id])
     assert list(table["model"]) == list(sweep.leaderboard["model"])
-    assert list(table.columns[:-1]) == list(sweep.leaderboard.columns)  # + load_table's run_id
+    assert list(table.columns) == list(sweep.leaderboard.columns)
 
 
 @pytest.mark.slow
@@ -184,21 +183,24 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
 
 
 @pytest.mark.slow
-def test_mlflow_models_serve_answers_with_the_top_k_and_rejects_a_malformed_body(sweep):
+def test_mlflow_models_serve_answers_with_the_top_k_and_rejects_a_malformed_body(sweep, tmp_path):
     port = _free_port()
+    log = tmp_path / "serve.log"
     mlflow_cli = Path(sys.executable).with_name("mlflow")
     command = [str(mlflow_cli), "models", "serve", "-m", CHAMPION, "--env-manager", "local"]
     server = subprocess.Popen(
         [*command, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, stopped as one below
+        # mlflow models serve runs `uvicorn` from PATH: this environment's.
+        env={**os.environ, "PATH": f"{mlflow_cli.parent}{os.pathsep}{os.environ['PATH']}"},
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180
         while True:
-            assert server.poll() is None, "mlflow models serve exited"
+            assert server.poll() is None, log.read_text()[-3000:]
             try:
                 with urllib.request.urlopen(f"{url}/ping", timeout=5) as response:  # noqa: S310
                     if response.status == 200:
@@ -224,7 +226,8 @@ def test_mlflow_models_serve_answers_with_the_top_k_and_rejects_a_malformed_body
         assert 400 <= status < 500 and "k must be at least 1" in answer["message"]
         assert "stack_trace" not in answer
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # the group is gone if it exited
+            os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -39,6 +39,9 @@ def registered_name(dataset: str) -> str:
     return f"recsys-tune-{dataset}"
 
 
+_PROGRESS_BARS = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
 @contextlib.contextmanager
 def _store(tracking_uri: str) -> Iterator[None]:
     """MLflow's fluent API (``start_run``, ``log_model``, ``register_model``) pointed at
@@ -48,8 +51,12 @@ def _store(tracking_uri: str) -> Iterator[None]:
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    environment = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", _PROGRESS_BARS)
+    environment = {k: os.environ.get(k) for k in keys}
     registry_before = registry_utils._registry_uri
+    # log_model validates its input example by downloading the model: no progress bars in
+    # the sweep's console for that.
+    os.environ[_PROGRESS_BARS] = "false"
     try:
         with tracking_utils._use_tracking_uri(tracking_uri):
             mlflow.set_registry_uri(tracking_uri)
@@ -108,13 +115,13 @@ def log_model(tracking_uri: str, run_id: str, best: Best, data: SplitData) -> st
     """
     import mlflow
 
-    from recsys.serving import ModelCard, RecsysPyfunc, save_artifacts
+    from recsys import serving
 
     existing = logged_model_uri(tracking_uri, run_id)
     if existing is not None:
         return existing
     outcome = best.outcome
-    card = ModelCard(
+    card = serving.ModelCard(
         model=outcome.model,
         config=outcome.config,
         seed=outcome.seed,
@@ -123,11 +130,11 @@ def log_model(tracking_uri: str, run_id: str, best: Best, data: SplitData) -> st
         fingerprint=data.fingerprint,
     )
     with tempfile.TemporaryDirectory() as tmp, _store(tracking_uri):
-        artifacts = save_artifacts(Path(tmp), card, best.trainer.model, data)
+        artifacts = serving.save_artifacts(Path(tmp), card, best.trainer.model, data)
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name=MODEL_NAME,
-                python_model=RecsysPyfunc(),
+                python_model=str(Path(serving.__file__).with_name("serving_model.py")),
                 artifacts=artifacts,
                 signature=signature(data),
                 input_example=input_example(data),
@@ -247,7 +254,10 @@ def register_champion(tracking_uri: str, name: str, model_uri: str, run_id: str)
         current = c.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:  # no such model or alias yet
         current = None
-    if current is not None and _id(model_uri) in (current.model_id, _id(current.source)):
+    if current is not None and _id(model_uri) in (
+        getattr(current, "model_id", None),
+        _id(current.source),
+    ):
         return current.version
     with _store(tracking_uri):
         version = mlflow.register_model(model_uri, name, tags={TAG_BEST_RUN: run_id})
