@@ -27,6 +27,7 @@ from _servers import free_port, mlflow_command, server  # noqa: E402
 from recsys.errors import RecsysError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+WORKFLOW = "machine_learning"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,17 +68,22 @@ def take(args: argparse.Namespace) -> list[Path]:
             "experiments": json.dumps([experiment]),
         }
     )
+    # MLflow 3.17's UI opens every experiment in its global "GenAI" mode (remembered by the
+    # browser) whatever the experiment's kind; the URL parameter picks "Model training".
+    ml = f"workflowType={WORKFLOW}"
+    run_page = f"{base}/experiments/{experiment}/runs/{champion.info.run_id}?{ml}"
+    width = args.size.split(",")[0]
     pages = {
-        "mlflow-experiment.png": f"{base}/experiments/{experiment}",
-        "mlflow-best-runs-compared.png": f"{base}/compare-runs?{compare}",
-        "mlflow-champion-run.png": f"{base}/experiments/{experiment}/runs/{champion.info.run_id}",
+        "mlflow-experiment.png": (f"{base}/experiments/{experiment}?{ml}", args.size),
+        "mlflow-best-runs-compared.png": (f"{base}/compare-runs?{compare}&{ml}", args.size),
+        "mlflow-champion-run.png": (run_page, f"{width},1500"),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = [mlflow_command(), "ui", "--backend-store-uri", args.tracking_uri]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     with server(command, f"http://127.0.0.1:{port}/health", {}):
-        return [_shot(browser, url, out / name, args.size) for name, url in pages.items()]
+        return [_shot(browser, url, out / name, size) for name, (url, size) in pages.items()]
 
 
 def _sweep_runs(tracking_uri: str, sweep: str | None) -> tuple:

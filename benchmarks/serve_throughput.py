@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(0)
     cases = {"single user": 1, f"batch of {BATCH}": BATCH}
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__}, scoring on {served.model.device}; model "
+        f"machine: {_cpu()}, {os.cpu_count()} cores, torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads, scoring on {served.model.device}; model "
         f"{served.card.model} on {served.card.dataset} ({served.data.n_users} users, "
         f"{served.n_items} items); one client, requests in sequence, k={args.k}"
     )
@@ -93,6 +93,16 @@ def run(args: argparse.Namespace) -> None:
                 _line(f"HTTP /invocations, {name}", _timed(lambda b: _post(connection, b), bodies))
             )
         connection.close()
+
+
+def _cpu() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else the architecture."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def _request(users: np.ndarray, size: int, k: int, rng: np.random.Generator) -> pd.DataFrame:

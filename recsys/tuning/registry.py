@@ -84,7 +84,8 @@ def describe(tracking_uri: str, parent_run_id: str, cfg: SweepConfig, data: Spli
 
 def _experiment_note(dataset: str) -> str:
     return (
-        f"Hyperparameter sweeps of recommender models on **{dataset}** (recsys-tune).\n\n"
+        f"Hyperparameter sweeps of recommender models on **{dataset}** (recsys-tune). In the "
+        "UI, pick **Model training** (top left) to see the runs.\n\n"
         "- Each sweep is one top-level run; expand it for its nested runs.\n"
         "- `trial` runs (tag `recsys.role = trial`): one per tried config, validation metrics "
         "per epoch.\n"
