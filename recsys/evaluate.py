@@ -233,17 +233,23 @@ def recommend(
     k: int = 100,
     exclude_splits: Sequence[str] = ("train", "val"),
     batch_size: int | None = None,
+    mask: UserItemIndex | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k recommendations of ``users`` with the items of ``exclude_splits`` removed.
+
+    Args:
+        mask: the index of those items on the model's device, when the caller keeps one (a
+            served model answers many small requests); built from ``exclude_splits`` if None.
 
     Returns:
         (items, scores), each (len(users), min(k, n_items)) on the CPU; positions a user cannot
         fill (fewer unexcluded items than k) hold item -1 and score -inf.
     """
-    pairs = {"train": data.train, "val": data.val, "test": data.test}
-    mask = UserItemIndex(
-        [pairs[s] for s in exclude_splits if pairs[s] is not None], data.n_users, model.device
-    )
+    if mask is None:
+        pairs = {"train": data.train, "val": data.val, "test": data.test}
+        mask = UserItemIndex(
+            [pairs[s] for s in exclude_splits if pairs[s] is not None], data.n_users, model.device
+        )
     was_training = model.training
     model.eval()
     out_items, out_scores = [], []

@@ -9,5 +9,7 @@
 - ``best``: the best checkpoint, scored on validation and test, as a ``ModelOutcome``.
 - ``results`` (and ``plots``): everything written to the results directory.
 - ``tracking``: MLflow runs (sweep parent, one nested run per trial, best runs) and provenance.
+- ``registry``: each best checkpoint as an MLflow model (``recsys.serving``), the champion's
+  registration, the experiment's UI tags and descriptions, the leaderboard as an MLflow table.
 - ``sweep``: ``run_sweep``, the orchestrator that calls the steps above in order.
 """

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from recsys.errors import RecsysError
 from recsys.seeds import derive_seed
-from recsys.tuning import results, tracking
+from recsys.tuning import registry, results, tracking
 from recsys.tuning.best import (
     ModelFailed,
     ModelOutcome,
@@ -112,6 +112,7 @@ def run_sweep(
         params=tracking.sweep_params(cfg, resources, budgets),
         run_id=state.parent_run_id,
     )
+    registry.describe(state.tracking_uri, state.parent_run_id, cfg, data)
     state.save()
     try:
         with sigterm_interrupts():
@@ -158,6 +159,7 @@ def _run(
         state.results_dir, data, outcomes, cfg.metric, derive_seed(cfg.seed, "bootstrap")
     )
     tracking.log_statistics(state.tracking_uri, board)
+    registry.publish(state.tracking_uri, state.parent_run_id, cfg.dataset, board, outcomes)
     return board, outcomes, search
 
 
@@ -300,5 +302,6 @@ def _model(
         },
     )
     best.outcome.seed_run_ids = tracking.log_seed_runs(state.tracking_uri, best.outcome)
+    registry.log_model(state.tracking_uri, best.outcome.best_run_id, best, data)
     state.save_outcome(best.outcome)
     return best.outcome

@@ -1,0 +1,228 @@
+"""A tuned model as an MLflow pyfunc model: raw user ids in, each user's top-k raw item ids out.
+
+Artifacts (written by :func:`save_artifacts`, read by :meth:`ServedModel.load`):
+
+- ``model.json``: the model's registry name, config, seed, epoch and the dataset it was fitted on.
+- ``state.pt``: the model's ``state_dict`` (CPU tensors, loaded with ``weights_only=True``).
+- ``users.parquet`` / ``items.parquet``: the id maps, one ``user_id`` / ``item_id`` per index.
+- ``seen_items.parquet``: ``user``, ``item`` (indices) and ``split`` (``train`` or ``val``) of
+  every interaction the model's split knew before its test period. The model is rebuilt from the
+  training pairs (graphs, histories and closed-form fits read them), and every seen item
+  (training and validation) is excluded from a user's list: the ranking is then the one
+  ``results/<sweep>/recommendations/<model>.parquet`` holds for a test user.
+- ``item_embeddings.npy``: only for models that read item-text embeddings.
+
+A request is a table with a ``user_id`` column of raw ids and an optional ``k`` column (default
+10). The answer has one row per recommended item: ``user_id``, ``item_id``, ``rank`` (1 = best),
+``score`` and ``source``: ``"model"``, or ``"popularity"`` for a user the model never saw, who
+gets the popularity baseline's ranking (training interactions per item). Loading needs this
+package, torch, pandas and MLflow, not Ray; scoring runs on CUDA when present (the model config's
+``device``: ``"auto"``, ``"cpu"`` or ``"cuda"``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import torch
+
+from recsys.data.dataset import Pairs, SplitData
+from recsys.errors import RecsysError
+from recsys.evaluate import UserItemIndex, recommend
+from recsys.models import get_spec
+from recsys.models.base import Recommender
+from recsys.models.popularity import Popularity
+
+USER_COLUMN = "user_id"
+K_COLUMN = "k"
+DEFAULT_K = 10
+OUTPUT_COLUMNS = ("user_id", "item_id", "rank", "score", "source")
+SOURCE_MODEL = "model"
+SOURCE_POPULARITY = "popularity"
+SEEN_SPLITS = ("train", "val")
+
+# Artifact name -> file name inside the model's artifacts.
+FILES = {
+    "model": "model.json",
+    "state": "state.pt",
+    "users": "users.parquet",
+    "items": "items.parquet",
+    "seen_items": "seen_items.parquet",
+}
+EMBEDDINGS = ("item_embeddings", "item_embeddings.npy")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What ``model.json`` holds: which model, with which config, fitted on which data."""
+
+    model: str
+    config: dict[str, Any]
+    seed: int
+    epoch: int
+    dataset: str
+    fingerprint: str
+
+
+def save_artifacts(folder: Path, card: ModelCard, model: Recommender, data: SplitData) -> dict:
+    """Writes a model's artifacts into ``folder``; returns artifact name -> path (as MLflow's
+    ``artifacts=`` wants them)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / file for name, file in FILES.items()}
+    paths["model"].write_text(json.dumps(card.__dict__, indent=1))
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, paths["state"])
+    pd.DataFrame({USER_COLUMN: data.user_ids}).to_parquet(paths["users"], index=False)
+    pd.DataFrame({"item_id": data.item_ids}).to_parquet(paths["items"], index=False)
+    seen = [
+        pd.DataFrame({"user": pairs.users, "item": pairs.items, "split": split})
+        for split, pairs in (("train", data.train), ("val", data.val))
+    ]
+    pd.concat(seen, ignore_index=True).to_parquet(paths["seen_items"], index=False)
+    spec = get_spec(card.model)
+    if spec.needs_item_embeddings(spec.make_config(card.config)):
+        paths[EMBEDDINGS[0]] = folder / EMBEDDINGS[1]
+        np.save(paths[EMBEDDINGS[0]], np.asarray(data.item_embeddings, dtype=np.float32))
+    return {name: str(path) for name, path in paths.items()}
+
+
+class ServedModel:
+    """A restored model with its id maps, seen items and popularity fallback.
+
+    Args:
+        card: see :class:`ModelCard`.
+        model: the restored model, on its device.
+        data: the id maps and seen pairs (``test`` is None).
+    """
+
+    def __init__(self, card: ModelCard, model: Recommender, data: SplitData) -> None:
+        self.card = card
+        self.model = model.eval()
+        self.data = data
+        self.seen = UserItemIndex([data.train, data.val], data.n_users, model.device)
+        self.user_index = pd.Index(data.user_ids.astype(str))
+        counts = Popularity.fit(data).item_counts.numpy()
+        # The popularity baseline's order: most training interactions first, ties by item index.
+        self.popular = np.lexsort((np.arange(data.n_items), -counts))
+        self.popular_scores = counts[self.popular]
+
+    @classmethod
+    def load(cls, artifacts: Mapping[str, str], device: str = "auto") -> ServedModel:
+        """Rebuilds the model from its artifacts (see the module docstring) on ``device``."""
+        from recsys.train import resolve_device
+
+        card = ModelCard(**json.loads(Path(artifacts["model"]).read_text()))
+        seen = pd.read_parquet(artifacts["seen_items"])
+        pairs = {s: seen[seen["split"] == s] for s in SEEN_SPLITS}
+        embeddings = artifacts.get(EMBEDDINGS[0])
+        data = SplitData(
+            name=card.dataset,
+            fingerprint=card.fingerprint,
+            user_ids=pd.read_parquet(artifacts["users"])[USER_COLUMN].to_numpy(),
+            item_ids=pd.read_parquet(artifacts["items"])["item_id"].to_numpy(),
+            item_text=[],
+            train=Pairs(pairs["train"]["user"].to_numpy(), pairs["train"]["item"].to_numpy()),
+            val=Pairs(pairs["val"]["user"].to_numpy(), pairs["val"]["item"].to_numpy()),
+            test=None,
+            item_embeddings=None if embeddings is None else np.load(embeddings),
+        )
+        spec = get_spec(card.model)
+        model = spec.build(spec.make_config(card.config), data, resolve_device(device))
+        state = torch.load(artifacts["state"], map_location=model.device, weights_only=True)
+        model.load_state_dict(state)
+        return cls(card, model, data)
+
+    @property
+    def n_items(self) -> int:
+        return self.data.n_items
+
+    def recommend(self, request: pd.DataFrame) -> pd.DataFrame:
+        """Each requested user's top-k items (see the module docstring for both tables).
+
+        Raises:
+            RecsysError: a malformed request (no ``user_id`` column, a missing id, k not an
+                integer in 1..n_items).
+        """
+        users, ks = parse_request(request, self.n_items)
+        width = int(ks.max()) if len(ks) else DEFAULT_K
+        index = self.user_index.get_indexer(users.astype(str))
+        known = index >= 0
+        items = np.tile(self.popular[:width], (len(users), 1))
+        scores = np.tile(self.popular_scores[:width], (len(users), 1)).astype(np.float32)
+        if known.any():
+            top, values = recommend(
+                self.model, self.data, torch.from_numpy(index[known]), k=width, mask=self.seen
+            )
+            items[known], scores[known] = top.numpy(), values.numpy()
+        ranks = np.arange(1, width + 1)
+        keep = (items >= 0) & (ranks[None, :] <= ks[:, None])
+        rows = np.nonzero(keep)[0]
+        return pd.DataFrame(
+            {
+                "user_id": users[rows],
+                "item_id": self.data.item_ids[items[keep]],
+                "rank": np.broadcast_to(ranks, keep.shape)[keep].astype(np.int64),
+                "score": scores[keep].astype(np.float32),
+                "source": np.where(known[rows], SOURCE_MODEL, SOURCE_POPULARITY),
+            }
+        )
+
+
+def parse_request(request: Any, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """The requested raw user ids and each one's k, checked.
+
+    Raises:
+        RecsysError: what is wrong with the request and how to send it.
+    """
+    how = f"send a table with a {USER_COLUMN!r} column of raw user ids and optionally {K_COLUMN!r}"
+    try:
+        frame = request if isinstance(request, pd.DataFrame) else pd.DataFrame(request)
+    except (TypeError, ValueError):
+        raise RecsysError(f"the request is not a table ({type(request).__name__}); {how}") from None
+    if USER_COLUMN not in frame:
+        found = ", ".join(map(repr, map(str, frame.columns))) or "none"
+        raise RecsysError(f"the request has no {USER_COLUMN!r} column (columns: {found}); {how}")
+    users = frame[USER_COLUMN].to_numpy()
+    if pd.isna(frame[USER_COLUMN]).any():
+        raise RecsysError(f"the request has an empty {USER_COLUMN!r}; {how}")
+    if K_COLUMN not in frame:
+        return users, np.full(len(users), DEFAULT_K, dtype=np.int64)
+    given = frame[K_COLUMN].notna().to_numpy()
+    k = pd.to_numeric(frame[K_COLUMN], errors="coerce").to_numpy(np.float64)
+    bad = given & ~(np.isfinite(k) & (k == np.round(k)))
+    if bad.any():
+        value = frame[K_COLUMN].to_numpy()[np.argmax(bad)]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise RecsysError(f"k must be a whole number, got {value!r}; {how}")
+    ks = np.where(given, k, DEFAULT_K).astype(np.int64)
+    if (ks < 1).any():
+        raise RecsysError(f"k must be at least 1, got {ks.min()}; ask for k >= 1 items per user")
+    if (ks > n_items).any():
+        raise RecsysError(
+            f"k={ks.max()} is above the catalogue's {n_items} items; ask for k <= {n_items}"
+        )
+    return users, ks
+
+
+class RecsysPyfunc(mlflow.pyfunc.PythonModel):
+    """The MLflow face of :class:`ServedModel`: a malformed request becomes an
+    ``INVALID_PARAMETER_VALUE`` error (HTTP 400 from ``mlflow models serve``) with its message."""
+
+    def load_context(self, context: Any) -> None:
+        device = (context.model_config or {}).get("device", "auto")
+        self.served = ServedModel.load(context.artifacts, device)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.served.recommend(model_input)
+        except RecsysError as error:
+            raise MlflowException.invalid_parameter_value(str(error)) from None
