@@ -30,7 +30,7 @@ from recsys.tuning.sweep import run_sweep
 MODELS = ("popularity", "ease", "bpr_mf")
 SPACES = {
     "ease.yaml": "budget: {max_epochs: 1, grace_period: 1, reduction_factor: 2, eval_every: 1, "
-    "num_samples: 2}\nparams:\n  l2: {choice: [5.0, 50.0]}\n",
+    "num_samples: 2}\nparams:\n  l2: {choice: [5.0, 250.0]}\n",
     "bpr_mf.yaml": "budget: {max_epochs: 2, grace_period: 1, reduction_factor: 2, eval_every: 1, "
     "num_samples: 1}\nparams: {dim: 8, lr: 0.05, l2: 1.0e-4, batch_size: 64, sampler: uniform}\n",
 }
