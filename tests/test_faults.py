@@ -7,6 +7,7 @@ group (what a terminal's Ctrl-C does), or SIGKILL to itself alone, in the middle
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recsys.tuning import tracking
+from recsys.tuning import snapshot, tracking
 from recsys.tuning.space import default_space_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,11 +32,13 @@ params:
   lr: {choice: [0.001, 0.01]}
 """
 
+SLOW_BPR_SPACE = BPR_SPACE + "  batch_size: 64\n"  # slower epochs: a trial outlasts a snapshot
 
-def _sweep_command(tmp_path: Path) -> list[str]:
+
+def _sweep_command(tmp_path: Path, bpr_space: str = BPR_SPACE) -> list[str]:
     spaces = tmp_path / "spaces"
     spaces.mkdir(exist_ok=True)
-    (spaces / "bpr_mf.yaml").write_text(BPR_SPACE)
+    (spaces / "bpr_mf.yaml").write_text(bpr_space)
     shutil.copy(default_space_dir() / "popularity.yaml", spaces)
     return [
         sys.executable,
@@ -62,11 +65,11 @@ def _env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _start_mid_trial(tmp_path: Path) -> subprocess.Popen:
+def _start_mid_trial(tmp_path: Path, bpr_space: str = BPR_SPACE) -> subprocess.Popen:
     """A sweep process in its own process group (as a terminal gives it), returned once its
     BPR-MF trial has saved a checkpoint after epoch 4."""
     proc = subprocess.Popen(
-        _sweep_command(tmp_path),
+        _sweep_command(tmp_path, bpr_space),
         cwd=tmp_path,
         env=_env(tmp_path),
         start_new_session=True,
@@ -180,13 +183,41 @@ def _alive(pid: int) -> bool:
     return not (status.exists() and "\nState:\tZ" in status.read_text())  # zombies are gone
 
 
+def _stale_snapshot(tmp_path: Path, proc: subprocess.Popen) -> tuple[Path, bytes]:
+    """A snapshot of the search (its path and bytes) that names a BPR-MF checkpoint the trial
+    has deleted since (``num_to_keep``): what a driver killed at that moment leaves behind.
+    Every version of the snapshot is kept until one of them is such a snapshot."""
+    deadline = time.time() + 240
+    (experiment,) = tmp_path.glob("ray/*/search")
+    seen: dict[bytes, tuple[Path, dict[str, str]]] = {}
+    while True:
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        path = snapshot.newest(str(experiment))[2]
+        text = Path(path).read_bytes() if path else b""
+        if text and text not in seen:
+            with contextlib.suppress(ValueError):  # a file caught while being written
+                named = snapshot.latest_checkpoints(str(experiment))
+                seen[text] = (Path(path), {t: n for t, n in named.items() if "bpr_mf" in t})
+        for stale, (path, named) in seen.items():
+            if any(not (experiment / t / n).exists() for t, n in named.items()):
+                return path, stale
+        time.sleep(0.02)
+
+
 @pytest.mark.slow
 def test_a_driver_killed_leaves_no_ray_process_and_resume_finishes(tmp_path):
-    proc = _start_mid_trial(tmp_path)
+    """The driver killed with ``kill -9`` while its last snapshot names a checkpoint deleted
+    since (the race of a snapshot taken every few seconds and ``num_to_keep``), forced on every
+    run: the snapshot left behind is one taken before the trial deleted that checkpoint."""
+    proc = _start_mid_trial(tmp_path, SLOW_BPR_SPACE)
     ray_processes = _descendants(proc.pid)
     assert any("raylet" in c for c in ray_processes.values()), ray_processes
+    path, stale = _stale_snapshot(tmp_path, proc)
     proc.kill()  # kill -9 of the driver alone, not of its process group
     proc.communicate()
+    for old in path.parent.glob("experiment_state-*.json"):
+        old.unlink()
+    path.write_bytes(stale)
 
     # Ray's two agents see their raylet die at once, then give the dead GCS a last error report,
     # with a timeout of 60 s fixed inside Ray (ray._private.utils.publish_error_to_driver).
@@ -210,7 +241,7 @@ def test_sigterm_during_the_seed_runs_ends_honestly_and_resume_finishes(tmp_path
     state and runs say interrupted, no leaderboard; --resume runs the seeds and finishes."""
     argv = _sweep_command(tmp_path) + ["--seeds", "4"]
     # Slower epochs (small batches), so the seed runs last long enough to be interrupted.
-    (tmp_path / "spaces" / "bpr_mf.yaml").write_text(BPR_SPACE + "  batch_size: 64\n")
+    (tmp_path / "spaces" / "bpr_mf.yaml").write_text(SLOW_BPR_SPACE)
     proc = subprocess.Popen(
         argv, cwd=tmp_path, env=_env(tmp_path), start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

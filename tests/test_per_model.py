@@ -11,7 +11,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from recsys.tuning.per_model import ModelScheduler, ModelSearcher, RandomSearcher
-from recsys.tuning.trainable import DEFAULTS_KEY, MODEL_KEY, resume_points, split_config
+from recsys.tuning.trainable import DEFAULTS_KEY, MODEL_KEY, split_config
 
 
 def _searcher(samples=None) -> ModelSearcher:
@@ -161,25 +161,6 @@ def test_asha_never_stops_the_defaults_trial_but_sees_its_results():
     assert scheduler.on_trial_result(None, defaults, {}) == TrialScheduler.CONTINUE
     assert scheduler.on_trial_result(None, other, {}) == TrialScheduler.STOP
     assert asha.seen == [("result", "d"), ("result", "o")]
-
-
-def test_a_trial_whose_checkpoint_is_gone_resumes_from_the_next_one_left(tmp_path):
-    trial = tmp_path / "train_trial_0"
-    for name in ("checkpoint_000001", "checkpoint_000003", "checkpoint_000010"):
-        (trial / name).mkdir(parents=True)
-    (trial / "params.json").write_text("{}")
-
-    def paths(points):
-        return [p.path.rsplit("/", 1)[1] for p in points]
-
-    latest = tune.Checkpoint(str(trial / "checkpoint_000010"))
-    assert paths(resume_points(latest)) == ["checkpoint_000010"]
-    there = tune.Checkpoint(str(trial / "checkpoint_000003"))  # there: kept, as Tune says
-    assert paths(resume_points(there)) == ["checkpoint_000003"]
-    gone = tune.Checkpoint(str(trial / "checkpoint_000002"))  # deleted since the snapshot
-    assert paths(resume_points(gone)) == ["checkpoint_000003", "checkpoint_000010"]
-    lone = tune.Checkpoint(str(tmp_path / "elsewhere" / "checkpoint_000002"))
-    assert resume_points(lone)[0].path == lone.path  # nothing beside it: fails loudly
 
 
 @pytest.mark.parametrize("bad", [{}, {"lr": 0.1}])

@@ -18,6 +18,7 @@ from typing import Any
 
 from recsys.metrics import metric_key
 from recsys.seeds import derive_seed
+from recsys.tuning import snapshot
 from recsys.tuning.config import REPORT_KS, SweepConfig
 from recsys.tuning.resources import TrialResources
 from recsys.tuning.space import Budget, SearchSpace, to_tune
@@ -82,6 +83,9 @@ def run_search(
     started = time.time()
     # Only a resumed sweep restores: its storage folder is its own (see SweepState.sweep_id).
     if cfg.resume and tune.Tuner.can_restore(path):
+        for fixed in snapshot.repair(path):
+            if cfg.verbose:
+                print(f"resume: {fixed.describe()}", flush=True)
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     else:
         tuner = _tuner(cfg, spaces, budgets, trainable, storage, callbacks)

@@ -117,8 +117,9 @@ def train_trial(
     seed = trial_seed(settings.root_seed, model, config)
     trainer = Trainer(model, config, data, device=settings.device, seed=seed)
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        _resume(trainer, resume_points(checkpoint))
+    if checkpoint is not None:  # it exists: recsys.tuning.snapshot repairs what Tune names
+        with checkpoint.as_directory() as folder:
+            load_checkpoint(trainer, folder)
     # Start-up cost of the trial (actor, data, model build), reported once.
     once = {
         "setup_seconds": time.time() - started,
@@ -133,46 +134,6 @@ def train_trial(
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(trainer, folder)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-
-
-def _resume(trainer: Trainer, points: list[Any]) -> None:
-    """Loads the first of ``points`` that can be read; raises the last error if none can."""
-    for i, point in enumerate(points):
-        try:
-            with point.as_directory() as folder:
-                load_checkpoint(trainer, folder)
-            return
-        except Exception:
-            if i == len(points) - 1:
-                raise
-
-
-def resume_points(checkpoint: Any) -> list[Any]:
-    """The checkpoints to resume a trial from, in the order to try them: the one Tune hands
-    back or, if that one is gone, the trial's checkpoints after it, oldest first.
-
-    Tune's experiment snapshot (taken every ten seconds or so) can name a checkpoint the trial
-    has since deleted (``num_to_keep``), when the driver was killed between the two. The oldest
-    one after it is the next the driver registered, whose results were logged; from there, every
-    later evaluation is reported again (the MLflow callback skips those it already logged).
-    """
-    import pyarrow.fs as pafs
-    from ray import tune
-
-    fs = checkpoint.filesystem
-    path = checkpoint.path.rstrip("/")
-    if fs.get_file_info(path).type != pafs.FileType.NotFound:
-        return [checkpoint]
-    parent, name = path.rsplit("/", 1)
-    found = fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
-    later = sorted(
-        info.path
-        for info in found
-        if info.type == pafs.FileType.Directory
-        and info.base_name.startswith("checkpoint_")
-        and info.base_name > name
-    )
-    return [tune.Checkpoint(p, filesystem=fs) for p in later] or [checkpoint]
 
 
 def _result(evaluation: Evaluation, model: str, seed: int) -> dict[str, Any]:
