@@ -179,8 +179,11 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "\nState:\tZ" in status.read_text())  # zombies are gone
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):  # it exited since the signal
+        return False
+    return "\nState:\tZ" not in status  # zombies are gone
 
 
 def _stale_snapshot(tmp_path: Path, proc: subprocess.Popen) -> tuple[Path, bytes]:
