@@ -18,7 +18,25 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from recsys.errors import RecsysError
+from recsys.errors import (  # the exit statuses, here for scripts: recsys.cli.EXIT_*
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_MODEL_FAILED,
+    EXIT_OK,
+    EXIT_TRIALS_LOST,
+    RecsysError,
+    SweepEnded,
+)
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_INTERRUPTED",
+    "EXIT_MODEL_FAILED",
+    "EXIT_OK",
+    "EXIT_TRIALS_LOST",
+    "main",
+    "parse_args",
+]
 from recsys.tuning.config import DEFAULT_MODELS, SCHEDULERS, SEARCHES, SweepConfig
 
 if TYPE_CHECKING:
@@ -196,7 +214,7 @@ def format_summary(result: SweepResult) -> str:
         f"sweep {state.name}: {len(result.outcomes)} models in {result.wall_seconds:.0f} s "
         f"(search {result.search_seconds:.0f} s; start-up, test evaluation{seeds} and results "
         f"{after:.0f} s)",
-        markdown_board(result.leaderboard, state.config.metric).rstrip(),
+        markdown_board(result.leaderboard).rstrip(),
     ]
     for outcome in result.failed_models:
         lines.append(f"FAILED:   {outcome.model} has no result: {outcome.error}")
@@ -215,20 +233,10 @@ def format_summary(result: SweepResult) -> str:
     return "\n".join(lines)
 
 
-# Exit statuses: how a sweep ended, for scripts and schedulers.
-EXIT_OK = 0  # every model has its result, no trial lost
-EXIT_MODEL_FAILED = 1  # a model has no result (every trial failed), or trial updates never
-# reached the tracking store; the sweep is "failed" and --resume retries
-EXIT_BAD_INPUT = 2  # nothing ran: a flag, file or path was wrong
-EXIT_TRIALS_LOST = 3  # every model has a result, but some trials failed after their restarts
-EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: --resume continues
-
-
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Runs a sweep from a command line; returns its exit status (``EXIT_*``)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from recsys.tuning.sweep import SweepInterrupted, run_sweep
-    from recsys.tuning.trial_runs import TrackingLost
+    from recsys.tuning.sweep import run_sweep
 
     try:
         cfg = parse_args(argv, prog)
@@ -238,16 +246,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             # directory would then be gone (Tune needs one). Its folder flags are absolute.
             os.chdir(tempfile.gettempdir())
         result = run_sweep(cfg)
-    except (SweepInterrupted, KeyboardInterrupt) as error:
-        message = str(error) or "interrupted; continue with: python launch/sweep.py --resume"
-        print(f"interrupted: {message}", file=sys.stderr)
+    except (RecsysError, SweepEnded) as error:  # each type carries its exit status
+        print(f"{error.label}: {error}", file=sys.stderr)
+        return error.exit_status
+    except KeyboardInterrupt:
+        print("interrupted: continue with: python launch/sweep.py --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except TrackingLost as error:
-        print(f"failed: {error}", file=sys.stderr)
-        return EXIT_MODEL_FAILED
-    except RecsysError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     print(format_summary(result))
     return exit_status(result)
 

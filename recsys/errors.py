@@ -1,4 +1,15 @@
-"""The one exception type for errors a user can cause (bad file, bad YAML, bad flag)."""
+"""How things end badly, by type: ``RecsysError`` for the user's input, ``SweepEnded`` for a
+sweep that started and stopped before its results. Each carries its exit status, so an entry
+script's ``except`` clauses can come in any order.
+"""
+
+# Exit statuses: how a sweep ended, for scripts and schedulers (``recsys.cli`` re-exports them).
+EXIT_OK = 0  # every model has its result, no trial lost
+EXIT_MODEL_FAILED = 1  # a model has no result (every trial failed), or trial updates never
+# reached the tracking store; the sweep is "failed" and --resume retries
+EXIT_BAD_INPUT = 2  # nothing ran: a flag, file or path was wrong
+EXIT_TRIALS_LOST = 3  # every model has a result, but some trials failed after their restarts
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: --resume continues
 
 
 class RecsysError(Exception):
@@ -6,6 +17,27 @@ class RecsysError(Exception):
 
     Entry scripts print ``str(error)`` on one line and exit non-zero, without a traceback.
     """
+
+    exit_status = EXIT_BAD_INPUT
+    label = "error"
+
+
+class SweepEnded(Exception):
+    """A sweep that started ended before its results; the message says how to go on."""
+
+    exit_status = EXIT_MODEL_FAILED
+    label = "failed"
+
+
+class SweepInterrupted(SweepEnded):
+    """The sweep stopped before every trial finished; ``--resume`` continues it."""
+
+    exit_status = EXIT_INTERRUPTED
+    label = "interrupted"
+
+
+class TrackingLost(SweepEnded):
+    """The tracking store stayed unreachable: some trial updates were never logged."""
 
 
 def require(ok: bool, message: str) -> None:

@@ -26,6 +26,9 @@ from recsys.errors import RecsysError
 METRICS = ("recall", "ndcg", "precision", "hit", "mrr", "map")
 # What a sweep may target: the per-user metrics, and the evaluator's catalogue coverage.
 TARGETS = (*METRICS, "coverage")
+# What every evaluation of a sweep reports and every leaderboard shows, besides the target.
+REPORTED = ("recall", "ndcg", "precision", "hit")
+REPORT_KS = (10, 20)
 
 
 def parse_metric(metric: str) -> tuple[str, int]:
@@ -37,6 +40,18 @@ def parse_metric(metric: str) -> tuple[str, int]:
             f"and k a positive integer, e.g. ndcg@10"
         )
     return name, int(k)
+
+
+def report_ks(target: str) -> tuple[int, ...]:
+    """The cut-offs an evaluation reports: :data:`REPORT_KS` and the target's."""
+    return tuple(sorted({*REPORT_KS, parse_metric(target)[1]}))
+
+
+def reported_metrics(target: str | None = None) -> list[str]:
+    """The evaluator's names of what a leaderboard shows: ``recall@10``, ``ndcg@10``, ... and
+    the target (e.g. ``mrr@10``) last when it is not among them."""
+    names = [f"{m}@{k}" for k in REPORT_KS for m in REPORTED]
+    return names + [target] if target is not None and target not in names else names
 
 
 def metric_key(split: str, metric: str) -> str:

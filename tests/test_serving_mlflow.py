@@ -87,7 +87,7 @@ def _same_ranking(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 def test_champion_loads_and_predicts_for_known_and_unknown_users(sweep):
     import mlflow
 
-    champion = sweep.leaderboard["model"].iloc[0]
+    champion = sweep.leaderboard.best_model().model
     loaded = mlflow.pyfunc.load_model(CHAMPION)
     assert loaded.unwrap_python_model().served.card.model == champion
     expected = _expected(sweep, champion, 3)
@@ -123,7 +123,7 @@ def test_every_best_run_links_to_its_model_which_ranks_as_its_recommendations_fi
         users = pd.unique(expected["user_id"])
         _same_ranking(loaded.predict(pd.DataFrame({"user_id": users, "k": 20})), expected)
     champion = client.get_model_version_by_alias("recsys-tune-blocks", "champion")
-    best = {o.model: o.best_run_id for o in sweep.outcomes}[sweep.leaderboard["model"].iloc[0]]
+    best = {o.model: o.best_run_id for o in sweep.outcomes}[sweep.leaderboard.best_model().model]
     assert champion.tags[registry.TAG_BEST_RUN] == best
 
 
@@ -137,8 +137,8 @@ def test_experiment_opens_on_its_runs_with_descriptions_and_the_leaderboard_tabl
     note = parent.data.tags["mlflow.note.content"]
     assert "popularity, ease, bpr_mf" in note and "**blocks**" in note
     table = client.load_table(experiment.experiment_id, "leaderboard.json", [parent.info.run_id])
-    assert list(table["model"]) == list(sweep.leaderboard["model"])
-    assert list(table.columns) == list(sweep.leaderboard.columns)
+    assert list(table["model"]) == [r.model for r in sweep.leaderboard.rows]
+    assert list(table.columns) == list(sweep.leaderboard.to_frame().columns)
 
 
 @pytest.mark.slow
@@ -210,7 +210,7 @@ def test_mlflow_models_serve_answers_with_the_top_k_and_rejects_a_malformed_body
             assert time.time() < deadline, "mlflow models serve did not answer /ping in 180 s"
             time.sleep(1)
 
-        champion = sweep.leaderboard["model"].iloc[0]
+        champion = sweep.leaderboard.best_model().model
         expected = _expected(sweep, champion, 3)
         users = list(pd.unique(expected["user_id"]))
         body = {"dataframe_split": {"columns": ["user_id", "k"], "data": [[u, 3] for u in users]}}

@@ -26,7 +26,7 @@ from ray.tune import Callback
 from recsys import cli
 from recsys.data.dataset import Pairs
 from recsys.errors import RecsysError
-from recsys.tuning import tracking
+from recsys.tuning import registry, tracking
 from recsys.tuning.config import SweepConfig, prep_config
 from recsys.tuning.space import default_space_dir
 from recsys.tuning.sweep import SweepInterrupted, run_sweep
@@ -36,6 +36,10 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_SPACE_HEAD = (
     b"budget: {max_epochs: 2, grace_period: 1, reduction_factor: 2, eval_every: 1, "
     b"num_samples: 2}\nparams:\n  lr: {loguniform: [1.0e-3, 1.0e-2]}\n"
+)
+CLOSED_FORM_HEAD = (
+    b"budget: {max_epochs: 1, grace_period: 1, reduction_factor: 2, eval_every: 1, "
+    b"num_samples: 2}\nparams:\n"
 )
 TESTS = Path(__file__).resolve().parent
 
@@ -325,7 +329,7 @@ def test_models_search_at_the_same_time_up_to_the_cap(ray_session, tmp_path, mon
     )
     seen = RunningTrials()
     result = run_sweep(cfg, block_split(), [seen])
-    board = result.leaderboard.set_index("model")
+    board = result.leaderboard.to_frame().set_index("model")
     assert board.loc["curve", "trials"] == 3 and board.loc["curve_b", "trials"] == 2
     if cap is None:  # 2 CPUs, one per trial: both models' first trials run together
         assert seen.peak == 2 and seen.models_together == {"curve", "curve_b"}
@@ -350,7 +354,7 @@ def test_resume_continues_an_interrupted_sweep(ray_session, tmp_path, monkeypatc
     result = run_sweep(
         SweepConfig(resume=True, results_dir=str(tmp_path / "results"), verbose=0), data=data
     )
-    assert sorted(result.leaderboard["model"]) == ["curve", "popularity"]
+    assert sorted(r.model for r in result.leaderboard.rows) == ["curve", "popularity"]
     uri = result.state.tracking_uri
     assert tracking.client(uri).get_run(result.state.parent_run_id).info.status == "FINISHED"
     curve_runs = _runs(uri, result.state.parent_run_id, "trial", "curve")
@@ -479,6 +483,13 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, argv, expe
             REAL_SPACE_HEAD.replace(b"1.0e-3, 1.0e-2", b"2.0e-3, 1.0e-2"),
             "the model's default 0.001 is outside loguniform [0.002, 0.01]",
         ),
+        (
+            "ease",
+            CLOSED_FORM_HEAD + b"  l2: {uniform: [-10.0, 300.0]}\n",
+            "l2 must be a number > 0",
+        ),
+        ("itemknn", CLOSED_FORM_HEAD + b"  k: {choice: [0, 100]}\n", "k must be an integer >= 1"),
+        ("itemknn", CLOSED_FORM_HEAD + b"  shrink: -1.0\n", "shrink must be a number >= 0"),
     ],
 )
 def test_space_values_the_model_rejects_fail_before_ray(
@@ -802,3 +813,34 @@ def test_a_killed_trial_worker_restarts_from_its_checkpoint(
         assert result.state.status == "trials_lost"
         assert cli.exit_status(result) == cli.EXIT_TRIALS_LOST
         assert "LOST:     1 trials failed" in cli.format_summary(result)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("metric", ["ndcg@5", "mrr@10"])
+def test_a_target_beside_the_default_ranks_tests_and_crowns_by_that_target(
+    ray_session, tmp_path, monkeypatch, metric
+):
+    """With ``--metric ndcg@5`` or ``mrr@10``: the leaderboard is ranked by it on test, its
+    paired tests are on it, and the champion is its best model, though the models are listed
+    worst first (popularity before curve)."""
+    monkeypatch.chdir(tmp_path)
+    short = sweep_fakes.CURVE_SPACE.replace("num_samples: 3", "num_samples: 1")
+    cfg = _config(tmp_path, metric=metric, space_dir=str(_space_dir(tmp_path, short)))
+    result = run_sweep(cfg, data=block_split())
+
+    target = f"test_{metric.replace('@', '_at_')}"
+    board = pd.read_csv(tmp_path / "results" / "leaderboard.csv")
+    assert list(board["model"]) == ["curve", "popularity"]
+    assert board[target].is_monotonic_decreasing and board.loc[0, target] > board.loc[1, target]
+    assert f"{target}_ci_low" in board and f"val_{metric.replace('@', '_at_')}" in board
+    assert pd.isna(board.loc[0, "p_wilcoxon"]) and 0 < board.loc[1, "p_wilcoxon"] < 0.05
+    assert bool(board.loc[0, "tied_with_best"]) and not bool(board.loc[1, "tied_with_best"])
+    md = (tmp_path / "results" / "leaderboard.md").read_text()
+    assert md.startswith(f"| model | test {metric} | 95% CI |")
+    assert f"| curve | {board.loc[0, target]:.4f} | [" in md  # the target column is filled
+    assert result.leaderboard.best_model().model == "curve"
+    client = tracking.client(result.state.tracking_uri)
+    champion = client.get_model_version_by_alias("recsys-tune-blocks", "champion")
+    (curve_run,) = _runs(result.state.tracking_uri, result.state.parent_run_id, "best", "curve")
+    assert champion.tags[registry.TAG_BEST_RUN] == curve_run.info.run_id
+    assert curve_run.data.metrics[target] == board.loc[0, target]

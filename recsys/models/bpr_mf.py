@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from recsys.data.dataset import SplitData
-from recsys.models import lightgcn
 from recsys.models.lightgcn import LightGCN, LightGCNConfig, PairwiseConfig
+from recsys.models.lightgcn import build as build_lightgcn
 
 
 @dataclass(frozen=True)
@@ -30,4 +30,4 @@ class BPRMFConfig(PairwiseConfig):
 
 def build(cfg: BPRMFConfig, data: SplitData, device: torch.device) -> LightGCN:
     """A zero-layer LightGCN, i.e. user and item embeddings scored by their dot product."""
-    return lightgcn.build(LightGCNConfig(layers=0, **asdict(cfg)), data, device)
+    return build_lightgcn(LightGCNConfig(layers=0, **asdict(cfg)), data, device)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from recsys.data.dataset import SplitData
-from recsys.errors import RecsysError
+from recsys.errors import RecsysError, require
 from recsys.models.base import Recommender
 from recsys.models.history import History
 
@@ -17,6 +18,12 @@ class EASEConfig:
     """EASE's one hyperparameter: the L2 weight lambda on the item-item matrix."""
 
     l2: float = 250.0
+
+    def __post_init__(self) -> None:
+        require(
+            isinstance(self.l2, int | float) and math.isfinite(self.l2) and self.l2 > 0,
+            f"l2 must be a number > 0 (G + l2*I must be invertible), got {self.l2!r}",
+        )
 
 
 def ease_weights(gram: torch.Tensor, l2: float) -> torch.Tensor:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from recsys.data.dataset import SplitData
-from recsys.errors import RecsysError
+from recsys.errors import RecsysError, require
 from recsys.models.base import Recommender
 from recsys.models.history import History
 from recsys.sparse import sparse_csr
@@ -19,6 +20,18 @@ class ItemKNNConfig:
 
     k: int = 100
     shrink: float = 0.0
+
+    def __post_init__(self) -> None:
+        require(
+            isinstance(self.k, int) and not isinstance(self.k, bool) and self.k >= 1,
+            f"k must be an integer >= 1, got {self.k!r}",
+        )
+        require(
+            isinstance(self.shrink, int | float)
+            and math.isfinite(self.shrink)
+            and self.shrink >= 0,
+            f"shrink must be a number >= 0, got {self.shrink!r}",
+        )
 
 
 def knn_neighbours(

@@ -1,15 +1,36 @@
-"""All the Ray Tune and MLflow wiring of a sweep, one step per module.
+"""All the Ray Tune and MLflow wiring of a sweep, one step per module (``sweep``'s docstring
+draws how the types flow between them).
+
+Before the search:
 
 - ``config``: ``SweepConfig``, its validation (no Ray, no data), each model's budget.
 - ``state``: ``SweepState``, what a sweep has done so far (``--resume`` reads it).
 - ``space``: search-space files (``searchspaces/<model>.yaml``): load, validate, convert to Tune.
 - ``resources``: the Ray cluster, and each trial's CPU/GPU share checked against it.
-- ``search``: one model's search: searcher, ASHA, progress output, the Tuner.
+- ``inputs``: the split, and its copy without the test pairs for the trials.
+
+The search:
+
+- ``search``: every model's search in one Tuner; ``per_model``: each model's searcher and ASHA
+  behind the Tuner's one searcher and scheduler; ``interrupts``: Ctrl-C and SIGTERM.
 - ``trainable``: the one function trainable (``Trainer.run`` inside a trial, checkpoints).
-- ``best``: the best checkpoint, scored on validation and test, as a ``ModelOutcome``.
+- ``snapshot``: Tune's experiment snapshot repaired before a resume.
+- ``trial_runs``: one MLflow run per trial; ``progress``: the console's line per model.
+
+After the search (Tune's shapes end in ``records``):
+
+- ``records``: ``TrialRecord`` per trial and ``TrialEnd``, the one rule of how a trial ended.
+- ``best``: pure functions of records: the best checkpoint (``Choice``), the search's cost, the
+  curves.
+- ``replicas``: ``--seeds``: the best configs trained again with other seeds, as Ray tasks.
+- ``scoring``: the chosen checkpoint and the seed runs scored on validation and test.
+- ``outcome``: ``ModelOutcome``, frozen, what every later step reads.
+- ``finalize``: one model after the search: scored, its files and runs, its outcome saved.
+- ``leaderboard``: ``Leaderboard`` (typed rows ranked by the target, intervals, paired tests).
 - ``results`` (and ``plots``): everything written to the results directory.
-- ``tracking``: MLflow runs (sweep parent, one nested run per trial, best runs) and provenance.
-- ``registry``: each best checkpoint as an MLflow model (``recsys.serving``), the champion's
-  registration, the experiment's UI tags and descriptions, the leaderboard as an MLflow table.
+- ``tracking``: MLflow runs (sweep parent, best runs, seed runs) and provenance.
+- ``registry``: each best checkpoint as an MLflow model (``recsys.serving``), the champion
+  (``Leaderboard.best_model``), the experiment's UI tags, the leaderboard as an MLflow table.
+- ``endings``: how a sweep ended, recorded in its state and on its MLflow runs.
 - ``sweep``: ``run_sweep``, the orchestrator that calls the steps above in order.
 """

@@ -28,7 +28,7 @@ DEFAULT_MODELS = (
 )
 SEARCHES = ("random", "optuna")
 SCHEDULERS = ("asha", "fifo")
-REPORT_KS = (10, 20)  # cut-offs every evaluation reports, besides the target's
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # what `mlflow ui` opens by default (MLflow 3)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from ray.tune import Callback
 
 from recsys.metrics import metric_key
+from recsys.tuning.records import TrialEnd
 from recsys.tuning.trainable import MODEL_KEY
 
 HEARTBEAT_S = 60.0
@@ -63,7 +64,8 @@ class ProgressLines(Callback):
                 out["failed"] += 1
             elif status == "TERMINATED":
                 epoch = int((trial.last_result or {}).get("epoch", 0))
-                out["finished" if epoch >= self.max_epochs[model] else "stopped"] += 1
+                end = TrialEnd.of(False, epoch, self.max_epochs[model])
+                out["stopped" if end is TrialEnd.STOPPED else "finished"] += 1
             value = (getattr(trial, "metric_analysis", {}) or {}).get(self.key, {}).get("max")
             if value is not None and not math.isnan(value):
                 best = max(best, float(value))

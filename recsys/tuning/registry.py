@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 
 from recsys.tuning import tracking
-from recsys.tuning.best import ModelOutcome
 
 if TYPE_CHECKING:
     from recsys.data.dataset import SplitData
-    from recsys.tuning.best import Best
     from recsys.tuning.config import SweepConfig
+    from recsys.tuning.leaderboard import Leaderboard
+    from recsys.tuning.scoring import Scored
 
 MODEL_NAME = "model"  # the logged model's name within its best run
 CHAMPION = "champion"
@@ -109,7 +109,7 @@ def _sweep_note(cfg: SweepConfig, data: SplitData) -> str:
     )
 
 
-def log_model(tracking_uri: str, run_id: str, best: Best, data: SplitData) -> str:
+def log_model(tracking_uri: str, run_id: str, best: Scored, data: SplitData) -> str:
     """Logs a model's best checkpoint as a pyfunc model of its best run; returns its URI.
 
     A model already logged from that run (a resumed sweep) is reused, not logged again.
@@ -212,21 +212,19 @@ def publish(
     tracking_uri: str,
     parent_run_id: str,
     dataset: str,
-    board: pd.DataFrame,
-    outcomes: Sequence[ModelOutcome],
+    board: Leaderboard,
 ) -> str | None:
     """After the leaderboard: logs it on the sweep's run as an MLflow table and registers its
-    best model as ``recsys-tune-<dataset>@champion``; returns that model's URI (None when no
-    model has a result)."""
-    log_leaderboard(tracking_uri, parent_run_id, board)
-    ranked = [m for m, e in zip(board["model"], board["error"], strict=True) if not e]
-    runs = {o.model: o.best_run_id for o in outcomes if o.error is None and o.best_run_id}
-    best = next((m for m in ranked if m in runs), None)
-    if best is None:
+    best model (:meth:`Leaderboard.best_model`) as ``recsys-tune-<dataset>@champion``; returns
+    that model's URI (None when no model has a result)."""
+    log_leaderboard(tracking_uri, parent_run_id, board.to_frame())
+    best = board.best_model()
+    run_id = best.outcome.best_run_id if best is not None else None
+    if run_id is None:
         return None
-    uri = logged_model_uri(tracking_uri, runs[best])
+    uri = logged_model_uri(tracking_uri, run_id)
     if uri is not None:
-        register_champion(tracking_uri, registered_name(dataset), uri, runs[best])
+        register_champion(tracking_uri, registered_name(dataset), uri, run_id)
     return uri
 
 

@@ -37,7 +37,7 @@ Results directory contract (``results/<sweep>/`` by default; every file written 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +47,9 @@ import torch
 import yaml
 
 from recsys.io import atomic_path, write_text_atomic
-from recsys.metrics import metric_key, parse_metric
-from recsys.tuning.best import ModelOutcome
+from recsys.metrics import metric_key, parse_metric, reported_metrics
+from recsys.tuning.leaderboard import Leaderboard
+from recsys.tuning.outcome import ModelOutcome
 from recsys.tuning.plots import CURVE_COLUMNS, plot_curves, plot_test_bars
 
 if TYPE_CHECKING:
@@ -56,126 +57,18 @@ if TYPE_CHECKING:
     from recsys.evaluate import UserMetrics
     from recsys.models.base import Recommender
 
-LEADERBOARD_METRICS = ("recall", "ndcg", "precision", "hit")
-LEADERBOARD_KS = (10, 20)
 TOP_N = 100
 
 
-def leaderboard_metrics() -> list[str]:
-    """The evaluator's names of the leaderboard's metrics: ``recall@10``, ``ndcg@10``, ..."""
-    return [f"{m}@{k}" for k in LEADERBOARD_KS for m in LEADERBOARD_METRICS]
-
-
-def metric_columns(split: str) -> list[str]:
-    return [metric_key(split, m) for m in leaderboard_metrics()]
-
-
-def leaderboard_row(outcome: ModelOutcome) -> dict[str, Any]:
-    row: dict[str, Any] = {"model": outcome.model}
-    for split, values in (("val", outcome.val), ("test", outcome.test)):
-        for name in leaderboard_metrics():
-            row[metric_key(split, name)] = float(values.get(name, float("nan")))
-    for name in leaderboard_metrics():
-        key = metric_key("test", name)
-        row[f"{key}_std"] = float(outcome.test_std.get(name, float("nan")))
-    row.update(
-        seeds=len(outcome.seeds) if outcome.error is None else 0,
-        epochs=outcome.epochs,
-        trials=outcome.trials,
-        trials_finished=outcome.trials_finished,
-        trials_stopped=outcome.trials_stopped,
-        trials_failed=outcome.trials_failed,
-        wall_seconds=round(outcome.wall_seconds, 2),
-        seconds_per_epoch=round(outcome.seconds_per_epoch, 4),
-        best_epoch=outcome.best_epoch,
-        best_trial=outcome.trial_id,
-        best_run_id=outcome.best_run_id or "",
-        error=outcome.error or "",
-    )
-    return row
-
-
-def leaderboard(
-    outcomes: Sequence[ModelOutcome],
-    metric: str = "ndcg@10",
-    per_user: Mapping[str, pd.DataFrame] | None = None,
-    seed: int = 0,
+def per_user_frame(
+    runs: Sequence[tuple[int, UserMetrics]], data: SplitData, metric: str = "ndcg@10"
 ) -> pd.DataFrame:
-    """One row per model, best target test metric first, with the statistics of
-    :func:`statistics` when ``per_user`` (model -> its ``per_user`` frame) is given."""
-    frame = pd.DataFrame([leaderboard_row(o) for o in outcomes])
-    sort = metric_key("test", metric)
-    if sort in frame:
-        frame = frame.sort_values(sort, ascending=False, kind="stable")
-    frame = frame.reset_index(drop=True)
-    if per_user:
-        stats = statistics(per_user, list(frame["model"]), metric, seed)
-        frame = frame.merge(stats, on="model", how="left")
-    return frame[_ordered(frame.columns)]
-
-
-def _ordered(columns: Sequence[str]) -> list[str]:
-    """Each test metric followed by its interval and spread, then everything else."""
-    out: list[str] = []
-    for c in columns:
-        if c in out or c.endswith(("_ci_low", "_ci_high", "_std")):
-            continue
-        out.append(c)
-        out += [f"{c}{s}" for s in ("_ci_low", "_ci_high", "_std") if f"{c}{s}" in columns]
-    return out
-
-
-def statistics(
-    per_user: Mapping[str, pd.DataFrame], ranking: Sequence[str], metric: str, seed: int = 0
-) -> pd.DataFrame:
-    """Bootstrap intervals of every test metric and paired tests against the best model.
-
-    A user's value is the mean over the model's seed runs. Models are compared on the users
-    every one of them was scored on.
-
-    Args:
-        per_user: model -> its per-user test metrics (:func:`per_user_frame`).
-        ranking: models, best first (the leaderboard's order); the first with per-user
-            metrics is the best.
-        metric: the target metric, the one tested.
-        seed: the bootstrap's seed.
-
-    Returns:
-        One row per model of ``per_user``: ``model``, ``<test metric>_ci_low`` /
-        ``_ci_high``, ``p_wilcoxon``, ``p_ttest`` (Holm-corrected), ``tied_with_best``.
-    """
-    from recsys.stats import against_best, bootstrap_ci
-
-    columns = [c for c in metric_columns("test") if all(c in f for f in per_user.values())]
-    users = {m: f.groupby("user_id")[columns].mean() for m, f in per_user.items()}
-    common = sorted(set.intersection(*(set(u.index) for u in users.values())), key=str)
-    rows = []
-    for model, values in users.items():
-        bounds = bootstrap_ci(values.loc[common].to_numpy(), seed=seed)
-        row: dict[str, Any] = {"model": model}
-        for column, (low, high) in zip(columns, bounds, strict=True):
-            row[f"{column}_ci_low"], row[f"{column}_ci_high"] = float(low), float(high)
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    target = metric_key("test", metric)
-    ranked = [m for m in ranking if m in users]
-    if not ranked or target not in columns:
-        return out
-    best = ranked[0]
-    tests = against_best({m: users[m].loc[common, target].to_numpy() for m in ranked}, best)
-    out["p_wilcoxon"] = out["model"].map(lambda m: tests[m].wilcoxon_p_holm if m in tests else None)
-    out["p_ttest"] = out["model"].map(lambda m: tests[m].ttest_p_holm if m in tests else None)
-    out["tied_with_best"] = out["model"].map(lambda m: m == best or tests[m].tied)
-    return out
-
-
-def per_user_frame(runs: Sequence[tuple[int, UserMetrics]], data: SplitData) -> pd.DataFrame:
-    """Every test user's leaderboard metrics for each seed run: ``user_id`` (raw), ``seed``,
-    ``test_<m>_at_<k>``."""
+    """Every test user's leaderboard metrics (``metric``, the target, among them) for each seed
+    run: ``user_id`` (raw), ``seed``, ``test_<m>_at_<k>``."""
     frames = []
     for seed, scores in runs:
         frame = {"user_id": data.user_ids[scores.users], "seed": np.full(len(scores.users), seed)}
-        for name in leaderboard_metrics():
+        for name in reported_metrics(metric):
             if name in scores.values:
                 frame[metric_key("test", name)] = scores.values[name].astype(np.float32)
         frames.append(pd.DataFrame(frame))
@@ -193,8 +86,11 @@ def read_per_user(results_dir: Path, outcomes: Sequence[ModelOutcome]) -> dict[s
     return out
 
 
-def markdown_board(board: pd.DataFrame, metric: str = "ndcg@10") -> str:
+def markdown_board(leaderboard: Leaderboard) -> str:
     """The leaderboard for reading: the target metric with its interval, spread and tests."""
+    board, metric = leaderboard.to_frame(), leaderboard.metric
+    if not len(board):
+        return ""
     target = metric_key("test", metric)
     view = pd.DataFrame({"model": board["model"]})
 
@@ -233,11 +129,14 @@ def markdown_board(board: pd.DataFrame, metric: str = "ndcg@10") -> str:
     return markdown_table(view)
 
 
-def markdown_intervals(board: pd.DataFrame) -> str:
+def markdown_intervals(leaderboard: Leaderboard) -> str:
     """Every test metric of every model as ``mean [95% CI]`` (``leaderboard.md``'s second
     table)."""
+    board = leaderboard.to_frame()
+    if not len(board):
+        return ""
     view = pd.DataFrame({"model": board["model"]})
-    for column in metric_columns("test"):
+    for column in (metric_key("test", m) for m in leaderboard.metrics):
         low, high = f"{column}_ci_low", f"{column}_ci_high"
         if column not in board or low not in board:
             continue
@@ -327,7 +226,8 @@ def write_model_outputs(
     paths by kind."""
     results_dir = Path(results_dir)
     users = write_parquet(
-        per_user_frame(per_user, data), results_dir / "per_user" / f"{outcome.model}.parquet"
+        per_user_frame(per_user, data, metric),
+        results_dir / "per_user" / f"{outcome.model}.parquet",
     )
     rec = write_parquet(
         recommendations(model, data), results_dir / "recommendations" / f"{outcome.model}.parquet"
@@ -358,15 +258,16 @@ def write_results(
     outcomes: Sequence[ModelOutcome],
     metric: str,
     seed: int = 0,
-) -> pd.DataFrame:
+) -> Leaderboard:
     """The sweep-wide files of the results directory (see the module docstring); ``seed`` is
-    the bootstrap's."""
+    the bootstrap's. Returns the leaderboard they show."""
     results_dir = Path(results_dir)
-    board = leaderboard(outcomes, metric, read_per_user(results_dir, outcomes), seed)
-    write_text_atomic(results_dir / "leaderboard.csv", board.to_csv(index=False))
+    board = Leaderboard.build(outcomes, metric, read_per_user(results_dir, outcomes), seed)
+    frame = board.to_frame()
+    write_text_atomic(results_dir / "leaderboard.csv", frame.to_csv(index=False))
     write_text_atomic(
         results_dir / "leaderboard.md",
-        markdown_board(board, metric)
+        markdown_board(board)
         + "\nEvery test metric, mean [95% bootstrap interval over users]:\n\n"
         + markdown_intervals(board),
     )
@@ -383,5 +284,6 @@ def write_results(
     write_text_atomic(results_dir / "best_configs.yaml", yaml.safe_dump(configs, sort_keys=False))
     data.to_parquet(results_dir / "split.parquet")
     if len(board):
-        plot_test_bars(board, metric_columns("test"), results_dir / "test_metrics.png")
+        columns = [metric_key("test", m) for m in board.metrics]
+        plot_test_bars(frame, columns, results_dir / "test_metrics.png")
     return board

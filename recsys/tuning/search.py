@@ -7,19 +7,16 @@ total.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from recsys.metrics import metric_key
+from recsys.metrics import REPORT_KS, metric_key
 from recsys.seeds import derive_seed
 from recsys.tuning import snapshot
-from recsys.tuning.config import REPORT_KS, SweepConfig
+from recsys.tuning.config import SweepConfig
+from recsys.tuning.interrupts import graceful_interrupts
 from recsys.tuning.resources import TrialResources
 from recsys.tuning.space import Budget, SearchSpace, to_tune
 from recsys.tuning.trainable import TrialSettings, split_config, train_trial
@@ -79,6 +76,13 @@ def run_search(
         tune.with_parameters(train_trial, data=trial_data, settings=settings),
         resources.as_dict(),
     )
+    if cfg.verbose:
+        for model, budget in budgets.items():
+            print(
+                f"== {model}: {budget.num_samples} trials, up to {budget.max_epochs} epochs "
+                f"({cfg.scheduler}, {cfg.search} search)",
+                flush=True,
+            )
     path = f"{storage.rstrip('/')}/{EXPERIMENT}"
     started = time.time()
     # Only a resumed sweep restores: its storage folder is its own (see SweepState.sweep_id).
@@ -94,41 +98,6 @@ def run_search(
     total = sum(budgets[m].num_samples for m in spaces)
     ended = grid.num_terminated + grid.num_errors >= len(grid) >= total
     return Search(grid, time.time() - started, ended and not interrupted.is_set())
-
-
-@contextlib.contextmanager
-def graceful_interrupts() -> Iterator[threading.Event]:
-    """Ctrl-C or SIGTERM during a search: Tune saves its state and stops, and the event says so.
-
-    A terminal's Ctrl-C also reaches the trial processes, whose trials then end in errors; the
-    event, not the trials' states, tells an interrupted search from a finished one. A second
-    Ctrl-C stops at once.
-    """
-    interrupted = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield interrupted  # signals reach the main thread only
-        return
-
-    def stop(signum: int, frame: Any) -> None:
-        if interrupted.is_set():
-            raise KeyboardInterrupt
-        interrupted.set()
-        print("interrupted: saving the search's state (Ctrl-C again to stop at once)", flush=True)
-        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's own graceful stop
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # Tune would replace the SIGINT handler with one that sets no flag of ours.
-    before = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    try:
-        yield interrupted
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if before is None:
-            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
-        else:
-            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = before
 
 
 def _tuner(

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from recsys.errors import RecsysError
 from recsys.io import check_writable, write_text_atomic
-from recsys.tuning.best import ModelOutcome
 from recsys.tuning.config import DEFAULT_TRACKING_URI, SweepConfig
+from recsys.tuning.outcome import ModelOutcome
 
 STATE_DIR = ".sweep"
 

@@ -1,5 +1,12 @@
-"""A sweep, step by step: state, spaces, cluster, data, the search, the seed runs (``--seeds``),
-then per model best -> results -> tracking, and the leaderboard with its statistics.
+"""A sweep, step by step (each step is a module of ``recsys.tuning``)::
+
+    SweepConfig -> state, {model: SearchSpace}, {model: Budget}, the cluster, the data
+    run_search -> ResultGrid --records_of--> {model: [TrialRecord]}   (Tune's shapes end here)
+    best.choose([TrialRecord]) -> Choice --scoring.score--> Scored (ModelOutcome inside)
+    replicas.start(choices) ... collect(model) -> [SeedRun] --scoring.add_seed_runs--> Scored
+    results files, the best MLflow run, the logged model -> state.save_outcome(outcome)
+    [ModelOutcome] + per-user metrics --Leaderboard.build--> Leaderboard
+    Leaderboard -> leaderboard files, MLflow statistics, registry.publish (the champion)
 
 One Tuner runs every model's trials at once (each model keeps its own searcher, ASHA and budget),
 all under one MLflow parent run. The driver holds the full split; trials get
@@ -8,48 +15,32 @@ all under one MLflow parent run. The driver holds the full split; trials get
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from recsys.errors import RecsysError
+from recsys.errors import SweepInterrupted
 from recsys.seeds import derive_seed
-from recsys.tuning import registry, results, tracking
-from recsys.tuning.best import (
-    ModelFailed,
-    ModelOutcome,
-    add_seed_runs,
-    choose,
-    evaluate_best,
-    search_cost,
-)
+from recsys.tuning import endings, finalize, registry, results, tracking
 from recsys.tuning.config import SweepConfig, model_budget, validate
 from recsys.tuning.inputs import for_trials, load_data
-from recsys.tuning.resources import (
-    ClusterShape,
-    TrialResources,
-    check_shared,
-    connect,
-    resolve_resources,
-)
-from recsys.tuning.search import Search, run_search
-from recsys.tuning.seeds import Replicas
-from recsys.tuning.space import Budget, SearchSpace
+from recsys.tuning.interrupts import sigterm_interrupts
+from recsys.tuning.leaderboard import Leaderboard
+from recsys.tuning.outcome import ModelOutcome
+from recsys.tuning.records import TrialRecord, records_of
+from recsys.tuning.replicas import Replicas
+from recsys.tuning.resources import ClusterShape, check_shared, connect, resolve_resources
+from recsys.tuning.search import run_search
 from recsys.tuning.state import SweepState
-from recsys.tuning.trial_runs import MlflowTrialCallback, unreachable
+from recsys.tuning.trial_runs import MlflowTrialCallback
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from recsys.data.dataset import SplitData
+    from recsys.tuning.resources import TrialResources
+    from recsys.tuning.space import Budget, SearchSpace
 
-
-class SweepInterrupted(RecsysError):
-    """The sweep stopped before every trial finished; ``--resume`` continues it."""
+__all__ = ["SweepInterrupted", "SweepResult", "run_sweep"]
 
 
 @dataclass
@@ -57,7 +48,7 @@ class SweepResult:
     """What :func:`run_sweep` hands back; ``state.status`` says how the sweep ended."""
 
     state: SweepState
-    leaderboard: pd.DataFrame
+    leaderboard: Leaderboard
     outcomes: list[ModelOutcome]
     wall_seconds: float = 0.0  # this run of the sweep (a resumed one: since the resume)
     search_seconds: float = 0.0  # the part of it in the search
@@ -70,6 +61,23 @@ class SweepResult:
     @property
     def trials_failed(self) -> int:
         return sum(o.trials_failed for o in self.outcomes)
+
+
+@dataclass
+class _Run:
+    """One run of a sweep, as its steps share it."""
+
+    state: SweepState
+    spaces: dict[str, SearchSpace]
+    budgets: dict[str, Budget]
+    resources: TrialResources
+    data: SplitData
+    callbacks: Sequence[Any] = ()
+    search_seconds: float = 0.0
+
+    @property
+    def cfg(self) -> SweepConfig:
+        return self.state.config
 
 
 def run_sweep(
@@ -87,6 +95,31 @@ def run_sweep(
         SweepInterrupted: the search stopped before every trial finished; resume it.
     """
     started = time.time()
+    run, notes = _prepare(cfg, data, callbacks)
+    _open_tracking(run)
+    try:
+        with sigterm_interrupts():
+            board, outcomes = _run(run)
+    except KeyboardInterrupt:  # after the search (the search saves its own state and says so)
+        endings.record(run.state, "interrupted")
+        raise endings.interrupted(run.state) from None
+    except BaseException as error:
+        endings.record(
+            run.state, "interrupted" if isinstance(error, SweepInterrupted) else "failed"
+        )
+        raise
+    result = SweepResult(
+        run.state, board, outcomes, time.time() - started, run.search_seconds, notes
+    )
+    failed = "trials_lost" if result.trials_failed else "finished"
+    endings.record(run.state, "failed" if result.failed_models else failed)
+    return result
+
+
+def _prepare(
+    cfg: SweepConfig, data: SplitData | None, callbacks: Sequence[Any]
+) -> tuple[_Run, list[str]]:
+    """Every check, then the cluster and the data; nothing is written yet."""
     state = SweepState.resume(cfg) if cfg.resume else SweepState.create(cfg)
     cfg = state.config
     spaces = validate(cfg)
@@ -97,211 +130,64 @@ def run_sweep(
     cluster = ClusterShape.from_ray()
     check_shared(cluster, state.storage, state.tracking_uri)
     resources, note = resolve_resources(cluster, cfg.cpus_per_trial, cfg.gpus_per_trial)
-    data = load_data(cfg, data)
     notes = [note] if note else []
-    for line in notes:
-        print(line, flush=True)
+    print(*notes, sep="\n", end="\n" if notes else "", flush=True)
+    return _Run(state, spaces, budgets, resources, load_data(cfg, data), callbacks), notes
 
-    # From here on, things are written.
+
+def _open_tracking(run: _Run) -> None:
+    """From here on, things are written: the store, the sweep's parent run, its state."""
+    state, cfg = run.state, run.cfg
     tracking.open_store(state.tracking_uri)
     state.parent_run_id = tracking.start_parent_run(
         state.tracking_uri,
         state.experiment,
         state.name,
-        tags=tracking.provenance_tags(data, cfg.command),
-        params=tracking.sweep_params(cfg, resources, budgets),
+        tags=tracking.provenance_tags(run.data, cfg.command),
+        params=tracking.sweep_params(cfg, run.resources, run.budgets),
         run_id=state.parent_run_id,
     )
-    registry.describe(state.tracking_uri, state.parent_run_id, cfg, data)
+    registry.describe(state.tracking_uri, state.parent_run_id, cfg, run.data)
     state.save()
-    try:
-        with sigterm_interrupts():
-            board, outcomes, search = _run(state, spaces, budgets, resources, data, callbacks)
-    except SweepInterrupted:
-        _end(state, "interrupted")
-        raise
-    except KeyboardInterrupt:  # after the search (the search saves its own state and says so)
-        _end(state, "interrupted")
-        raise SweepInterrupted(
-            f"sweep {state.name!r} interrupted; nothing is lost: continue it with "
-            f"{state.resume_command()}"
-        ) from None
-    except BaseException:
-        _end(state, "failed")
-        raise
-    searched = search.wall_seconds if search is not None else 0.0
-    result = SweepResult(state, board, outcomes, time.time() - started, searched, notes)
-    if result.failed_models:
-        _end(state, "failed")
-    else:
-        _end(state, "trials_lost" if result.trials_failed else "finished")
-    return result
 
 
-def _run(
-    state: SweepState,
-    spaces: dict[str, SearchSpace],
-    budgets: dict[str, Budget],
-    resources: TrialResources,
-    data: SplitData,
-    callbacks: Sequence[Any],
-) -> tuple[pd.DataFrame, list[ModelOutcome], Search | None]:
+def _run(run: _Run) -> tuple[Leaderboard, list[ModelOutcome]]:
     """The search, the seed runs, each model's outcome and the leaderboard."""
-    cfg = state.config
-    data, trial_data = for_trials(data, spaces.values())
-    search = _search(state, spaces, budgets, resources, trial_data, callbacks)
-    replicas = _seed_runs(state, search, list(spaces), trial_data, resources)
+    state, cfg = run.state, run.cfg
+    data, trial_data = for_trials(run.data, run.spaces.values())
+    records = _search(run, trial_data)
+    replicas = Replicas.start(
+        finalize.choices(state, records), cfg.seeds, trial_data, run.resources
+    )
     try:
-        outcomes = [_model(state, search, data, m, budgets[m], replicas) for m in spaces]
+        outcomes = [
+            finalize.model_outcome(state, data, m, records.get(m), replicas) for m in run.spaces
+        ]
     finally:
         replicas.cancel()
-    board = results.write_results(
-        state.results_dir, data, outcomes, cfg.metric, derive_seed(cfg.seed, "bootstrap")
-    )
+    bootstrap = derive_seed(cfg.seed, "bootstrap")
+    board = results.write_results(state.results_dir, data, outcomes, cfg.metric, bootstrap)
     tracking.log_statistics(state.tracking_uri, board)
-    registry.publish(state.tracking_uri, state.parent_run_id, cfg.dataset, board, outcomes)
-    return board, outcomes, search
+    registry.publish(state.tracking_uri, state.parent_run_id, cfg.dataset, board)
+    return board, outcomes
 
 
-@contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM ends the sweep as Ctrl-C does (``KeyboardInterrupt``), so that the sweep records
-    that it was interrupted (the search replaces this with its own graceful stop)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _end(state: SweepState, status: str) -> None:
-    """Records how the sweep ended: in its state, on its MLflow runs (open ones closed).
-
-    A tracking store that does not answer leaves the runs open and says so; the state, the
-    sweep's own record, is written first.
-    """
-    state.status = status
-    state.save()
-    try:
-        tracking.end_sweep(state.tracking_uri, state.parent_run_id, status)
-    except Exception as error:
-        if not unreachable(error):
-            raise
-        print(
-            f"MLflow at {state.tracking_uri} does not answer: the sweep's runs stay RUNNING "
-            f"there; it ended {status!r} (see {state.results_dir}/.sweep/sweep.json)",
-            flush=True,
-        )
-
-
-def _search(
-    state: SweepState,
-    spaces: dict[str, SearchSpace],
-    budgets: dict[str, Budget],
-    resources: TrialResources,
-    trial_data: Any,
-    callbacks: Sequence[Any],
-) -> Search | None:
-    """Every model's trials, at once. None when an earlier run of the sweep reached every
-    model's outcome (only the results were left to write)."""
-    cfg = state.config
-    if all(state.outcome(m) is not None for m in spaces):
-        return None
-    if cfg.verbose:
-        for model, budget in budgets.items():
-            print(
-                f"== {model}: {budget.num_samples} trials, up to {budget.max_epochs} epochs "
-                f"({cfg.scheduler}, {cfg.search} search)",
-                flush=True,
-            )
-    trial_runs = MlflowTrialCallback(
-        state.tracking_uri,
-        state.parent_run_id,
-        {m: b.max_epochs for m, b in budgets.items()},
-        cfg.seed,
-    )
+def _search(run: _Run, trial_data: Any) -> dict[str, list[TrialRecord]]:
+    """Every model's trials, at once, as records; none when an earlier run of the sweep
+    reached every model's outcome (only the results were left to write)."""
+    state, cfg = run.state, run.cfg
+    if all(state.outcome(m) is not None for m in run.spaces):
+        return {}
+    max_epochs = {m: b.max_epochs for m, b in run.budgets.items()}
+    trial_runs = MlflowTrialCallback(state.tracking_uri, state.parent_run_id, max_epochs, cfg.seed)
+    callbacks = [trial_runs, *run.callbacks]
     search = run_search(
-        cfg, spaces, budgets, resources, trial_data, state.storage, [trial_runs, *callbacks]
+        cfg, run.spaces, run.budgets, run.resources, trial_data, state.storage, callbacks
     )
+    run.search_seconds = search.wall_seconds
     state.search_seconds += search.wall_seconds
     state.save()
     trial_runs.outbox.drain()  # updates that waited for the tracking server, or TrackingLost
     if not search.finished:
-        raise SweepInterrupted(
-            f"sweep {state.name!r} interrupted; nothing is lost: continue it with "
-            f"{state.resume_command()}"
-        )
-    return search
-
-
-def _seed_runs(
-    state: SweepState,
-    search: Search | None,
-    models: list[str],
-    trial_data: Any,
-    resources: TrialResources,
-) -> Replicas:
-    """Starts seeds 2..N of every model still to evaluate, all at once (``--seeds N``)."""
-    cfg = state.config
-    jobs = {}
-    for model in models:
-        if search is None or state.outcome(model) is not None:
-            continue
-        try:
-            chosen = choose(model, search.results(model), cfg.metric, cfg.seed)
-        except ModelFailed:
-            continue  # reported by _model
-        jobs[model] = (chosen.config, chosen.seed, chosen.epoch)
-    return Replicas.start(jobs, cfg.seeds, trial_data, resources)
-
-
-def _model(
-    state: SweepState,
-    search: Search | None,
-    data: SplitData,
-    model: str,
-    budget: Budget,
-    replicas: Replicas,
-) -> ModelOutcome:
-    """One model after the search: its best checkpoint and seed runs on test, its files and its
-    best run (with a run per seed under it).
-
-    A model whose outcome an earlier run of the sweep reached is not evaluated again.
-    """
-    cfg = state.config
-    done = state.outcome(model)
-    if done is not None or search is None:
-        return done
-    trials = search.results(model)
-    try:
-        best = evaluate_best(model, trials, data, cfg.metric, cfg.seed, budget.max_epochs)
-    except ModelFailed as error:  # not final: --resume retries the failed trials
-        return ModelOutcome.failed(model, str(error), search_cost(trials, budget.max_epochs))
-    runs, failed = replicas.weights(model)
-    for line in failed:  # the model's mean is over the seeds that trained
-        print(f"SEED:     {line}", flush=True)
-    add_seed_runs(best, runs, cfg.seeds, data, cfg.metric)
-    files = results.write_model_outputs(
-        state.results_dir, best.outcome, best.trainer.model, data, cfg.metric, best.per_user
-    )
-    best.outcome.best_run_id = tracking.log_best_run(
-        state.tracking_uri,
-        state.parent_run_id,
-        best,
-        {
-            "recommendations": files["recommendations"],
-            "plots": files["curve"],
-            "per_user": files["per_user"],
-        },
-    )
-    best.outcome.seed_run_ids = tracking.log_seed_runs(state.tracking_uri, best.outcome)
-    registry.log_model(state.tracking_uri, best.outcome.best_run_id, best, data)
-    state.save_outcome(best.outcome)
-    return best.outcome
+        raise endings.interrupted(state)
+    return records_of(search.grid, max_epochs, cfg.seed)

@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from recsys.errors import RecsysError
 from recsys.io import check_writable
 from recsys.metrics import metric_key
@@ -27,11 +25,11 @@ from recsys.tuning.config import SweepConfig, prep_config
 from recsys.tuning.results import best_config_yaml
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from recsys.data.dataset import SplitData
-    from recsys.tuning.best import Best, ModelOutcome
+    from recsys.tuning.leaderboard import Leaderboard
+    from recsys.tuning.outcome import ModelOutcome
     from recsys.tuning.resources import TrialResources
+    from recsys.tuning.scoring import Scored
     from recsys.tuning.space import Budget
 
 TAG_SWEEP = "recsys.sweep"
@@ -248,7 +246,7 @@ def find_child_runs(
 
 
 def log_best_run(
-    tracking_uri: str, parent_run_id: str, best: Best, files: Mapping[str, Path]
+    tracking_uri: str, parent_run_id: str, best: Scored, files: Mapping[str, Path]
 ) -> str:
     """Logs the "best" run of a model under the sweep's run; returns its id.
 
@@ -354,26 +352,27 @@ def log_seed_runs(tracking_uri: str, outcome: ModelOutcome) -> list[str]:
     return ids
 
 
-def log_statistics(tracking_uri: str, board: pd.DataFrame) -> None:
+def log_statistics(tracking_uri: str, board: Leaderboard) -> None:
     """Each best run gets its leaderboard statistics as metrics: the test metrics' intervals
     (``<metric>_ci_low`` / ``_ci_high``) and spread across seeds (``_std``), the seeds, and the
     paired tests against the best model (``p_wilcoxon``, ``p_ttest``, ``tied_with_best`` 1/0)."""
-    if "best_run_id" not in board:
-        return
     c = client(tracking_uri)
-    for _, row in board.iterrows():
-        run_id = row["best_run_id"]
-        if not isinstance(run_id, str) or not run_id:
+    for row in board.rows:
+        o = row.outcome
+        if not o.best_run_id:
             continue
-        metrics = {
-            k: v
-            for k, v in row.items()
-            if k.endswith(("_ci_low", "_ci_high", "_std")) or k in ("p_wilcoxon", "p_ttest")
-        }
-        metrics["seeds"] = row.get("seeds")
-        if isinstance(row.get("tied_with_best"), bool | np.bool_):
-            metrics["tied_with_best"] = int(row["tied_with_best"])
-        c.log_batch(run_id, metrics=metric_batch(metrics, 0))
+        metrics: dict[str, Any] = {}
+        for name in board.metrics:
+            key = metric_key("test", name)
+            if key in row.intervals:
+                metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = row.intervals[key]
+            metrics[f"{key}_std"] = o.test_std.get(name, float("nan"))
+        if board.tested:
+            metrics["p_wilcoxon"], metrics["p_ttest"] = row.p_wilcoxon, row.p_ttest
+        metrics["seeds"] = len(o.seeds) if o.error is None else 0
+        if row.tied_with_best is not None:
+            metrics["tied_with_best"] = int(row.tied_with_best)
+        c.log_batch(run_id=o.best_run_id, metrics=metric_batch(metrics, 0))
 
 
 # How a sweep ended -> the MLflow status of its parent run (and of trial runs left open).

@@ -18,7 +18,8 @@ from typing import Any
 
 from ray.tune import Callback
 
-from recsys.errors import RecsysError
+from recsys.errors import TrackingLost
+from recsys.tuning.records import TrialEnd
 from recsys.tuning.tracking import (
     TAG_DEFAULTS,
     TAG_NODE,
@@ -35,10 +36,6 @@ RETRY_EVERY_S = 5.0
 FINAL_WAIT_S = 180.0
 REQUEST_TIMEOUT_S = 10  # per call while buffering, instead of MLflow's 120 s and 7 retries
 _TRIAL_METRICS = ("epoch", "epoch_seconds", "setup_seconds", "resumed_from_epoch")
-
-
-class TrackingLost(RecsysError):
-    """The tracking store stayed unreachable: some trial updates were never logged."""
 
 
 def unreachable(error: BaseException) -> bool:
@@ -251,11 +248,8 @@ class MlflowTrialCallback(Callback):
             return
         last = trial.last_result or {}
         epoch = int(last.get("epoch", self._last_epoch.get(trial_id, 0)))
-        if status == "FAILED":
-            outcome = "error"
-        else:
-            max_epochs = self.max_epochs[split_config(trial.config)[0]]
-            outcome = "stopped_early" if epoch < max_epochs else "completed"
+        max_epochs = self.max_epochs[split_config(trial.config)[0]]
+        outcome = TrialEnd.of(status == "FAILED", epoch, max_epochs).value
 
         def finish() -> None:
             run_id = self._runs[trial_id]

@@ -1,5 +1,9 @@
 """``--seeds N``: each model's best config trained again with other seeds, to show its spread.
 
+``Replicas.start(choices, n, ...)`` submits the runs of every model at once;
+``collect(model)`` waits for one model's :class:`SeedRun` s; the driver scores them
+(:func:`recsys.tuning.scoring.add_seed_runs`).
+
 The best checkpoint is seed 1 of N; seeds 2..N train the same config from scratch, for the best
 checkpoint's number of epochs, as Ray tasks with a trial's resources (so they run where trials
 run, all models' at once). A task trains on the trials' copy of the split, without its test
@@ -16,10 +20,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from recsys.seeds import derive_seed
+from recsys.tuning.best import Choice, one_line
 
 if TYPE_CHECKING:
     from recsys.data.dataset import SplitData
     from recsys.tuning.resources import TrialResources
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One seed run that trained: its seed and its model's weights (``torch.save`` bytes)."""
+
+    seed: int
+    weights: bytes
 
 
 def replica_seeds(best_seed: int, n: int) -> list[int]:
@@ -62,13 +75,13 @@ class Replicas:
     @classmethod
     def start(
         cls,
-        jobs: Mapping[str, tuple[Mapping[str, Any], int, int]],
+        choices: Mapping[str, Choice],
         n: int,
         trial_data: Any,
         resources: TrialResources,
     ) -> Replicas:
-        """Submits seeds 2..``n`` of every trainable model in ``jobs`` (model -> (config, best
-        seed, epochs)) as Ray tasks; returns at once."""
+        """Submits seeds 2..``n`` of every trainable model's best config (``choices``: model ->
+        its best checkpoint), for the checkpoint's epochs, as Ray tasks; returns at once."""
         from recsys.models import get_spec
 
         pending: dict[str, list[tuple[int, Any]]] = {}
@@ -79,7 +92,7 @@ class Replicas:
         task = ray.remote(train_weights).options(
             num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=2
         )
-        for model, (config, seed, epochs) in jobs.items():
+        for model, choice in choices.items():
             if not get_spec(model).trainable:
                 continue
             pending[model] = [
@@ -87,29 +100,27 @@ class Replicas:
                     s,
                     task.remote(
                         model,
-                        dict(config),
+                        dict(choice.config),
                         trial_data,
                         s,
-                        epochs,
+                        choice.epoch,
                         resources.device,
                         resources.threads,
                     ),
                 )
-                for s in replica_seeds(seed, n)[1:]
+                for s in replica_seeds(choice.seed, n)[1:]
             ]
         return cls(pending)
 
-    def weights(self, model: str) -> tuple[list[tuple[int, bytes]], list[str]]:
-        """The trained weights of ``model``'s seeds 2..N (waits for them), and a line for each
-        seed run that failed (after Ray's retries: e.g. training diverged with that seed)."""
+    def collect(self, model: str) -> tuple[list[SeedRun], list[str]]:
+        """``model``'s seed runs 2..N that trained (waits for them), and a line for each one
+        that failed (after Ray's retries: e.g. training diverged with that seed)."""
         import ray
-
-        from recsys.tuning.best import one_line
 
         done, failed = [], []
         for seed, ref in self.pending.get(model, []):
             try:
-                done.append((seed, ray.get(ref)))
+                done.append(SeedRun(seed, ray.get(ref)))
             except ray.exceptions.RayError as error:
                 failed.append(f"seed {seed} of {model!r} failed: {one_line(error)}")
         return done, failed

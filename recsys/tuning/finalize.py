@@ -1,0 +1,86 @@
+"""After the search, one model at a time: its best checkpoint scored on validation and test,
+its seed runs scored, its results files, its best MLflow run (a run per seed under it), its
+logged model, and its outcome saved in the sweep's state (a resumed sweep does not redo it)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from recsys.tuning import registry, results, tracking
+from recsys.tuning.best import Choice, ModelFailed, choose, search_cost
+from recsys.tuning.outcome import ModelOutcome
+from recsys.tuning.records import TrialRecord
+from recsys.tuning.replicas import Replicas
+from recsys.tuning.scoring import Scored, add_seed_runs, score
+from recsys.tuning.state import SweepState
+
+if TYPE_CHECKING:
+    from recsys.data.dataset import SplitData
+
+
+def choices(state: SweepState, records: dict[str, list[TrialRecord]]) -> dict[str, Choice]:
+    """The best checkpoint of each model still to evaluate (:func:`model_outcome` reports a
+    model without one)."""
+    out = {}
+    for model, trials in records.items():
+        if state.outcome(model) is not None:
+            continue
+        try:
+            out[model] = choose(trials, state.config.metric)
+        except ModelFailed:
+            continue
+    return out
+
+
+def model_outcome(
+    state: SweepState,
+    data: SplitData,
+    model: str,
+    records: list[TrialRecord] | None,
+    replicas: Replicas,
+) -> ModelOutcome:
+    """One model after the search: its best checkpoint and seed runs scored on test, its files,
+    its best run (a run per seed under it) and logged model, then its outcome saved.
+
+    A model whose outcome an earlier run of the sweep reached is not evaluated again.
+    """
+    cfg = state.config
+    done = state.outcome(model)
+    if done is not None or records is None:
+        return done
+    try:
+        chosen = choose(records, cfg.metric)
+    except ModelFailed as error:  # not final: --resume retries the failed trials
+        return ModelOutcome.failed(model, str(error), search_cost(records))
+    scored = score(chosen, records, data, cfg.metric)
+    runs, failed = replicas.collect(model)
+    for line in failed:  # the model's mean is over the seeds that trained
+        print(f"SEED:     {line}", flush=True)
+    scored = add_seed_runs(scored, runs, cfg.seeds, data, cfg.metric)
+    outcome = _log(state, scored, data)
+    state.save_outcome(outcome)
+    return outcome
+
+
+def _log(state: SweepState, scored: Scored, data: SplitData) -> ModelOutcome:
+    """A scored model's files, its best and seed runs and its logged model; returns its
+    outcome with its runs."""
+    files = results.write_model_outputs(
+        state.results_dir,
+        scored.outcome,
+        scored.trainer.model,
+        data,
+        state.config.metric,
+        scored.per_user,
+    )
+    artifacts = {
+        "recommendations": files["recommendations"],
+        "plots": files["curve"],
+        "per_user": files["per_user"],
+    }
+    best_run = tracking.log_best_run(state.tracking_uri, state.parent_run_id, scored, artifacts)
+    outcome = scored.outcome.with_runs(best_run)
+    seed_runs = tracking.log_seed_runs(state.tracking_uri, outcome)
+    outcome = outcome.with_runs(best_run, seed_runs)
+    registry.log_model(state.tracking_uri, best_run, scored, data)
+    return outcome

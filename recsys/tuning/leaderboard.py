@@ -1,0 +1,218 @@
+"""The leaderboard: one typed row per model, ranked by the sweep's target metric on test, with
+bootstrap intervals and paired tests against the best model on that metric.
+
+``Leaderboard.build(outcomes, metric, per_user, seed)`` is the one place the ranking is made;
+the results files, MLflow's statistics, the registry's champion (:meth:`Leaderboard.best_model`)
+and the console's summary all read it. ``to_frame()`` is ``leaderboard.csv``'s table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from recsys.metrics import metric_key, reported_metrics
+from recsys.tuning.outcome import ModelOutcome
+
+_NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One model's line.
+
+    Attributes:
+        outcome: what the search and the final evaluation found.
+        intervals: per test metric key (``test_ndcg_at_10``), its 95% bootstrap interval over
+            test users; empty for a model without per-user metrics.
+        p_wilcoxon, p_ttest: the paired tests of the target against the best model's,
+            Holm-corrected (None: the best row itself, or no test).
+        tied_with_best: neither test below 0.05 (True on the best row; None without tests).
+    """
+
+    outcome: ModelOutcome
+    intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    p_wilcoxon: float | None = None
+    p_ttest: float | None = None
+    tied_with_best: bool | None = None
+
+    @property
+    def model(self) -> str:
+        return self.outcome.model
+
+    @property
+    def has_scores(self) -> bool:
+        return self.outcome.error is None
+
+    def test(self, metric: str) -> float:
+        """The test value of ``metric`` (NaN without scores)."""
+        return float(self.outcome.test.get(metric, _NAN))
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """Rows best first by ``metric`` on test, models without scores last.
+
+    ``metrics`` are the evaluator's names of what it shows (the target among them);
+    ``statistics`` whether intervals were computed (some model had per-user metrics), ``tested``
+    whether paired tests were (the target is a per-user metric).
+    """
+
+    metric: str
+    rows: tuple[Row, ...]
+    metrics: tuple[str, ...]
+    statistics: bool = False
+    tested: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        outcomes: Sequence[ModelOutcome],
+        metric: str = "ndcg@10",
+        per_user: Mapping[str, pd.DataFrame] | None = None,
+        seed: int = 0,
+    ) -> Leaderboard:
+        """Ranks ``outcomes`` by ``metric`` on test; with ``per_user`` (model -> its
+        ``per_user`` frame), each row gets its intervals and tests (seeded by ``seed``)."""
+        metrics = tuple(reported_metrics(metric))
+        ranked = sorted(outcomes, key=lambda o: _descending(o.test.get(metric, _NAN)))
+        rows = tuple(Row(o) for o in ranked)
+        if not per_user:
+            return cls(metric, rows, metrics)
+        stats = statistics(per_user, [r.model for r in rows], metric, metrics, seed)
+        rows = tuple(
+            Row(r.outcome, **vars(stats[r.model])) if r.model in stats else r for r in rows
+        )
+        tested = any(s.tied_with_best is not None for s in stats.values())
+        return cls(metric, rows, metrics, statistics=True, tested=tested)
+
+    def best_model(self) -> Row | None:
+        """The first row with scores: the sweep's champion (None when no model has one)."""
+        return next((r for r in self.rows if r.has_scores), None)
+
+    def row(self, model: str) -> Row:
+        return next(r for r in self.rows if r.model == model)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def to_frame(self) -> pd.DataFrame:
+        """``leaderboard.csv``'s table (its columns: ``recsys.tuning.results``' docstring)."""
+        records = [self._record(r) for r in self.rows]
+        frame = pd.DataFrame(records)
+        return frame[_ordered(frame.columns)] if len(frame.columns) else frame
+
+    def _record(self, row: Row) -> dict[str, Any]:
+        o = row.outcome
+        out: dict[str, Any] = {"model": o.model}
+        for split, values in (("val", o.val), ("test", o.test)):
+            for name in self.metrics:
+                out[metric_key(split, name)] = float(values.get(name, _NAN))
+        for name in self.metrics:
+            out[f"{metric_key('test', name)}_std"] = float(o.test_std.get(name, _NAN))
+        out.update(
+            seeds=len(o.seeds) if o.error is None else 0,
+            epochs=o.epochs,
+            trials=o.trials,
+            trials_finished=o.trials_finished,
+            trials_stopped=o.trials_stopped,
+            trials_failed=o.trials_failed,
+            wall_seconds=round(o.wall_seconds, 2),
+            seconds_per_epoch=round(o.seconds_per_epoch, 4),
+            best_epoch=o.best_epoch,
+            best_trial=o.trial_id,
+            best_run_id=o.best_run_id or "",
+            error=o.error or "",
+        )
+        if self.statistics:
+            for name in self.metrics:
+                key = metric_key("test", name)
+                low, high = row.intervals.get(key, (_NAN, _NAN))
+                if any(key in r.intervals for r in self.rows):
+                    out[f"{key}_ci_low"], out[f"{key}_ci_high"] = low, high
+        if self.tested:
+            out.update(
+                p_wilcoxon=_NAN if row.p_wilcoxon is None else row.p_wilcoxon,
+                p_ttest=_NAN if row.p_ttest is None else row.p_ttest,
+                tied_with_best=row.tied_with_best,
+            )
+        return out
+
+
+def _descending(value: float) -> tuple[bool, float]:
+    return (math.isnan(value), -value if not math.isnan(value) else 0.0)
+
+
+def _ordered(columns: Sequence[str]) -> list[str]:
+    """Each test metric followed by its interval and spread, then everything else."""
+    out: list[str] = []
+    for c in columns:
+        if c in out or c.endswith(("_ci_low", "_ci_high", "_std")):
+            continue
+        out.append(c)
+        out += [f"{c}{s}" for s in ("_ci_low", "_ci_high", "_std") if f"{c}{s}" in columns]
+    return out
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """One model's statistics: see :class:`Row`."""
+
+    intervals: Mapping[str, tuple[float, float]]
+    p_wilcoxon: float | None = None
+    p_ttest: float | None = None
+    tied_with_best: bool | None = None
+
+
+def statistics(
+    per_user: Mapping[str, pd.DataFrame],
+    ranking: Sequence[str],
+    metric: str,
+    metrics: Sequence[str],
+    seed: int = 0,
+) -> dict[str, Statistics]:
+    """Bootstrap intervals of every test metric and paired tests of the target against the
+    best model, per model of ``per_user``.
+
+    A user's value is the mean over the model's seed runs. Models are compared on the users
+    every one of them was scored on.
+
+    Args:
+        per_user: model -> its per-user test metrics (``recsys.tuning.results.per_user_frame``).
+        ranking: models, best first; the first with per-user metrics is the best.
+        metric: the target metric, the one tested (not when it is no per-user metric, e.g.
+            coverage); ``metrics`` every metric shown.
+        seed: the bootstrap's seed.
+    """
+    from recsys.stats import against_best, bootstrap_ci
+
+    keys = [metric_key("test", m) for m in metrics]
+    columns = [c for c in keys if all(c in f for f in per_user.values())]
+    users = {m: f.groupby("user_id")[columns].mean() for m, f in per_user.items()}
+    common = sorted(set.intersection(*(set(u.index) for u in users.values())), key=str)
+    out = {}
+    for model, values in users.items():
+        bounds = bootstrap_ci(values.loc[common].to_numpy(), seed=seed)
+        intervals = {
+            c: (float(low), float(high)) for c, (low, high) in zip(columns, bounds, strict=True)
+        }
+        out[model] = Statistics(intervals)
+    target = metric_key("test", metric)
+    ranked = [m for m in ranking if m in users]
+    if not ranked or target not in columns:
+        return out
+    best = ranked[0]
+    tests = against_best({m: users[m].loc[common, target].to_numpy() for m in ranked}, best)
+    for model, stats in out.items():
+        test = tests.get(model) if model != best else None
+        out[model] = Statistics(
+            stats.intervals,
+            p_wilcoxon=None if test is None else test.wilcoxon_p_holm,
+            p_ttest=None if test is None else test.ttest_p_holm,
+            tied_with_best=True if test is None else test.tied,
+        )
+    return out

@@ -1,0 +1,113 @@
+"""The final evaluation of one model: its best checkpoint restored and scored on validation and
+test, then its seed runs scored on test. The one step of a sweep that reads the test pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from recsys.metrics import metric_key, report_ks
+from recsys.tuning.best import Choice, search_cost, trial_curves
+from recsys.tuning.outcome import ModelOutcome
+from recsys.tuning.records import TrialRecord
+from recsys.tuning.replicas import SeedRun, load_weights, replica_seeds
+from recsys.tuning.trainable import load_checkpoint
+
+if TYPE_CHECKING:
+    from recsys.data.dataset import SplitData
+    from recsys.evaluate import UserMetrics
+    from recsys.train import Trainer
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A model's outcome, with the trainer restored from its best checkpoint, that checkpoint,
+    and every seed run's per-user test metrics (the best checkpoint's first)."""
+
+    outcome: ModelOutcome
+    trainer: Trainer
+    checkpoint: Any  # ray.tune.Checkpoint
+    per_user: list[tuple[int, UserMetrics]] = field(default_factory=list)
+
+
+def score(choice: Choice, records: Sequence[TrialRecord], data: SplitData, metric: str) -> Scored:
+    """Restores ``choice`` and scores it on ``data``'s validation and test pairs.
+
+    Args:
+        choice: the model's best checkpoint (:func:`recsys.tuning.best.choose`).
+        records: the model's trials (for the search's cost and curves).
+        data: the full split (the test pairs included).
+        metric: the validation target that chose the checkpoint.
+    """
+    from recsys.train import Trainer, resolve_device
+
+    trainer = Trainer(choice.model, choice.config, data, device=resolve_device(), seed=choice.seed)
+    with choice.checkpoint.as_directory() as folder:
+        load_checkpoint(trainer, folder)
+    ks = report_ks(metric)
+    test = trainer.evaluate_users("test", ks)
+    cost = search_cost(records)
+    means = _floats(test.means())
+    outcome = ModelOutcome(
+        model=choice.model,
+        trial_id=choice.trial_id,
+        config=choice.config,
+        seed=choice.seed,
+        best_epoch=trainer.epoch,
+        val=_floats(trainer.evaluate(split="val", ks=ks)),
+        test=means,
+        trials=cost.trials,
+        epochs=cost.epochs,
+        wall_seconds=cost.wall_seconds,
+        seconds_per_epoch=cost.seconds / max(1, cost.epochs),
+        curves=trial_curves(records, metric_key("val", metric)),
+        trials_stopped=cost.stopped,
+        trials_failed=cost.failed,
+        seeds=[choice.seed],
+        seed_tests=[dict(means)],
+    )
+    return Scored(outcome, trainer, choice.checkpoint, [(choice.seed, test)])
+
+
+def add_seed_runs(
+    scored: Scored, runs: Sequence[SeedRun], n: int, data: SplitData, metric: str
+) -> Scored:
+    """``scored`` with its seed runs scored on test: its outcome's test metrics are their mean
+    over the seeds (the best checkpoint's included).
+
+    Args:
+        runs: the seed runs that trained (:meth:`recsys.tuning.replicas.Replicas.collect`);
+            none for a closed-form model, whose every seed fits the same model: it counts ``n``
+            seeds with the same scores.
+        n: the number of seeds asked for.
+    """
+    from recsys.models import get_spec
+    from recsys.train import Trainer
+
+    outcome = scored.outcome
+    if n <= 1:
+        return scored
+    if not get_spec(outcome.model).trainable:  # the same model for every seed
+        seeds = replica_seeds(outcome.seed, n)
+        return _with(scored, outcome.with_seeds(seeds, [outcome.seed_tests[0]] * n), [])
+    ks = report_ks(metric)
+    per_user, tests = [], []
+    for run in runs:
+        trainer = Trainer(
+            outcome.model, outcome.config, data, device=scored.trainer.device, seed=run.seed
+        )
+        load_weights(trainer, run.weights)
+        scores = trainer.evaluate_users("test", ks)
+        per_user.append((run.seed, scores))
+        tests.append(_floats(scores.means()))
+    seeds = [outcome.seed, *(run.seed for run in runs)]
+    return _with(scored, outcome.with_seeds(seeds, [outcome.seed_tests[0], *tests]), per_user)
+
+
+def _with(scored: Scored, outcome: ModelOutcome, per_user: list) -> Scored:
+    return Scored(outcome, scored.trainer, scored.checkpoint, [*scored.per_user, *per_user])
+
+
+def _floats(values: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items()}
