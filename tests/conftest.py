@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from recsys.data.dataset import Pairs, SplitData
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 
 
 def block_split(
@@ -66,3 +69,28 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """The one local Ray instance of the test session, for every in-process sweep; its workers
+    know the test-only models (``sweep_fakes``)."""
+    import ray
+    import sweep_fakes
+
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    sweep_fakes.setup_worker()
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={
+                "env_vars": {"PYTHONPATH": f"{REPO}{os.pathsep}{TESTS}"},
+                "worker_process_setup_hook": "sweep_fakes.setup_worker",
+            },
+        )
+    yield ray
+    if started:
+        ray.shutdown()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from model_checks import held_out_on_top
 
 from recsys.data.dataset import Pairs
 from recsys.errors import RecsysError
@@ -105,17 +104,6 @@ def test_itemknn_item_without_interactions_scores_zero():
     scores = ItemKNN.fit(csr, k=2, shrink=0.0).score(torch.tensor([0, 1]))
     assert torch.isfinite(scores).all()
     assert (scores[:, 2] == 0).all()
-
-
-@pytest.mark.parametrize(
-    ("name", "config"), [("ease", {"l2": 10.0}), ("itemknn", {"k": 10, "shrink": 1.0})]
-)
-def test_closed_form_models_rank_held_out_items_first(blocks, name, config):
-    spec = get_spec(name)
-    assert not spec.trainable
-    model = spec.build(spec.config_cls(**config), blocks, torch.device("cpu"))
-    assert held_out_on_top(model, blocks) == 1.0
-    assert list(model.parameters()) == []
 
 
 @pytest.mark.parametrize("name", ["ease", "itemknn"])

@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest import block_split
 
 from recsys.errors import RecsysError
 from recsys.models import MODELS
@@ -72,6 +71,30 @@ def test_propagation_is_the_mean_of_layer_outputs(blocks):
     torch.testing.assert_close(x.grad, x2.grad)
 
 
+def test_propagation_equals_pygs_lgconv_forward_and_backward(blocks):
+    """The reference implementation: PyG's ``LGConv`` normalises the same bipartite graph
+    itself (gcn_norm without self-loops); the layer mean and its gradient agree with ours."""
+    from torch_geometric.nn import LGConv
+
+    n = blocks.n_users + blocks.n_items
+    adjacency = normalized_adjacency(blocks.train, blocks.n_users, blocks.n_items)
+    users = torch.from_numpy(blocks.train.users)
+    items = torch.from_numpy(blocks.train.items) + blocks.n_users
+    edge_index = torch.stack([torch.cat([users, items]), torch.cat([items, users])])
+    conv = LGConv(normalize=True)
+    x = torch.randn(n, 8, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    ours = propagate(adjacency, x, 3)
+    (grad_ours,) = torch.autograd.grad(ours.square().sum(), x)
+    h, layers = x, [x]
+    for _ in range(3):
+        h = conv(h, edge_index)
+        layers.append(h)
+    theirs = torch.stack(layers).mean(0)
+    (grad_theirs,) = torch.autograd.grad(theirs.square().sum(), x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=1e-5, atol=1e-6)
+
+
 def test_l2_term_is_on_layer0_embeddings_of_the_batch(blocks):
     trainer = Trainer("lightgcn", {"l2": 0.5}, blocks)
     model = trainer.model
@@ -100,34 +123,17 @@ def test_bpr_mf_is_lightgcn_without_propagation(blocks):
     torch.testing.assert_close(model.score(users), model.user_weight @ model.item_weight.T)
 
 
-@pytest.mark.parametrize("name", ["lightgcn", "bpr_mf", "lightgcn_hardneg"])
-def test_held_out_item_ranks_in_top_10_on_blocks(name):
-    """4 groups: 32 unmasked candidates per user, of which the 2 held-out ones are in-group."""
-    data = block_split(n_groups=4)
-    # A small dim keeps MF low-rank: with 64 dims it can memorise the training items and push
-    # the never-positive held-out items down with the other negatives.
-    trainer = Trainer(name, {**FAST, "dim": 8}, data, seed=1)
-    for _ in range(10):
-        trainer.train_epoch()
-    metrics = trainer.evaluate("val", ks=(2, 10))
-    assert metrics["users"] == data.n_users
-    assert metrics["recall@10"] >= 0.95
-    assert metrics["recall@2"] >= 0.9
-
-
 @pytest.mark.parametrize(
     ("name", "config"),
     [
-        ("lightgcn", {"sampler": "uniform"}),
+        # The registered models' defaults are under contract (test_model_contract.py): here,
+        # the samplers they do not default to.
         ("lightgcn", {"sampler": "popularity", "pool_size": 5}),
         ("lightgcn", {"sampler": "dns", "n_candidates": 4}),
-        ("lightgcn_hardneg", {}),
-        ("lightgcn_text", {"text_init": "pca", "dim": 16}),
-        ("bpr_mf", {}),
         ("bpr_mf", {"sampler": "dns"}),
     ],
 )
-def test_loss_goes_down(blocks, name, config):
+def test_loss_goes_down_with_every_sampler(blocks, name, config):
     trainer = Trainer(name, {**FAST, "lr": 0.01, **config}, with_text(blocks), seed=0)
     first = trainer.train_epoch()
     for _ in range(4):

@@ -1,14 +1,18 @@
 """The contract every registered model keeps, checked for each one through the Trainer.
 
 In the spirit of implicit's ``recommender_base_test`` and LensKit's ``ScorerTests``: a new model
-joins the registry and gets these checks by adding one line to ``CONTRACT``.
+joins the registry and gets these checks by adding one line to ``CONTRACT``. Each model is
+trained once for the module; the checks read that trainer.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
+from conftest import block_split
 from model_checks import held_out_on_top, with_random_text
 
 from recsys.data.dataset import SplitData
@@ -37,16 +41,21 @@ CONTRACT: dict[str, tuple[dict, int]] = {
 NO_CHECKERBOARD = {"popularity"}
 
 
-def trained(name: str, data: SplitData, seed: int = 0) -> tuple[Trainer, list[float]]:
+DATA = with_random_text(block_split())
+
+
+@functools.cache
+def trained(name: str) -> tuple[Trainer, tuple[float, ...]]:
+    """``name`` trained on :data:`DATA` once for the whole module (the tests only read it)."""
     config, epochs = CONTRACT[name]
-    trainer = Trainer(name, config, data, device="cpu", seed=seed)
+    trainer = Trainer(name, config, DATA, device="cpu", seed=0)
     losses = [e.losses.get("loss", float("nan")) for e in trainer.run(epochs, eval_every=1)]
-    return trainer, losses
+    return trainer, tuple(losses)
 
 
 @pytest.fixture
-def data(blocks) -> SplitData:
-    return with_random_text(blocks)
+def data() -> SplitData:
+    return DATA
 
 
 def test_every_registered_model_is_under_contract():
@@ -70,12 +79,12 @@ def test_scores_have_the_catalogue_shape_and_are_finite(data, name):
 
 @pytest.mark.parametrize("name", sorted(set(CONTRACT) - NO_CHECKERBOARD))
 def test_held_out_items_rank_first_on_the_checkerboard(data, name):
-    trainer, _ = trained(name, data)  # held_out_on_top switches the model to eval mode
+    trainer, _ = trained(name)  # held_out_on_top switches the model to eval mode
     assert held_out_on_top(trainer.model, data) == 1.0
 
 
 def test_popularity_scores_are_the_training_counts(data):
-    trainer, _ = trained("popularity", data)
+    trainer, _ = trained("popularity")
     trainer.model.eval()
     counts = torch.bincount(torch.from_numpy(data.train.items), minlength=data.n_items).float()
     scores = trainer.model.score(torch.arange(data.n_users))
@@ -84,14 +93,14 @@ def test_popularity_scores_are_the_training_counts(data):
 
 @pytest.mark.parametrize("name", sorted(n for n in CONTRACT if MODELS[n].trainable))
 def test_loss_goes_down(data, name):
-    _, losses = trained(name, data)
+    _, losses = trained(name)
     assert all(np.isfinite(losses))
     assert losses[-1] < 0.85 * losses[0]
 
 
 @pytest.mark.parametrize("name", sorted(CONTRACT))
 def test_save_and_load_give_the_same_scores(data, name, tmp_path):
-    trainer, _ = trained(name, data)
+    trainer, _ = trained(name)
     path = trainer.save(tmp_path / f"{name}.pt")
     restored = Trainer(name, CONTRACT[name][0], data, device="cpu", seed=123)
     restored.load(path)
@@ -107,7 +116,7 @@ def test_save_and_load_give_the_same_scores(data, name, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(CONTRACT))
 def test_training_items_are_never_recommended(data, name):
-    trainer, _ = trained(name, data)
+    trainer, _ = trained(name)
     users = torch.arange(data.n_users)
     items, scores = recommend(trainer.model, data, users, k=data.n_items, exclude_splits=("train",))
     train = set(zip(data.train.users.tolist(), data.train.items.tolist(), strict=True))

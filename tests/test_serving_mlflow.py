@@ -20,7 +20,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import block_split
-from test_sweep import ray_session  # noqa: F401  (the session's one Ray instance)
 
 from recsys.tuning import registry, tracking
 from recsys.tuning.config import SweepConfig
@@ -38,7 +37,7 @@ CHAMPION = "models:/recsys-tune-blocks@champion"
 
 
 @pytest.fixture(scope="module")
-def sweep(ray_session, tmp_path_factory):  # noqa: F811
+def sweep(ray_session, tmp_path_factory):
     """One finished sweep; its tracking URI is the process's for the module's tests."""
     root = tmp_path_factory.mktemp("served")
     spaces = root / "spaces"

@@ -44,29 +44,6 @@ CLOSED_FORM_HEAD = (
 TESTS = Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="session")
-def ray_session():
-    """One local Ray instance for every sweep test; workers know the test-only models."""
-    import ray
-
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    sweep_fakes.setup_worker()
-    started = not ray.is_initialized()
-    if started:
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={
-                "env_vars": {"PYTHONPATH": f"{REPO}{os.pathsep}{TESTS}"},
-                "worker_process_setup_hook": "sweep_fakes.setup_worker",
-            },
-        )
-    yield ray
-    if started:
-        ray.shutdown()
-
-
 def _space_dir(tmp_path: Path, curve: str = sweep_fakes.CURVE_SPACE) -> Path:
     folder = tmp_path / "spaces"
     folder.mkdir(exist_ok=True)

@@ -53,13 +53,6 @@ def text_blocks(blocks) -> SplitData:
 
 
 @pytest.mark.parametrize("name", ["mult_vae", "hybrid_vae"])
-def test_vae_learns_the_checkerboard(text_blocks, name):
-    model, losses = train(name, text_blocks, epochs=30)
-    assert losses[-1] < 0.85 * losses[0]
-    assert held_out_on_top(model, text_blocks) == 1.0
-
-
-@pytest.mark.parametrize("name", ["mult_vae", "hybrid_vae"])
 def test_vae_loss_goes_down_in_a_few_epochs(text_blocks, name):
     # Without input dropout the epoch means are not drowned in the noise of dropping half of
     # each user's ten items, so four small steps at the default lr show reliably.
