@@ -3,7 +3,8 @@
 Results directory contract (``results/<sweep>/`` by default; every file written atomically):
 
 - ``leaderboard.csv``: one row per model with columns ``model``, ``val_<m>_at_<k>`` and
-  ``test_<m>_at_<k>`` for ``m`` in recall, ndcg, precision, hit and ``k`` in 10, 20
+  ``test_<m>_at_<k>`` for ``m`` in recall, ndcg, precision, hit and ``k`` in 10, 20, and
+  the target metric when it is another
   (validation metrics of the best checkpoint; test metrics averaged over the ``--seeds`` runs
   of its config, the best checkpoint's alone with one seed; full ranking; the names are
   ``recsys.metrics.metric_key``'s, as in MLflow); per test metric ``<test metric>_ci_low`` /
