@@ -79,7 +79,7 @@ def _history(uri: str, run, key: str) -> list[tuple[int, float]]:
 
 
 @pytest.mark.slow
-def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch):
+def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch, capfd):
     monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
     import ray
     from ray import tune
@@ -95,6 +95,8 @@ def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch):
     data = block_split()
     cfg = _config(tmp_path, seeds=2)
     result = run_sweep(cfg, data=data)
+
+    assert capfd.readouterr().out == ""  # --quiet (verbose=0): the sweep prints nothing
 
     # The data goes into the object store once, and the test split never reaches a trial.
     assert len(handed) == 1  # one search for both models

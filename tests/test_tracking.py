@@ -77,8 +77,8 @@ def test_updates_wait_in_order_while_the_server_is_down_then_all_arrive(monkeypa
     assert server.log == [] and len(outbox) == 2
     outbox.put(server.call("epoch 2"))  # answers: everything, in order
     assert server.log == ["create", "epoch 1", "epoch 2"] and len(outbox) == 0
-    out = capsys.readouterr().out
-    assert "does not answer" in out and "answers again" in out
+    err = capsys.readouterr().err  # warnings: on stderr, also with --quiet
+    assert "does not answer" in err and "answers again" in err
 
 
 def test_a_server_that_never_comes_back_fails_with_the_count(monkeypatch):

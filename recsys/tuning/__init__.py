@@ -32,5 +32,6 @@ After the search (Tune's shapes end in ``records``):
 - ``registry``: each best checkpoint as an MLflow model (``recsys.serving``), the champion
   (``Leaderboard.best_model``), the experiment's UI tags, the leaderboard as an MLflow table.
 - ``endings``: how a sweep ended, recorded in its state and on its MLflow runs.
+- ``console``: the one console: progress (silenced by ``--quiet``) and warnings (stderr).
 - ``sweep``: ``run_sweep``, the orchestrator that calls the steps above in order.
 """

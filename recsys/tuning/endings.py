@@ -4,7 +4,7 @@ interruption that tells the user how to go on."""
 from __future__ import annotations
 
 from recsys.errors import SweepInterrupted
-from recsys.tuning import tracking
+from recsys.tuning import console, tracking
 from recsys.tuning.state import SweepState
 from recsys.tuning.trial_runs import unreachable
 
@@ -29,8 +29,7 @@ def record(state: SweepState, status: str) -> None:
     except Exception as error:
         if not unreachable(error):
             raise
-        print(
+        console.warn(
             f"MLflow at {state.tracking_uri} does not answer: the sweep's runs stay RUNNING "
-            f"there; it ended {status!r} (see {state.results_dir}/.sweep/sweep.json)",
-            flush=True,
+            f"there; it ended {status!r} (see {state.results_dir}/.sweep/sweep.json)"
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from recsys.tuning import registry, results, tracking
+from recsys.tuning import console, registry, results, tracking
 from recsys.tuning.best import Choice, ModelFailed, choose, search_cost
 from recsys.tuning.outcome import ModelOutcome
 from recsys.tuning.records import TrialRecord
@@ -55,7 +55,7 @@ def model_outcome(
     scored = score(chosen, records, data, cfg.metric)
     runs, failed = replicas.collect(model)
     for line in failed:  # the model's mean is over the seeds that trained
-        print(f"SEED:     {line}", flush=True)
+        console.warn(f"SEED:     {line}")
     scored = add_seed_runs(scored, runs, cfg.seeds, data, cfg.metric)
     outcome = _log(state, scored, data)
     state.save_outcome(outcome)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from recsys.errors import RecsysError
+from recsys.tuning import console
 from recsys.tuning.config import SweepConfig, check_fits_data, needs_item_embeddings, prep_config
 from recsys.tuning.space import SearchSpace
 
@@ -28,13 +29,11 @@ def load_data(cfg: SweepConfig, data: SplitData | None = None) -> SplitData:
     if data.test is None:
         raise RecsysError("the split has no test pairs; a sweep needs train, val and test")
     check_fits_data(cfg, data.n_items, len(data.val), len(data.test))
-    if cfg.verbose:
-        print(
-            f"dataset {data.name}: {data.n_users} users, {data.n_items} items, "
-            f"{len(data.train)}/{len(data.val)}/{len(data.test)} train/val/test pairs, "
-            f"fingerprint {data.fingerprint}",
-            flush=True,
-        )
+    console.say(
+        f"dataset {data.name}: {data.n_users} users, {data.n_items} items, "
+        f"{len(data.train)}/{len(data.val)}/{len(data.test)} train/val/test pairs, "
+        f"fingerprint {data.fingerprint}"
+    )
     return data
 
 

@@ -10,6 +10,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from recsys.tuning import console
+
 
 @contextlib.contextmanager
 def graceful_interrupts() -> Iterator[threading.Event]:
@@ -28,7 +30,7 @@ def graceful_interrupts() -> Iterator[threading.Event]:
         if interrupted.is_set():
             raise KeyboardInterrupt
         interrupted.set()
-        print("interrupted: saving the search's state (Ctrl-C again to stop at once)", flush=True)
+        console.warn("interrupted: saving the search's state (Ctrl-C again to stop at once)")
         os.kill(os.getpid(), signal.SIGUSR1)  # Tune's own graceful stop
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}

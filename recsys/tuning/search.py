@@ -14,7 +14,7 @@ from typing import Any
 
 from recsys.metrics import REPORT_KS, metric_key
 from recsys.seeds import derive_seed
-from recsys.tuning import snapshot
+from recsys.tuning import console, snapshot
 from recsys.tuning.config import SweepConfig
 from recsys.tuning.interrupts import graceful_interrupts
 from recsys.tuning.resources import TrialResources
@@ -76,20 +76,17 @@ def run_search(
         tune.with_parameters(train_trial, data=trial_data, settings=settings),
         resources.as_dict(),
     )
-    if cfg.verbose:
-        for model, budget in budgets.items():
-            print(
-                f"== {model}: {budget.num_samples} trials, up to {budget.max_epochs} epochs "
-                f"({cfg.scheduler}, {cfg.search} search)",
-                flush=True,
-            )
+    for model, budget in budgets.items():
+        console.say(
+            f"== {model}: {budget.num_samples} trials, up to {budget.max_epochs} epochs "
+            f"({cfg.scheduler}, {cfg.search} search)"
+        )
     path = f"{storage.rstrip('/')}/{EXPERIMENT}"
     started = time.time()
     # Only a resumed sweep restores: its storage folder is its own (see SweepState.sweep_id).
     if cfg.resume and tune.Tuner.can_restore(path):
         for fixed in snapshot.repair(path):
-            if cfg.verbose:
-                print(f"resume: {fixed.describe()}", flush=True)
+            console.say(f"resume: {fixed.describe()}")
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     else:
         tuner = _tuner(cfg, spaces, budgets, trainable, storage, callbacks)
@@ -207,7 +204,7 @@ def progress(cfg: SweepConfig, budgets: Mapping[str, Budget]) -> list[Any]:
     """The console's progress: a line per model as its trials end (none with ``--quiet``)."""
     from recsys.tuning.progress import ProgressLines
 
-    if not cfg.verbose:
+    if not console.verbose():
         return []
     return [
         ProgressLines(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from recsys.errors import SweepInterrupted
 from recsys.seeds import derive_seed
-from recsys.tuning import endings, finalize, registry, results, tracking
+from recsys.tuning import console, endings, finalize, registry, results, tracking
 from recsys.tuning.config import SweepConfig, model_budget, validate
 from recsys.tuning.inputs import for_trials, load_data
 from recsys.tuning.interrupts import sigterm_interrupts
@@ -95,6 +95,7 @@ def run_sweep(
         SweepInterrupted: the search stopped before every trial finished; resume it.
     """
     started = time.time()
+    console.configure(cfg.verbose)
     run, notes = _prepare(cfg, data, callbacks)
     _open_tracking(run)
     try:
@@ -131,7 +132,8 @@ def _prepare(
     check_shared(cluster, state.storage, state.tracking_uri)
     resources, note = resolve_resources(cluster, cfg.cpus_per_trial, cfg.gpus_per_trial)
     notes = [note] if note else []
-    print(*notes, sep="\n", end="\n" if notes else "", flush=True)
+    for line in notes:
+        console.say(line)
     return _Run(state, spaces, budgets, resources, load_data(cfg, data), callbacks), notes
 
 

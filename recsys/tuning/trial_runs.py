@@ -19,6 +19,7 @@ from typing import Any
 from ray.tune import Callback
 
 from recsys.errors import TrackingLost
+from recsys.tuning import console
 from recsys.tuning.records import TrialEnd
 from recsys.tuning.tracking import (
     TAG_DEFAULTS,
@@ -110,18 +111,16 @@ class Outbox:
                     raise
                 if self._down_since is None:
                     self._down_since = time.monotonic()
-                    print(
+                    console.warn(
                         f"MLflow at {self.where} does not answer: trial updates wait and are "
-                        f"sent again every {RETRY_EVERY_S:g} s; the search goes on",
-                        flush=True,
+                        f"sent again every {RETRY_EVERY_S:g} s; the search goes on"
                     )
                 return False
             self._pending.popleft()
         if self._down_since is not None:
-            print(
+            console.warn(
                 f"MLflow at {self.where} answers again after "
-                f"{time.monotonic() - self._down_since:.0f} s: every waiting update is logged",
-                flush=True,
+                f"{time.monotonic() - self._down_since:.0f} s: every waiting update is logged"
             )
             self._down_since = None
         return True
