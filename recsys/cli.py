@@ -37,7 +37,13 @@ __all__ = [
     "main",
     "parse_args",
 ]
-from recsys.tuning.config import DEFAULT_MODELS, SCHEDULERS, SEARCHES, SweepConfig
+from recsys.tuning.config import (
+    DEFAULT_MODELS,
+    RESUME_MAY_CHANGE,
+    SCHEDULERS,
+    SEARCHES,
+    SweepConfig,
+)
 
 if TYPE_CHECKING:
     from recsys.tuning.sweep import SweepResult
@@ -134,6 +140,8 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
     """The ``SweepConfig`` of a command line (``sys.argv[1:]`` when ``argv`` is None)."""
     argv = sys.argv[1:] if argv is None else argv
     a = parser(prog).parse_args(argv)
+    if a.resume:
+        _check_resume_flags(argv, prog)
     prep = {
         "threshold": a.threshold,
         "min_user_interactions": a.min_user_interactions,
@@ -172,6 +180,27 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
         verbose=0 if a.quiet else 1,
         command=" ".join(["python", "launch/sweep.py", *argv]),
     )
+
+
+def _given(argv: list[str], prog: str | None) -> set[str]:
+    """The flags (their ``dest``) the command line sets itself, defaults left out."""
+    p = parser(prog)
+    for action in p._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(p.parse_args(argv)))
+
+
+def _check_resume_flags(argv: list[str], prog: str | None) -> None:
+    """A resume keeps what its sweep searched; only where and how it runs may change."""
+    kept = _given(argv, prog) - {"resume", "name", "results_dir", "quiet", *RESUME_MAY_CHANGE}
+    if kept:
+        flags = ", ".join(f"--{d.replace('_', '-')}" for d in sorted(kept))
+        allowed = ", ".join(f"--{d.replace('_', '-')}" for d in RESUME_MAY_CHANGE)
+        raise RecsysError(
+            f"--resume goes on with what the sweep was started with, so {flags} cannot change; "
+            f"drop {'it' if len(kept) == 1 else 'them'} (a resume may change {allowed}, "
+            f"--quiet), or start a new sweep with another --name"
+        )
 
 
 def _absolute(path: str | None) -> str | None:

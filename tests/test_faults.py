@@ -65,10 +65,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _start_mid_trial(tmp_path: Path, bpr_space: str = BPR_SPACE) -> subprocess.Popen:
-    """A sweep process in its own process group (as a terminal gives it), returned once its
-    BPR-MF trial has saved a checkpoint after epoch 4."""
-    proc = subprocess.Popen(
+def _start(tmp_path: Path, bpr_space: str = BPR_SPACE) -> subprocess.Popen:
+    """A sweep process in its own process group (as a terminal gives it)."""
+    return subprocess.Popen(
         _sweep_command(tmp_path, bpr_space),
         cwd=tmp_path,
         env=_env(tmp_path),
@@ -77,6 +76,10 @@ def _start_mid_trial(tmp_path: Path, bpr_space: str = BPR_SPACE) -> subprocess.P
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _wait_mid_trial(tmp_path: Path, proc: subprocess.Popen) -> subprocess.Popen:
+    """``proc``, once its BPR-MF trial has saved a checkpoint after epoch 4."""
     deadline = time.time() + 240
     # Checkpoints neither best nor latest are deleted at once: look for any past the second.
     while not any(
@@ -86,6 +89,11 @@ def _start_mid_trial(tmp_path: Path, bpr_space: str = BPR_SPACE) -> subprocess.P
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.2)
     return proc
+
+
+def _start_mid_trial(tmp_path: Path, bpr_space: str = BPR_SPACE) -> subprocess.Popen:
+    """A sweep process (see :func:`_start`), returned mid-trial (:func:`_wait_mid_trial`)."""
+    return _wait_mid_trial(tmp_path, _start(tmp_path, bpr_space))
 
 
 def _resume(tmp_path: Path) -> subprocess.CompletedProcess:
@@ -127,7 +135,25 @@ def _one_finished_run_per_trial(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_mid_trial_ends_honestly_and_resume_finishes_from_checkpoints(tmp_path):
-    proc = _start_mid_trial(tmp_path)
+    proc = _start(tmp_path)
+    # A second sweep on the same results directory, once the first has claimed it: refused in
+    # one line, before anything of its own starts. The first is held still meanwhile (SIGSTOP to
+    # the driver, which claims before its Ray starts), so that it is mid-trial only afterwards.
+    lock = tmp_path / "results" / ".sweep" / "lock"
+    while not (lock.exists() and lock.read_text() == f"{proc.pid}\n"):  # written once held
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        second = subprocess.run(
+            _sweep_command(tmp_path), cwd=tmp_path, env=_env(tmp_path), capture_output=True,
+            text=True,
+        )  # fmt: skip
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert f"is in use by another sweep (pid {proc.pid})" in second.stderr
+    _wait_mid_trial(tmp_path, proc)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=180)
 

@@ -317,7 +317,7 @@ def test_models_search_at_the_same_time_up_to_the_cap(ray_session, tmp_path, mon
 
 
 @pytest.mark.slow
-def test_resume_continues_an_interrupted_sweep(ray_session, tmp_path, monkeypatch):
+def test_resume_continues_an_interrupted_sweep(ray_session, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     flag, log = tmp_path / "interrupt", tmp_path / "starts.txt"
     flag.write_text("2")  # popularity's trial, then curve's first trial
@@ -326,13 +326,21 @@ def test_resume_continues_an_interrupted_sweep(ray_session, tmp_path, monkeypatc
     with pytest.raises(SweepInterrupted, match="--resume"):
         run_sweep(cfg, data=data, callbacks=[InterruptAfter(flag, log)])
     state = tmp_path / "results" / ".sweep"
-    assert sorted(p.name for p in state.iterdir()) == ["sweep.json"]  # no model evaluated yet
+    # No model evaluated yet; the claim and the space files the sweep started with are kept.
+    assert sorted(p.name for p in state.iterdir()) == ["lock", "spaces", "sweep.json"]
     assert not (tmp_path / "results" / "leaderboard.csv").exists()
     first_run = log.read_text().split()
+    # The space file edited meanwhile: the resume goes on with the one the sweep started with.
+    edited = tmp_path / "spaces" / "curve.yaml"
+    edited.write_text(edited.read_text().replace("max_epochs: 8", "max_epochs: 20"))
+    capsys.readouterr()
 
     result = run_sweep(
-        SweepConfig(resume=True, results_dir=str(tmp_path / "results"), verbose=0), data=data
+        SweepConfig(resume=True, results_dir=str(tmp_path / "results"), verbose=1), data=data
     )
+    assert f"resume: {edited} changed since the sweep started" in capsys.readouterr().out
+    assert result.state.status == "finished"
+    assert max(r["epoch"] for r in result.leaderboard.row("curve").outcome.curves) == 8
     assert sorted(r.model for r in result.leaderboard.rows) == ["curve", "popularity"]
     uri = result.state.tracking_uri
     assert tracking.client(uri).get_run(result.state.parent_run_id).info.status == "FINISHED"
@@ -352,12 +360,16 @@ def test_resume_continues_an_interrupted_sweep(ray_session, tmp_path, monkeypatc
     assert len(set(starts)) == 4  # popularity's trial and curve's three
     # The summary's times are this run's: the search's part of it, never more than all of it.
     assert 0 < result.search_seconds <= result.wall_seconds
-    again = run_sweep(
-        SweepConfig(resume=True, results_dir=str(tmp_path / "results"), verbose=0), data=data
-    )  # a finished sweep resumed: nothing to search, the results written again
-    assert again.search_seconds == 0 and again.state.status == "finished"
-    first_line = cli.format_summary(again).splitlines()[0]
-    assert "search 0 s" in first_line and not re.search(r"-\d", first_line), first_line
+    first_line = cli.format_summary(result).splitlines()[0]
+    assert not re.search(r"-\d", first_line), first_line
+
+    # A finished sweep resumed: said so, nothing started (not even Ray), exit 0.
+    def no_ray(address):
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr("recsys.tuning.sweep.connect", no_ray)
+    code, err = _main(cli.main, ["--resume", "--results-dir", str(tmp_path / "results")])
+    assert code == cli.EXIT_OK and "already finished: nothing to resume" in err, err
 
 
 def test_trial_refuses_the_test_split():

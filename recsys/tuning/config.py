@@ -29,6 +29,8 @@ DEFAULT_MODELS = (
 SEARCHES = ("random", "optuna")
 SCHEDULERS = ("asha", "fifo")
 
+# What a resume may change (where and how it runs); the rest is what the sweep was started with.
+RESUME_MAY_CHANGE = ("address", "gpus_per_trial", "cpus_per_trial", "max_concurrent_trials")
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # what `mlflow ui` opens by default (MLflow 3)
 
 
@@ -84,8 +86,7 @@ class SweepConfig:
         What to search may not change on resume; the cluster, the trials' resources and the
         console output may.
         """
-        where = ("address", "gpus_per_trial", "cpus_per_trial", "max_concurrent_trials")
-        changes = {a: getattr(given, a) for a in where if getattr(given, a) is not None}
+        changes = {a: getattr(given, a) for a in RESUME_MAY_CHANGE if getattr(given, a) is not None}
         return dataclasses.replace(self, **changes, verbose=given.verbose, resume=True)
 
 

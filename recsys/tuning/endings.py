@@ -1,12 +1,45 @@
-"""How a sweep ends: its status recorded in its state and on its MLflow runs, and the
-interruption that tells the user how to go on."""
+"""How a sweep ends: ``SweepResult`` (what a sweep that ran to its end hands back), its status
+recorded in its state and on its MLflow runs, and the interruption that tells the user how to
+go on."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from recsys.errors import SweepInterrupted
 from recsys.tuning import console, tracking
+from recsys.tuning.leaderboard import Leaderboard
+from recsys.tuning.outcome import ModelOutcome
 from recsys.tuning.state import SweepState
 from recsys.tuning.trial_runs import unreachable
+
+
+@dataclass
+class SweepResult:
+    """What :func:`recsys.tuning.sweep.run_sweep` hands back; ``state.status`` says how the
+    sweep ended."""
+
+    state: SweepState
+    leaderboard: Leaderboard
+    outcomes: list[ModelOutcome]
+    wall_seconds: float = 0.0  # this run of the sweep (a resumed one: since the resume)
+    search_seconds: float = 0.0  # the part of it in the search
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed_models(self) -> list[ModelOutcome]:
+        return [o for o in self.outcomes if o.error is not None]
+
+    @property
+    def trials_failed(self) -> int:
+        return sum(o.trials_failed for o in self.outcomes)
+
+    @property
+    def ending(self) -> str:
+        """How a sweep that ran to its end ended (``SweepState.status``)."""
+        if self.failed_models:
+            return "failed"
+        return "trials_lost" if self.trials_failed else "finished"
 
 
 def interrupted(state: SweepState) -> SweepInterrupted:

@@ -1,8 +1,9 @@
 """What a sweep has done so far, kept in ``<results>/.sweep/`` so that ``--resume`` can go on.
 
 ``SweepState`` is the one owner of that record: ``sweep.json`` (the config, where the sweep
-writes, its MLflow parent run, each model's search time) and one ``<model>.json`` per model
-whose outcome is final.
+writes, its MLflow parent run, each model's search time), one ``<model>.json`` per model whose
+outcome is final, ``spaces/`` (the space files the sweep started with: a resume goes on with
+them) and ``lock`` (the claim of the sweep running there, :mod:`recsys.tuning.claim`).
 """
 
 from __future__ import annotations
@@ -12,15 +13,27 @@ import json
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from recsys.errors import RecsysError
+from recsys.errors import EXIT_OK, RecsysError, SweepEnded
 from recsys.io import check_writable, write_text_atomic
+from recsys.tuning import console
+from recsys.tuning.claim import Claim
 from recsys.tuning.config import DEFAULT_TRACKING_URI, SweepConfig
 from recsys.tuning.outcome import ModelOutcome
+from recsys.tuning.space import SearchSpace, default_space_dir
 
 STATE_DIR = ".sweep"
+SPACES = "spaces"
+
+
+class AlreadyFinished(SweepEnded):
+    """``--resume`` of a sweep that finished: nothing to do, nothing started."""
+
+    exit_status = EXIT_OK
+    label = "finished"
 
 
 @dataclass
@@ -52,12 +65,16 @@ class SweepState:
     parent_run_id: str | None = None
     search_seconds: float = 0.0
     status: str = "running"
+    claim: Claim | None = field(default=None, repr=False, compare=False)  # held while it runs
 
     @classmethod
     def create(cls, cfg: SweepConfig) -> SweepState:
-        """A new sweep's state (nothing written yet); refuses a folder that holds a sweep."""
+        """A new sweep's state, its results directory claimed (nothing else written yet);
+        refuses a folder that holds a sweep or that another sweep is using."""
         name, results_dir = _names(cfg)
+        claim = Claim.take(results_dir, STATE_DIR)
         if _path(results_dir).is_file():
+            claim.release(undo=True)
             raise RecsysError(
                 f"{results_dir} already holds a sweep; pass --resume to continue it, or another "
                 f"--name / --results-dir"
@@ -76,15 +93,40 @@ class SweepState:
             or os.environ.get("MLFLOW_TRACKING_URI")
             or DEFAULT_TRACKING_URI,
             experiment=cfg.experiment or f"recsys-tune-{cfg.dataset}",
+            claim=claim,
         )
 
     @classmethod
     def resume(cls, cfg: SweepConfig) -> SweepState:
-        """The state of the sweep ``cfg`` names (or the latest), continued with ``cfg``'s
-        choices of where and how to run."""
-        state = cls.load(find_resumable(cfg))
-        state.config = state.config.resumed_with(cfg)
+        """The state of the sweep ``cfg`` names (or the latest), claimed, continued with
+        ``cfg``'s choices of where and how to run and with the space files it started with.
+
+        Raises:
+            AlreadyFinished: the sweep finished; nothing is started.
+        """
+        results_dir = find_resumable(cfg)
+        if cls.load(results_dir).status == "finished":
+            raise AlreadyFinished(
+                f"sweep at {results_dir} already finished: nothing to resume; its leaderboard "
+                f"is {results_dir / 'leaderboard.md'}"
+            )
+        claim = Claim.take(results_dir, STATE_DIR)
+        state = cls.load(results_dir)  # again: the sweep that held it may have moved on
+        state.claim = claim
+        state.config = _kept_spaces(state.config.resumed_with(cfg), cfg, results_dir)
         return state
+
+    def release(self, undo: bool = False) -> None:
+        """Lets the results directory go (``undo``: removes what the claim created)."""
+        if self.claim is not None:
+            self.claim.release(undo)
+
+    def keep_spaces(self, spaces: Mapping[str, SearchSpace]) -> None:
+        """Keeps the space files the sweep starts with, for its resumes."""
+        for model, space in spaces.items():
+            path = self.results_dir / STATE_DIR / SPACES / f"{model}.yaml"
+            if not path.is_file():
+                write_text_atomic(path, space.path.read_text())
 
     @classmethod
     def load(cls, results_dir: Path) -> SweepState:
@@ -109,7 +151,7 @@ class SweepState:
             check_writable(self.storage, "--storage-path")
 
     def save(self) -> None:
-        raw = dataclasses.asdict(self)
+        raw = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "claim"}
         raw.update(results_dir=str(self.results_dir), config=self.config.to_dict())
         write_text_atomic(_path(self.results_dir), json.dumps(raw, indent=1, default=str))
 
@@ -126,6 +168,23 @@ class SweepState:
 
     def resume_command(self) -> str:
         return f"python launch/sweep.py --resume --results-dir {self.results_dir}"
+
+
+def _kept_spaces(config: SweepConfig, given: SweepConfig, results_dir: Path) -> SweepConfig:
+    """``config`` reading the space files its sweep started with, saying which files changed
+    since (a sweep started before they were kept reads its space folder as before)."""
+    kept = results_dir / STATE_DIR / SPACES
+    if not kept.is_dir():
+        return config
+    current = Path(given.space_dir or config.space_dir or default_space_dir())
+    for model in config.models:
+        now = current / f"{model}.yaml"
+        if now.is_file() and now.read_bytes() != (kept / f"{model}.yaml").read_bytes():
+            console.say(
+                f"resume: {now} changed since the sweep started; it goes on with the space it "
+                f"started with ({kept / f'{model}.yaml'}); start a new sweep to search the new one"
+            )
+    return dataclasses.replace(config, space_dir=str(kept))
 
 
 def _path(results_dir: Path) -> Path:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from recsys.errors import SweepInterrupted
 from recsys.seeds import derive_seed
 from recsys.tuning import console, endings, finalize, registry, results, tracking
 from recsys.tuning.config import SweepConfig, model_budget, validate
+from recsys.tuning.endings import SweepResult
 from recsys.tuning.inputs import for_trials, load_data
 from recsys.tuning.interrupts import sigterm_interrupts
 from recsys.tuning.leaderboard import Leaderboard
@@ -41,26 +42,6 @@ if TYPE_CHECKING:
     from recsys.tuning.space import Budget, SearchSpace
 
 __all__ = ["SweepInterrupted", "SweepResult", "run_sweep"]
-
-
-@dataclass
-class SweepResult:
-    """What :func:`run_sweep` hands back; ``state.status`` says how the sweep ended."""
-
-    state: SweepState
-    leaderboard: Leaderboard
-    outcomes: list[ModelOutcome]
-    wall_seconds: float = 0.0  # this run of the sweep (a resumed one: since the resume)
-    search_seconds: float = 0.0  # the part of it in the search
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def failed_models(self) -> list[ModelOutcome]:
-        return [o for o in self.outcomes if o.error is not None]
-
-    @property
-    def trials_failed(self) -> int:
-        return sum(o.trials_failed for o in self.outcomes)
 
 
 @dataclass
@@ -97,7 +78,15 @@ def run_sweep(
     started = time.time()
     console.configure(cfg.verbose)
     run, notes = _prepare(cfg, data, callbacks)
-    _open_tracking(run)
+    try:
+        _open_tracking(run)
+        return _finish(run, started, notes)
+    finally:
+        run.state.release()
+
+
+def _finish(run: _Run, started: float, notes: list[str]) -> SweepResult:
+    """The sweep's steps, and how it ended recorded whatever the ending."""
     try:
         with sigterm_interrupts():
             board, outcomes = _run(run)
@@ -105,23 +94,31 @@ def run_sweep(
         endings.record(run.state, "interrupted")
         raise endings.interrupted(run.state) from None
     except BaseException as error:
-        endings.record(
-            run.state, "interrupted" if isinstance(error, SweepInterrupted) else "failed"
-        )
+        ending = "interrupted" if isinstance(error, SweepInterrupted) else "failed"
+        endings.record(run.state, ending)
         raise
-    result = SweepResult(
-        run.state, board, outcomes, time.time() - started, run.search_seconds, notes
-    )
-    failed = "trials_lost" if result.trials_failed else "finished"
-    endings.record(run.state, "failed" if result.failed_models else failed)
+    seconds = time.time() - started
+    result = SweepResult(run.state, board, outcomes, seconds, run.search_seconds, notes)
+    endings.record(run.state, result.ending)
     return result
 
 
 def _prepare(
     cfg: SweepConfig, data: SplitData | None, callbacks: Sequence[Any]
 ) -> tuple[_Run, list[str]]:
-    """Every check, then the cluster and the data; nothing is written yet."""
+    """The results directory claimed, every check, the cluster and the data; nothing else is
+    written yet (a refused sweep lets the claim go and removes it)."""
     state = SweepState.resume(cfg) if cfg.resume else SweepState.create(cfg)
+    try:
+        return _checked(state, data, callbacks)
+    except BaseException:
+        state.release(undo=True)
+        raise
+
+
+def _checked(
+    state: SweepState, data: SplitData | None, callbacks: Sequence[Any]
+) -> tuple[_Run, list[str]]:
     cfg = state.config
     spaces = validate(cfg)
     state.check_paths()
@@ -150,6 +147,7 @@ def _open_tracking(run: _Run) -> None:
         run_id=state.parent_run_id,
     )
     registry.describe(state.tracking_uri, state.parent_run_id, cfg, run.data)
+    state.keep_spaces(run.spaces)
     state.save()
 
 
