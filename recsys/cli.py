@@ -27,6 +27,7 @@ from recsys.errors import (  # the exit statuses, here for scripts: recsys.cli.E
     RecsysError,
     SweepEnded,
 )
+from recsys.io import redact_command
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -178,7 +179,7 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
         seeds=a.seeds,
         smoke=a.smoke,
         verbose=0 if a.quiet else 1,
-        command=" ".join(["python", "launch/sweep.py", *argv]),
+        command=" ".join(["python", "launch/sweep.py", *redact_command(argv)]),
     )
 
 
@@ -192,7 +193,9 @@ def _given(argv: list[str], prog: str | None) -> set[str]:
 
 def _check_resume_flags(argv: list[str], prog: str | None) -> None:
     """A resume keeps what its sweep searched; only where and how it runs may change."""
-    kept = _given(argv, prog) - {"resume", "name", "results_dir", "quiet", *RESUME_MAY_CHANGE}
+    # --tracking-uri: the same store with its credentials, which the saved state leaves out.
+    allowed = {"resume", "name", "results_dir", "quiet", "tracking_uri", *RESUME_MAY_CHANGE}
+    kept = _given(argv, prog) - allowed
     if kept:
         flags = ", ".join(f"--{d.replace('_', '-')}" for d in sorted(kept))
         allowed = ", ".join(f"--{d.replace('_', '-')}" for d in RESUME_MAY_CHANGE)

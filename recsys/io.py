@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,3 +66,21 @@ def check_writable(path: str | Path, flag: str) -> None:
             f"{flag} {path}: cannot write in {probe} ({error.strerror or error}); pass a folder "
             f"you can write to"
         ) from None
+
+
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s]+)@")
+
+
+def redact(uri: str) -> str:
+    """``uri`` with its user info (``user:token@``) hidden, for everything that is logged or
+    saved: ``http://u:pw@host`` -> ``http://***@host``."""
+    return _USERINFO.sub(r"\g<scheme>***@", uri)
+
+
+def redact_command(words: list[str]) -> list[str]:
+    """A command line with the user info of every URI in it hidden (``--flag=URI`` too)."""
+    out = []
+    for word in words:
+        flag, eq, value = word.partition("=")
+        out.append(f"{flag}={redact(value)}" if eq and flag.startswith("--") else redact(word))
+    return out

@@ -464,6 +464,14 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, argv, expe
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+def test_credentials_in_a_tracking_uri_stay_out_of_the_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["--models", "popularity", "--tracking-uri", "http://alice:s3cret@127.0.0.1:1"]
+    code, err = _main(cli.main, argv)
+    assert code == 2 and "http://***@127.0.0.1:1" in err and "s3cret" not in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("model", "text", "expected"),
     [

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from recsys.errors import SweepInterrupted
+from recsys.io import redact
 from recsys.tuning import console, tracking
 from recsys.tuning.leaderboard import Leaderboard
 from recsys.tuning.outcome import ModelOutcome
@@ -63,6 +64,6 @@ def record(state: SweepState, status: str) -> None:
         if not unreachable(error):
             raise
         console.warn(
-            f"MLflow at {state.tracking_uri} does not answer: the sweep's runs stay RUNNING "
-            f"there; it ended {status!r} (see {state.results_dir}/.sweep/sweep.json)"
+            f"MLflow at {redact(state.tracking_uri)} does not answer: the sweep's runs stay "
+            f"RUNNING there; it ended {status!r} (see {state.results_dir}/.sweep/sweep.json)"
         )

@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from recsys.errors import RecsysError
+from recsys.io import redact
 
 # Recommender trials are small: four share one GPU well without running out of its memory.
 DEFAULT_GPU_SHARE = 0.25
@@ -30,7 +32,31 @@ def connect(address: str | None) -> None:
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
+        secure_token()
         ray.init(include_dashboard=False)
+
+
+def secure_token(path: Path | None = None) -> Path:
+    """Ray's token file (``~/.ray/auth_token``), readable by its owner alone: made 0600 if it
+    exists, else created 0600 with a token of Ray's own making before a local Ray starts (Ray
+    would write it 0644, so that any user of the machine could join the cluster)."""
+    path = path or Path.home() / ".ray" / "auth_token"
+    if path.exists():
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        return path
+    from ray._private.authentication.authentication_token_generator import (
+        generate_new_authentication_token,
+    )
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another sweep made it meanwhile
+        return secure_token(path)
+    with os.fdopen(fd, "w") as f:
+        f.write(generate_new_authentication_token())
+    return path
 
 
 def check_address(address: str, timeout: float = 10.0) -> None:
@@ -95,9 +121,9 @@ def check_shared(cluster: ClusterShape, storage: str, tracking_uri: str) -> None
         )
     if tracking_uri.startswith(("sqlite:", "file:")) or "://" not in tracking_uri:
         raise RecsysError(
-            f"--tracking-uri {tracking_uri} is a file of this machine, and the Ray cluster spans "
-            f"{cluster.hosts} machines; start an MLflow server (mlflow server --host 0.0.0.0) "
-            f"and pass --tracking-uri http://HOST:5000"
+            f"--tracking-uri {redact(tracking_uri)} is a file of this machine, and the Ray "
+            f"cluster spans {cluster.hosts} machines; start an MLflow server "
+            f"(mlflow server --host 0.0.0.0) and pass --tracking-uri http://HOST:5000"
         )
 
 

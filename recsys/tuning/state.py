@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recsys.errors import EXIT_OK, RecsysError, SweepEnded
-from recsys.io import check_writable, write_text_atomic
+from recsys.io import check_writable, redact, write_text_atomic
 from recsys.tuning import console
 from recsys.tuning.claim import Claim
 from recsys.tuning.config import DEFAULT_TRACKING_URI, SweepConfig
@@ -113,6 +113,11 @@ class SweepState:
         claim = Claim.take(results_dir, STATE_DIR)
         state = cls.load(results_dir)  # again: the sweep that held it may have moved on
         state.claim = claim
+        try:
+            state.tracking_uri = _with_credentials(state.tracking_uri, cfg.tracking_uri)
+        except RecsysError:
+            claim.release()
+            raise
         state.config = _kept_spaces(state.config.resumed_with(cfg), cfg, results_dir)
         return state
 
@@ -151,8 +156,16 @@ class SweepState:
             check_writable(self.storage, "--storage-path")
 
     def save(self) -> None:
+        """Writes ``sweep.json``; a tracking URI's credentials are left out (``redact``)."""
         raw = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "claim"}
-        raw.update(results_dir=str(self.results_dir), config=self.config.to_dict())
+        config = self.config.to_dict()
+        if config.get("tracking_uri"):
+            config["tracking_uri"] = redact(config["tracking_uri"])
+        raw.update(
+            results_dir=str(self.results_dir),
+            config=config,
+            tracking_uri=redact(self.tracking_uri),
+        )
         write_text_atomic(_path(self.results_dir), json.dumps(raw, indent=1, default=str))
 
     def outcome(self, model: str) -> ModelOutcome | None:
@@ -168,6 +181,27 @@ class SweepState:
 
     def resume_command(self) -> str:
         return f"python launch/sweep.py --resume --results-dir {self.results_dir}"
+
+
+def _with_credentials(saved: str, given: str | None) -> str:
+    """The sweep's tracking URI with the credentials its saved copy leaves out: from
+    ``--tracking-uri`` or ``$MLFLOW_TRACKING_URI`` when it names the same store."""
+    candidates = [u for u in (given, os.environ.get("MLFLOW_TRACKING_URI")) if u]
+    for uri in candidates:
+        if redact(uri) == saved:
+            return uri
+    if given is not None:
+        raise RecsysError(
+            f"--resume keeps the sweep's tracking store {saved}; --tracking-uri {redact(given)} "
+            f"names another: drop it, or pass that store's URI"
+        )
+    if saved != redact(saved) or "***@" in saved:
+        raise RecsysError(
+            f"the sweep's tracking URI {saved} had credentials, which are not saved: resume "
+            f"with --tracking-uri and its full URI, or set MLFLOW_TRACKING_USERNAME and "
+            f"MLFLOW_TRACKING_PASSWORD and start it with a URI without them"
+        )
+    return saved
 
 
 def _kept_spaces(config: SweepConfig, given: SweepConfig, results_dir: Path) -> SweepConfig:

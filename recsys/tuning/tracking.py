@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recsys.errors import RecsysError
-from recsys.io import check_writable
+from recsys.io import check_writable, redact
 from recsys.metrics import metric_key
 from recsys.tuning.config import SweepConfig, prep_config
 from recsys.tuning.results import best_config_yaml
@@ -62,8 +62,9 @@ def check_store(tracking_uri: str, timeout: float = STORE_TIMEOUT_S) -> None:
         _check_server(tracking_uri, timeout)
     elif scheme.split("+")[0] not in _DATABASE_SCHEMES:
         raise RecsysError(
-            f"--tracking-uri {tracking_uri}: unknown scheme {scheme!r}; use sqlite:///mlflow.db, "
-            f"a folder, http://HOST:PORT of an MLflow server, or a database URI"
+            f"--tracking-uri {redact(tracking_uri)}: unknown scheme {scheme!r}; use "
+            f"sqlite:///mlflow.db, a folder, http://HOST:PORT of an MLflow server, or a "
+            f"database URI"
         )
 
 
@@ -86,7 +87,7 @@ def _check_server(tracking_uri: str, timeout: float) -> None:
     except (OSError, ValueError) as error:
         problem = str(getattr(error, "reason", error))
     raise RecsysError(
-        f"--tracking-uri {tracking_uri}: no MLflow server answers ({problem}); start one "
+        f"--tracking-uri {redact(tracking_uri)}: no MLflow server answers ({problem}); start one "
         f"(mlflow server --host 127.0.0.1 --port PORT) or pass another --tracking-uri"
     )
 
@@ -130,7 +131,7 @@ def ui_command(tracking_uri: str) -> str:
         uri = "sqlite:///" + str(Path(uri[len("sqlite:///") :]).resolve())
     elif "://" not in uri:
         uri = str(Path(uri).resolve())
-    return f"mlflow ui --backend-store-uri {uri}"
+    return f"mlflow ui --backend-store-uri {redact(uri)}"
 
 
 def metric_batch(metrics: Mapping[str, Any], step: int) -> list:

@@ -19,6 +19,7 @@ from typing import Any
 from ray.tune import Callback
 
 from recsys.errors import TrackingLost
+from recsys.io import redact
 from recsys.tuning import console
 from recsys.tuning.records import TrialEnd
 from recsys.tuning.tracking import (
@@ -163,7 +164,7 @@ class MlflowTrialCallback(Callback):
 
     def _init_state(self) -> None:
         self._client = None
-        self.outbox = Outbox(self.tracking_uri)
+        self.outbox = Outbox(redact(self.tracking_uri))
         self._runs: dict[str, str] = {}  # trial id -> run id
         self._last_step: dict[str, int] = {}  # trial id -> last epoch logged (or waiting)
         self._last_epoch: dict[str, int] = {}
