@@ -219,7 +219,14 @@ def _option(text: str) -> tuple[str, object]:
     if not sep or not key:
         raise RecsysError(f"--dataset-option takes KEY=VALUE, got {text!r}")
     # YAML typing: 20000 is an int, 0.5 a float, true a bool, anything else a string.
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise RecsysError(
+            f"--dataset-option {key.strip()}: the value {value[:40]!r} does not parse "
+            f"({problem}); quote it, or give a plain number, word or true/false"
+        ) from None
 
 
 def _ratios(text: str | None) -> list[float] | None:

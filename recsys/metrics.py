@@ -34,7 +34,7 @@ REPORT_KS = (10, 20)
 def parse_metric(metric: str) -> tuple[str, int]:
     """``"ndcg@10"`` -> ``("ndcg", 10)``; a RecsysError for anything the evaluator lacks."""
     name, _, k = metric.partition("@")
-    if name not in TARGETS or not k.isdigit() or int(k) < 1:
+    if name not in TARGETS or not (k.isascii() and k.isdigit()) or int(k) < 1:
         raise RecsysError(
             f"bad metric {metric!r}; use <name>@<k> with name one of {', '.join(TARGETS)} "
             f"and k a positive integer, e.g. ndcg@10"

@@ -13,6 +13,7 @@ interactions (for ``temporal``, held-out pairs of users absent from train are dr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,7 @@ class SplitResult:
 
 def check_ratios(ratios: tuple[float, float, float]) -> tuple[float, float, float]:
     """Validates train/validation/test fractions: three non-negative numbers summing to 1."""
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or ratios[0] <= 0:
+    if len(ratios) != 3 or not all(0 <= r < math.inf for r in ratios) or ratios[0] <= 0:
         raise RecsysError(
             f"split ratios {tuple(ratios)} are invalid; give three fractions train,val,test "
             "with train > 0, e.g. --ratios 0.8,0.1,0.1"

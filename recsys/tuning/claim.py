@@ -36,10 +36,19 @@ class Claim:
         check_writable(results_dir, "--results-dir")
         folder = results_dir / state_dir
         created = [p for p in (folder, *folder.parents) if not p.exists()]
-        folder.mkdir(parents=True, exist_ok=True)
         lock = folder / LOCK
         new_lock = not lock.exists()
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            for made in created:
+                with contextlib.suppress(OSError):
+                    made.rmdir()
+            raise RecsysError(
+                f"--results-dir {results_dir}: cannot be created ({error.strerror or error}); "
+                f"pass a shorter or other folder"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -7,6 +7,7 @@ before any of that.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,7 +103,9 @@ def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
     if cfg.search == "optuna":
         _check_optuna()
     _check_counts(cfg)
-    _check_name(cfg.name)
+    check_name(cfg.name)
+    if cfg.experiment is not None and not cfg.experiment.strip():
+        raise RecsysError("--experiment is empty; name the MLflow experiment, or leave it out")
     _check_data_options(cfg)
     spaces = load_spaces(cfg)
     for space in spaces.values():
@@ -137,12 +140,43 @@ def _check_counts(cfg: SweepConfig) -> None:
         if value is not None and (isinstance(value, bool) or value < low):
             kind = "a positive integer" if low else "0 or more"
             raise RecsysError(f"{flag} must be {kind}, got {value}")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise RecsysError(f"--seed must be an integer >= 0, got {cfg.seed!r}")
+    _check_shares(cfg)
 
 
-def _check_name(name: str | None) -> None:
+# Ray schedules resources in steps of 1e-4; below a hundredth a share packs no real trial.
+MIN_SHARE = 0.01
+
+
+def _check_shares(cfg: SweepConfig) -> None:
+    """CPU and GPU shares a Ray scheduler can place (the cluster itself is checked later)."""
+    for flag, value, zero_ok in (
+        ("--cpus-per-trial", cfg.cpus_per_trial, False),
+        ("--gpus-per-trial", cfg.gpus_per_trial, True),
+    ):
+        if value is None or (zero_ok and value == 0):
+            continue
+        if not math.isfinite(value) or value < MIN_SHARE:
+            least = "0 (none) or at least" if zero_ok else "at least"
+            raise RecsysError(
+                f"{flag} must be {least} {MIN_SHARE:g}, got {value:g}; e.g. {flag} 0.25 packs "
+                f"four trials on one"
+            )
+
+
+MAX_NAME = 100  # with the storage folder's "-<sweep id>", well under a file system's 255 bytes
+
+
+def check_name(name: str | None) -> None:
     """A sweep's name becomes a folder name: no path in it."""
     if name is None:
         return
+    if len(name) > MAX_NAME:
+        raise RecsysError(
+            f"--name is {len(name)} characters long; a sweep's name becomes a folder name: "
+            f"use at most {MAX_NAME}"
+        )
     if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
         raise RecsysError(
             f"--name {name!r} must be a plain folder name (letters, digits, '-', '_', '.'), not "
@@ -178,6 +212,10 @@ def _check_data_options(cfg: SweepConfig) -> None:
                 f"--ratios {','.join(f'{r:g}' for r in prep.ratios)}: a sweep needs validation "
                 f"(to choose) and test (to report) pairs; give both a share, e.g. 0.8,0.1,0.1"
             )
+    if prep.seed < 0:
+        raise RecsysError(f"--split-seed must be an integer >= 0, got {prep.seed}")
+    if prep.threshold is not None and not math.isfinite(prep.threshold):
+        raise RecsysError(f"--threshold must be a number, got {prep.threshold}")
     for flag, value in (
         ("--min-user-interactions", prep.min_user_interactions),
         ("--min-item-interactions", prep.min_item_interactions),

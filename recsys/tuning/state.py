@@ -21,7 +21,7 @@ from recsys.errors import EXIT_OK, RecsysError, SweepEnded
 from recsys.io import check_writable, redact, write_text_atomic
 from recsys.tuning import console
 from recsys.tuning.claim import Claim
-from recsys.tuning.config import DEFAULT_TRACKING_URI, SweepConfig
+from recsys.tuning.config import DEFAULT_TRACKING_URI, SweepConfig, check_name
 from recsys.tuning.outcome import ModelOutcome
 from recsys.tuning.space import SearchSpace, default_space_dir
 
@@ -227,6 +227,7 @@ def _path(results_dir: Path) -> Path:
 
 def _names(cfg: SweepConfig) -> tuple[str, Path]:
     """The sweep's name and absolute results directory."""
+    check_name(cfg.name)
     name = cfg.name
     if name is None and cfg.results_dir is not None:
         name = Path(cfg.results_dir).name

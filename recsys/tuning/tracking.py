@@ -8,6 +8,7 @@ cluster may be a local file.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
 import subprocess
@@ -47,25 +48,62 @@ _DATABASE_SCHEMES = ("postgresql", "mysql", "mssql", "databricks", "databricks-u
 STORE_TIMEOUT_S = 5.0
 
 
+# A database URI's SQLAlchemy driver -> (its module, what installs it).
+_DRIVERS = {
+    "postgresql": ("psycopg2", "pip install psycopg2-binary, or use postgresql+psycopg://"),
+    "postgresql+psycopg2": ("psycopg2", "pip install psycopg2-binary"),
+    "postgresql+psycopg": ("psycopg", "pip install 'recsys-tune[postgres]'"),
+    "mysql": ("MySQLdb", "pip install mysqlclient, or use mysql+pymysql://"),
+    "mysql+pymysql": ("pymysql", "pip install pymysql"),
+    "mssql+pyodbc": ("pyodbc", "pip install pyodbc"),
+}
+
+
 def check_store(tracking_uri: str, timeout: float = STORE_TIMEOUT_S) -> None:
     """Raises, without writing anything, unless ``tracking_uri`` names a store this sweep can use:
-    a local file store or sqlite database in a writable folder, or a tracking server that
-    answers its health check within ``timeout`` seconds."""
+    a sqlite database in a writable folder, a database whose driver is installed, or a tracking
+    server that answers its health check within ``timeout`` seconds."""
     scheme, _, rest = tracking_uri.partition("://")
-    if not rest:  # a plain path: MLflow's file store
-        check_writable(tracking_uri, "--tracking-uri")
-    elif scheme == "file":
-        check_writable(rest, "--tracking-uri")
-    elif scheme == "sqlite":
-        check_writable(Path(_sqlite_path(tracking_uri)).parent, "--tracking-uri")
+    if not rest or scheme == "file":  # MLflow 3 refuses its file store (maintenance mode)
+        raise RecsysError(
+            f"--tracking-uri {redact(tracking_uri)}: MLflow no longer writes to a folder (its "
+            f"file store is in maintenance mode); use a database, e.g. "
+            f"sqlite:///{Path(rest or tracking_uri).expanduser().resolve()}.db, or a server"
+        )
+    if scheme == "sqlite":
+        _check_sqlite(tracking_uri)
     elif scheme in ("http", "https"):
         _check_server(tracking_uri, timeout)
     elif scheme.split("+")[0] not in _DATABASE_SCHEMES:
         raise RecsysError(
             f"--tracking-uri {redact(tracking_uri)}: unknown scheme {scheme!r}; use "
-            f"sqlite:///mlflow.db, a folder, http://HOST:PORT of an MLflow server, or a "
-            f"database URI"
+            f"sqlite:///mlflow.db, http://HOST:PORT of an MLflow server, or a database URI"
         )
+    elif scheme in _DRIVERS:
+        module, install = _DRIVERS[scheme]
+        if importlib.util.find_spec(module) is None:
+            raise RecsysError(
+                f"--tracking-uri {redact(tracking_uri)}: its database driver {module} is not "
+                f"installed; {install}"
+            )
+
+
+def _check_sqlite(tracking_uri: str) -> None:
+    """A sqlite store: a database file (or none yet) in a folder that can be written."""
+    path = Path(_sqlite_path(tracking_uri))
+    if path.is_dir():
+        raise RecsysError(
+            f"--tracking-uri {tracking_uri}: {path} is a folder; name a database file in it, "
+            f"e.g. sqlite:///{path / 'mlflow.db'}"
+        )
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise RecsysError(
+                    f"--tracking-uri {tracking_uri}: {path} is not a sqlite database; name "
+                    f"another file (a new one is created)"
+                )
+    check_writable(path.parent, "--tracking-uri")
 
 
 def _sqlite_path(tracking_uri: str) -> str:
