@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit code 2, like a RecsysError
-        self.exit(2, f"error: {message}\n")
+        self.exit(2, f"error: {one_line(message)}\n")
 
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -183,6 +183,16 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
     )
 
 
+MAX_MESSAGE = 400
+
+
+def one_line(message: str) -> str:
+    """An error message as one line of at most :data:`MAX_MESSAGE` characters (a message may
+    quote a user's value, and a value may be a whole file)."""
+    line = " ".join(message.split())
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 15] + " ... (cut short)"
+
+
 def _given(argv: list[str], prog: str | None) -> set[str]:
     """The flags (their ``dest``) the command line sets itself, defaults left out."""
     p = parser(prog)
@@ -286,7 +296,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             os.chdir(tempfile.gettempdir())
         result = run_sweep(cfg)
     except (RecsysError, SweepEnded) as error:  # each type carries its exit status
-        print(f"{error.label}: {error}", file=sys.stderr)
+        print(f"{error.label}: {one_line(str(error))}", file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt:
         print("interrupted: continue with: python launch/sweep.py --resume", file=sys.stderr)

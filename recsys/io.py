@@ -51,6 +51,12 @@ def check_writable(path: str | Path, flag: str) -> None:
         flag: the command-line flag that named it, for the message.
     """
     path = Path(path).expanduser().resolve()
+    too_long = [p.name for p in (path, *path.parents) if len(os.fsencode(p.name)) > 255]
+    if too_long:
+        raise RecsysError(
+            f"{flag}: the folder name {too_long[0][:40]}... is {len(too_long[0])} characters "
+            f"long, more than a file system takes (255); pass a shorter one"
+        )
     probe = path
     while not probe.exists():
         probe = probe.parent

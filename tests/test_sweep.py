@@ -547,6 +547,18 @@ def test_unusable_paths_stores_and_addresses_fail_fast_writing_nothing(tmp_path,
         assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"], argv
 
 
+def test_an_error_quoting_a_huge_value_stays_one_short_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for flag in ("--dataset", "--search"):  # a RecsysError's message, argparse's
+        try:
+            code = cli.main(["--models", "popularity", flag, "x" * 8000 + "\nmore"])
+        except SystemExit as exit:
+            code = exit.code
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and len(err) <= cli.MAX_MESSAGE + 10, err
+        assert err.startswith("error: ")
+
+
 def test_malformed_space_file_from_the_command_line(tmp_path, monkeypatch):
     main = cli.main
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +138,26 @@ def test_bad_budget_is_named(tmp_path, budget, expected):
 def test_malformed_yaml_names_the_file_and_line(tmp_path):
     (tmp_path / "toy.yaml").write_text(BUDGET + "params:\n  dim: {choice: [8, 16\n")
     with pytest.raises(RecsysError, match=r"toy\.yaml: malformed YAML at line \d+"):
+        load_space("toy", tmp_path, ToyConfig)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ("  dim: 8\n  dim: 16\n", r"at line 10, column 3: the key 'dim' is given twice"),
+        (  # an alias bomb: each line doubles the one before
+            "  a: &a [x, x]\n  b: &b [*a, *a]\n  c: [*b, *b]\n",
+            r"aliases \(\*name\) are not allowed",
+        ),
+    ],
+)
+def test_space_files_refuse_duplicate_keys_and_aliases(tmp_path, params, expected):
+    assert re.search(expected, _error(tmp_path, params))
+
+
+def test_an_oversized_space_file_is_refused_unread(tmp_path):
+    (tmp_path / "toy.yaml").write_text(BUDGET + "params:\n" + "#" * 70_000 + "\n")
+    with pytest.raises(RecsysError, match=r"toy\.yaml: 70\d+ bytes, more than a search space"):
         load_space("toy", tmp_path, ToyConfig)
 
 

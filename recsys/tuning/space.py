@@ -136,6 +136,33 @@ class SearchSpace:
         return [name for name, p in self.params.items() if not p.fixed]
 
 
+MAX_SPACE_BYTES = 64 * 1024
+
+
+class _SpaceLoader(yaml.SafeLoader):
+    """Safe YAML without what a space file never needs and a hostile or mistaken one abuses:
+    aliases (an alias bomb expands to gigabytes) and duplicate keys (the later would win)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a search space", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_space(
     model: str, space_dir: str | Path | None = None, config_cls: type | None = None
 ) -> SearchSpace:
@@ -164,8 +191,13 @@ def load_space(
             f"{path}: no search space for model {model!r}; create it (see "
             f"{default_space_dir()}/popularity.yaml for the format) or pass --space-dir"
         )
+    if path.stat().st_size > MAX_SPACE_BYTES:
+        raise RecsysError(
+            f"{path}: {path.stat().st_size} bytes, more than a search space needs (at most "
+            f"{MAX_SPACE_BYTES // 1024} KiB); is it the right file?"
+        )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_SpaceLoader)  # noqa: S506
     except UnicodeDecodeError as exc:
         bad = exc.object[exc.start : exc.start + 1]
         raise RecsysError(
