@@ -143,6 +143,18 @@ def test_cache_hit_and_invalidation(tmp_path):
     assert load_split(changed, cache_dir=tmp_path).fingerprint != first.fingerprint
 
 
+@pytest.mark.parametrize("damaged", ["pairs.npz", "items.parquet", "meta.json"])
+def test_a_corrupt_cached_split_is_made_again(tmp_path, damaged):
+    raw = _raw()
+    first = load_split(raw, cache_dir=tmp_path)
+    entry = tmp_path / "splits" / first.fingerprint
+    (entry / damaged).write_bytes((entry / damaged).read_bytes()[:10])  # cut short
+    with pytest.warns(UserWarning, match="cannot be read"):
+        again = load_split(raw, cache_dir=tmp_path)
+    assert np.array_equal(again.test.items, first.test.items) and again.item_text == first.item_text
+    assert load_split(raw, cache_dir=tmp_path).fingerprint == first.fingerprint  # cached again
+
+
 def test_split_parquet_has_raw_ids(tmp_path):
     data = build_split(_raw(), PrepConfig(threshold=None))
     path = data.to_parquet(tmp_path / "split.parquet")

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -99,10 +100,23 @@ def save(data: SplitData, cache_dir: Path) -> Path:
 
 
 def load(cache_dir: Path, fp: str) -> SplitData | None:
-    """The cached split of fingerprint ``fp``, or ``None`` when there is none."""
+    """The cached split of fingerprint ``fp``, or ``None`` when there is none or it cannot be
+    read (a file cut short or altered: the entry is removed, and the split is made again)."""
     path = _path(cache_dir, fp)
     if not (path / "meta.json").exists():
         return None
+    try:
+        return _read(path, fp)
+    except Exception as error:  # any unreadable file: the cache is only ever a copy
+        warnings.warn(
+            f"the cached split {path} cannot be read ({type(error).__name__}); it is made again",
+            stacklevel=2,
+        )
+        shutil.rmtree(path, ignore_errors=True)
+        return None
+
+
+def _read(path: Path, fp: str) -> SplitData:
     meta = json.loads((path / "meta.json").read_text())
     with np.load(path / "pairs.npz") as z:
         pairs = {s: Pairs(z[f"{s}_users"], z[f"{s}_items"]) for s in ("train", "val", "test")}
