@@ -804,7 +804,7 @@ def test_a_model_whose_every_trial_fails_is_an_error_row(ray_session, tmp_path, 
 @pytest.mark.slow
 @pytest.mark.parametrize("max_failures", [2, 0])
 def test_a_killed_trial_worker_restarts_from_its_checkpoint(
-    ray_session, tmp_path, monkeypatch, max_failures
+    ray_session, tmp_path, monkeypatch, capfd, max_failures
 ):
     monkeypatch.chdir(tmp_path)
     flag, log = tmp_path / "kill", tmp_path / "starts.txt"
@@ -822,6 +822,11 @@ def test_a_killed_trial_worker_restarts_from_its_checkpoint(
     )
     result = run_sweep(cfg, data=block_split(), callbacks=[FaultAtEpoch(flag, 4, log, kill=True)])
     assert not flag.exists()  # a worker was killed
+    # One line for the failure, also with --quiet (verbose=0), not Ray's traceback.
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "ActorDiedError" not in err.split("failed (")[0], err
+    said = "restarts from epoch" if max_failures else "failed after its restarts"
+    assert len([line for line in err.splitlines() if said in line]) == 1, err
     lines = [line.split() for line in log.read_text().splitlines()]
     killed = next(trial for trial, what in lines if what == "killed")
     uri, parent = result.state.tracking_uri, result.state.parent_run_id

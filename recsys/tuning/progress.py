@@ -96,3 +96,44 @@ class ProgressLines(Callback):
         for model in self.samples:
             if model in busy:
                 self.write(self.line(trials, model))
+
+
+class TrialFaults(Callback):
+    """One line per trial failure, in place of Tune's whole traceback (``recsys.tuning.resources``
+    sets ``TUNE_PRINT_ALL_TRIAL_ERRORS=0``): a warning, shown also with ``--quiet``.
+
+        trial 3f2a1b0c of lightgcn failed (ActorDiedError: ...); it restarts from epoch 40
+        (restart 1 of 2)
+    """
+
+    def __init__(self, write: Callable[[str], None] | None = None) -> None:
+        from recsys.tuning import console
+
+        self.write = write or console.warn
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        latest = getattr(trial, "latest_checkpoint_result", None)
+        epoch = int((latest.metrics if latest is not None else {}).get("epoch", 0))
+        self.write(
+            f"trial {trial.trial_id} of {trial.config.get(MODEL_KEY)} failed ({_why(trial)}); it "
+            f"restarts from epoch {epoch} (restart {trial.num_failures} of "
+            f"{trial.max_failures})"
+        )
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        where = f"; the whole error: {trial.error_file}" if trial.error_file else ""
+        self.write(
+            f"trial {trial.trial_id} of {trial.config.get(MODEL_KEY)} failed after its restarts "
+            f"({_why(trial)}): its results are lost{where}"
+        )
+
+
+def _why(trial: Any) -> str:
+    """The last line of a trial's error (its file holds a whole remote traceback)."""
+    try:
+        with open(trial.error_file) as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except (OSError, TypeError):
+        return "no error recorded"
+    last = lines[-1] if lines else "no error recorded"
+    return last if len(last) <= 160 else last[:157] + "..."

@@ -24,6 +24,9 @@ def connect(address: str | None) -> None:
     # checkpoint about experiment snapshots (each report checkpoints, by design).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # A failed trial's traceback goes to its error file; the console gets one line per failure
+    # (recsys.tuning.progress.TrialFaults).
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         check_address(address)

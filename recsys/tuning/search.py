@@ -201,15 +201,17 @@ def scheduler(cfg: SweepConfig, budgets: Mapping[str, Budget]) -> Any:
 
 
 def progress(cfg: SweepConfig, budgets: Mapping[str, Budget]) -> list[Any]:
-    """The console's progress: a line per model as its trials end (none with ``--quiet``)."""
-    from recsys.tuning.progress import ProgressLines
+    """The console's progress: a line per model as its trials end (none with ``--quiet``), and
+    one line per trial failure (always)."""
+    from recsys.tuning.progress import ProgressLines, TrialFaults
 
     if not console.verbose():
-        return []
+        return [TrialFaults()]
     return [
+        TrialFaults(),
         ProgressLines(
             {m: b.num_samples for m, b in budgets.items()},
             {m: b.max_epochs for m, b in budgets.items()},
             cfg.metric,
-        )
+        ),
     ]
