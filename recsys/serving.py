@@ -43,6 +43,9 @@ from recsys.models.popularity import Popularity
 USER_COLUMN = "user_id"
 K_COLUMN = "k"
 DEFAULT_K = 10
+# Users one request may ask for (``model_config={"max_users": ...}`` changes it): each costs a
+# row of scores over the catalogue, so this bounds a request's time and memory.
+DEFAULT_MAX_USERS = 1000
 OUTPUT_COLUMNS = ("user_id", "item_id", "rank", "score", "source")
 SOURCE_MODEL = "model"
 SOURCE_POPULARITY = "popularity"
@@ -102,8 +105,15 @@ class ServedModel:
         data: the id maps and seen pairs (``test`` is None).
     """
 
-    def __init__(self, card: ModelCard, model: Recommender, data: SplitData) -> None:
+    def __init__(
+        self,
+        card: ModelCard,
+        model: Recommender,
+        data: SplitData,
+        max_users: int = DEFAULT_MAX_USERS,
+    ) -> None:
         self.card = card
+        self.max_users = max_users
         self.model = model.eval()
         self.data = data
         self.seen = UserItemIndex([data.train, data.val], data.n_users, model.device)
@@ -114,7 +124,9 @@ class ServedModel:
         self.popular_scores = counts[self.popular]
 
     @classmethod
-    def load(cls, artifacts: Mapping[str, str], device: str = "auto") -> ServedModel:
+    def load(
+        cls, artifacts: Mapping[str, str], device: str = "auto", max_users: int = DEFAULT_MAX_USERS
+    ) -> ServedModel:
         """Rebuilds the model from its artifacts (see the module docstring) on ``device``."""
         from recsys.train import resolve_device
 
@@ -137,7 +149,7 @@ class ServedModel:
         model = spec.build(spec.make_config(card.config), data, resolve_device(device))
         state = torch.load(artifacts["state"], map_location=model.device, weights_only=True)
         model.load_state_dict(state)
-        return cls(card, model, data)
+        return cls(card, model, data, max_users)
 
     @property
     def n_items(self) -> int:
@@ -150,7 +162,7 @@ class ServedModel:
             RecsysError: a malformed request (no ``user_id`` column, a missing id, k not an
                 integer in 1..n_items).
         """
-        users, ks = parse_request(request, self.n_items)
+        users, ks = parse_request(request, self.n_items, self.max_users)
         width = int(ks.max()) if len(ks) else DEFAULT_K
         index = self.user_index.get_indexer(users.astype(str))
         known = index >= 0
@@ -175,7 +187,9 @@ class ServedModel:
         )
 
 
-def parse_request(request: Any, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+def parse_request(
+    request: Any, n_items: int, max_users: int = DEFAULT_MAX_USERS
+) -> tuple[np.ndarray, np.ndarray]:
     """The requested raw user ids and each one's k, checked.
 
     Raises:
@@ -190,6 +204,11 @@ def parse_request(request: Any, n_items: int) -> tuple[np.ndarray, np.ndarray]:
         found = ", ".join(map(repr, map(str, frame.columns))) or "none"
         raise RecsysError(f"the request has no {USER_COLUMN!r} column (columns: {found}); {how}")
     users = frame[USER_COLUMN].to_numpy()
+    if len(users) > max_users:
+        raise RecsysError(
+            f"the request asks for {len(users)} users, more than the {max_users} one request may "
+            f"ask for; split it into requests of at most {max_users} users"
+        )
     if pd.isna(frame[USER_COLUMN]).any():
         raise RecsysError(f"the request has an empty {USER_COLUMN!r}; {how}")
     if K_COLUMN not in frame:
@@ -216,8 +235,9 @@ class RecsysPyfunc(mlflow.pyfunc.PythonModel):
     ``INVALID_PARAMETER_VALUE`` error (HTTP 400 from ``mlflow models serve``) with its message."""
 
     def load_context(self, context: Any) -> None:
-        device = (context.model_config or {}).get("device", "auto")
-        self.served = ServedModel.load(context.artifacts, device)
+        config = context.model_config or {}
+        max_users = int(config.get("max_users", DEFAULT_MAX_USERS))
+        self.served = ServedModel.load(context.artifacts, config.get("device", "auto"), max_users)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         from mlflow.exceptions import MlflowException

@@ -96,6 +96,7 @@ def test_default_k_is_ten_and_integer_ids_match_either_spelling(tmp_path):
         ({"user_id": ["u0"], "k": [2.5]}, "k must be a whole number, got 2.5"),
         ({"user_id": ["u0"], "k": ["ten"]}, "k must be a whole number, got 'ten'"),
         ({"user_id": ["u0", None]}, "the request has an empty 'user_id'"),
+        ({"user_id": ["u0"] * 1001}, "asks for 1001 users, more than the 1000 one request"),
     ],
 )
 def test_malformed_request_is_one_clear_error(tmp_path, request_table, message):

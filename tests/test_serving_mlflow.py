@@ -76,6 +76,16 @@ def _expected(sweep, model: str, k: int) -> pd.DataFrame:
     return recs[recs["rank"] <= k].reset_index(drop=True)
 
 
+def _group(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid``."""
+    out = subprocess.run(["ps", "-eo", "pid=,pgid=,stat="], capture_output=True, text=True)
+    return [
+        int(pid)
+        for pid, group, stat in (line.split() for line in out.stdout.splitlines())
+        if int(group) == pgid and not stat.startswith("Z")
+    ]
+
+
 def _same_ranking(got: pd.DataFrame, expected: pd.DataFrame) -> None:
     columns = ["user_id", "item_id", "rank"]
     pd.testing.assert_frame_equal(got[columns], expected[columns], check_dtype=False)
@@ -224,6 +234,17 @@ def test_mlflow_models_serve_answers_with_the_top_k_and_rejects_a_malformed_body
         )
         assert 400 <= status < 500 and "k must be at least 1" in answer["message"]
         assert "stack_trace" not in answer
+        status, answer = _post(
+            f"{url}/invocations", {"dataframe_records": [{"user_id": "u0", "k": 2.5}]}
+        )  # MLflow casts before predict: k is a double in the signature, so 2.5 reaches it
+        assert 400 <= status < 500 and "k must be a whole number, got 2.5" in answer["message"]
+        many = {"dataframe_split": {"columns": ["user_id"], "data": [["u0"]] * 5000}}
+        status, answer = _post(f"{url}/invocations", many)
+        assert 400 <= status < 500 and "more than the 1000 one request may" in answer["message"]
+        os.killpg(server.pid, signal.SIGTERM)  # the server and its workers stop on SIGTERM
+        server.wait(timeout=30)
+        time.sleep(1)
+        assert not [p for p in _group(server.pid)], "a worker outlived the server's SIGTERM"
     finally:
         with contextlib.suppress(ProcessLookupError):  # the group is gone if it exited
             os.killpg(server.pid, signal.SIGTERM)

@@ -140,7 +140,7 @@ def log_model(tracking_uri: str, run_id: str, best: Scored, data: SplitData) -> 
                 signature=signature(data),
                 input_example=input_example(data),
                 pip_requirements=requirements(),
-                model_config={"device": "auto"},
+                model_config={"device": "auto", "max_users": serving.DEFAULT_MAX_USERS},
                 tags={tracking.TAG_MODEL: outcome.model},
             )
     return info.model_uri
@@ -166,9 +166,12 @@ def signature(data: SplitData):
     recommended item (see :mod:`recsys.serving`)."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
 
     user, item = _id_type(data.user_ids), _id_type(data.item_ids)
-    inputs = Schema([ColSpec(user, "user_id"), ColSpec("long", "k", required=False)])
+    # k of any type: as a long, MLflow would cast 2.5 to 2 before predict sees it (and a double
+    # refuses ints); predict checks it is a whole number in 1..n_items.
+    inputs = Schema([ColSpec(user, "user_id"), ColSpec(AnyType(), "k", required=False)])
     outputs = Schema(
         [
             ColSpec(user, "user_id"),
