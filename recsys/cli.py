@@ -140,6 +140,8 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
 def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepConfig:
     """The ``SweepConfig`` of a command line (``sys.argv[1:]`` when ``argv`` is None)."""
     argv = sys.argv[1:] if argv is None else argv
+    if any("\x00" in word for word in argv):  # no path or name can hold one
+        raise RecsysError("an argument holds a NUL character (\\x00); remove it")
     a = parser(prog).parse_args(argv)
     if a.resume:
         _check_resume_flags(argv, prog)
