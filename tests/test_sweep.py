@@ -181,6 +181,9 @@ def test_sweep_end_to_end(ray_session, tmp_path, monkeypatch, capfd):
     best_curve = best["curve"][0]
     assert best_curve.data.params["quality"] == "3.0"
     artifacts = {a.path for a in client.list_artifacts(best_curve.info.run_id)}
+    # Artifacts beside the sqlite store, not in ./mlruns of wherever the sweep was started.
+    assert best_curve.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
+    assert not (tmp_path / "mlruns").exists()
     assert {"config.yaml", "checkpoint", "recommendations", "plots", "per_user"} <= artifacts
     for key in ("test_ndcg_at_10_ci_low", "test_ndcg_at_10_ci_high", "test_ndcg_at_10_std"):
         assert key in best_curve.data.metrics

@@ -156,10 +156,23 @@ def client(tracking_uri: str):
 
 
 def experiment_id(tracking_uri: str, name: str) -> str:
-    """The id of experiment ``name``, created when missing."""
+    """The id of experiment ``name``, created when missing (its artifacts beside a sqlite store:
+    :func:`artifact_location`)."""
     c = client(tracking_uri)
     exp = c.get_experiment_by_name(name)
-    return exp.experiment_id if exp is not None else c.create_experiment(name)
+    if exp is not None:
+        return exp.experiment_id
+    return c.create_experiment(name, artifact_location=artifact_location(tracking_uri))
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: ``mlartifacts/`` beside a sqlite database
+    (MLflow's default, ``./mlruns``, is the folder the sweep happened to start in); the store's
+    own default for a server or another database (None)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    folder = Path(_sqlite_path(tracking_uri)).expanduser().resolve().parent
+    return (folder / "mlartifacts").as_uri()
 
 
 def ui_command(tracking_uri: str) -> str:
