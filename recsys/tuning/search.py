@@ -85,6 +85,8 @@ def run_search(
     started = time.time()
     # Only a resumed sweep restores: its storage folder is its own (see SweepState.sweep_id).
     if cfg.resume and tune.Tuner.can_restore(path):
+        for name in snapshot.restore_damaged(path):
+            console.say(f"resume: {name} was cut short by the kill; its staged copy is put back")
         for fixed in snapshot.repair(path):
             console.say(f"resume: {fixed.describe()}")
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)

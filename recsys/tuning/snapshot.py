@@ -19,9 +19,16 @@ manager, Ray 2.x); a test kills a real driver and deletes the checkpoints its sn
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from recsys.errors import RecsysError
 
 _CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
 
@@ -41,6 +48,61 @@ class Repaired:
             f"trial {self.trial_dir}: its checkpoint {self.named} was deleted after the last "
             f"snapshot of the search; it {instead}"
         )
+
+
+# The search's own state files, rewritten at every snapshot (the trials' are checked by repair).
+STATE_FILES = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl")
+
+
+def restore_damaged(experiment_path: str) -> list[str]:
+    """Puts back the search's state files that a kill left cut short, from the copy the killed
+    driver staged, whole, in its Ray session folder (Tune writes each there atomically, then
+    copies it to storage, which a kill can interrupt); returns the names it put back.
+
+    Raises:
+        RecsysError: a file is damaged and no whole copy is left: the search cannot go on.
+    """
+    import pyarrow.fs as pafs
+
+    fs, root, _ = newest(experiment_path)
+    if not isinstance(fs, pafs.LocalFileSystem):
+        return []  # a remote storage's copies are whole or absent
+    folder = Path(root)
+    fixed = []
+    for path in sorted(p for pattern in STATE_FILES for p in folder.glob(pattern)):
+        if _whole(path):
+            continue
+        copy = _staged_copy(folder.name, path.name)
+        if copy is None:
+            raise RecsysError(
+                f"{path}: the search's saved state was cut short (the sweep was killed while "
+                f"writing it) and no whole copy is left; start the sweep again (another --name)"
+            )
+        spare = path.with_name(f".{path.name}.restore")
+        shutil.copyfile(copy, spare)
+        os.replace(spare, path)
+        fixed.append(path.name)
+    return fixed
+
+
+def _whole(path: Path) -> bool:
+    try:
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        else:
+            with open(path, "rb") as f:
+                pickle.load(f)  # noqa: S301 (the sweep's own file)
+        return True
+    except Exception:
+        return False
+
+
+def _staged_copy(experiment: str, name: str) -> Path | None:
+    """The newest whole copy of ``name`` in a Ray session's staging folder of ``experiment``."""
+    temp = Path(os.environ.get("RAY_TMPDIR", tempfile.gettempdir())) / "ray"
+    found = temp.glob(f"session_*/artifacts/*/{experiment}/driver_artifacts/{name}")
+    whole = [p for p in found if p.stat().st_size and _whole(p)]
+    return max(whole, key=lambda p: p.stat().st_mtime) if whole else None
 
 
 def newest(experiment_path: str) -> tuple[Any, str, str | None]:
@@ -117,9 +179,12 @@ def _repair_trial(
     used = replacement(named, on_storage)
     result = None
     if used is not None:
+        metrics = _reported_with(fs, folder, used)
+        score = manager.checkpoint_config.checkpoint_score_attribute
+        if score and score not in metrics:  # never logged: it ranks last, never the best
+            metrics = {**metrics, score: float("-inf")}
         result = type(latest)(
-            checkpoint=Checkpoint(f"{folder}/{used}", filesystem=fs),
-            metrics=_reported_with(fs, folder, used),
+            checkpoint=Checkpoint(f"{folder}/{used}", filesystem=fs), metrics=metrics
         )
         kept = sorted(
             [*(r for r in kept if _name(r) != used), result], key=manager._get_checkpoint_score
