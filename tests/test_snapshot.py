@@ -23,14 +23,15 @@ def test_state_files_cut_short_by_a_kill_come_back_from_the_staged_copy(tmp_path
     experiment.mkdir(parents=True)
     (experiment / "experiment_state-s1.json").write_text('{"trial_data": []}')
     (experiment / "searcher-state-s1.pkl").write_bytes(b"")  # the copy the kill cut short
-    (experiment / "search_gen_state-s1.json").write_text('{"a": 1')  # cut short too
+    # Cut short too (a pickle, whatever its name says).
+    (experiment / "search_gen_state-s1.json").write_bytes(pickle.dumps({"a": 1})[:5])
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "tmp"))
     staged = tmp_path / "tmp" / "ray" / "session_1" / "artifacts" / "t0" / "search"
     (staged / "driver_artifacts").mkdir(parents=True)
     (staged / "driver_artifacts" / "searcher-state-s1.pkl").write_bytes(pickle.dumps({"n": 3}))
     with pytest.raises(RecsysError, match="search_gen_state-s1.json: the search's saved state"):
         restore_damaged(str(experiment))  # no whole copy of that one: the search cannot go on
-    (staged / "driver_artifacts" / "search_gen_state-s1.json").write_text('{"a": 1}')
+    (staged / "driver_artifacts" / "search_gen_state-s1.json").write_bytes(pickle.dumps({"a": 1}))
     assert restore_damaged(str(experiment)) == ["search_gen_state-s1.json", "searcher-state-s1.pkl"]
     assert pickle.loads((experiment / "searcher-state-s1.pkl").read_bytes()) == {"n": 3}
     assert restore_damaged(str(experiment)) == []  # whole: left alone

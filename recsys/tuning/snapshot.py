@@ -86,8 +86,10 @@ def restore_damaged(experiment_path: str) -> list[str]:
 
 
 def _whole(path: Path) -> bool:
+    """Whether a state file reads to its end: the experiment state is JSON, the searcher's
+    files are pickles (``search_gen_state-*.json`` too, whatever its name says)."""
     try:
-        if path.suffix == ".json":
+        if path.name.startswith("experiment_state-"):
             json.loads(path.read_text())
         else:
             with open(path, "rb") as f:
