@@ -1,10 +1,10 @@
 """A sweep, step by step (each step is a module of ``recsys.tuning``)::
 
-    SweepConfig -> state, {model: SearchSpace}, {model: Budget}, the cluster, the data
+    SweepConfig -> state (results dir claimed), {model: SearchSpace}, {model: Budget}, cluster, data
     run_search -> ResultGrid --records_of--> {model: [TrialRecord]}   (Tune's shapes end here)
     best.choose([TrialRecord]) -> Choice --scoring.score--> Scored (ModelOutcome inside)
     replicas.start(choices) ... collect(model) -> [SeedRun] --scoring.add_seed_runs--> Scored
-    results files, the best MLflow run, the logged model -> state.save_outcome(outcome)
+    finalize: results files, best MLflow run, logged model -> state.save_outcome(outcome)
     [ModelOutcome] + per-user metrics --Leaderboard.build--> Leaderboard
     Leaderboard -> leaderboard files, MLflow statistics, registry.publish (the champion)
 
