@@ -37,10 +37,12 @@ def model_outcome(
     data: SplitData,
     model: str,
     records: list[TrialRecord] | None,
+    chosen: Choice | None,
     replicas: Replicas,
 ) -> ModelOutcome:
-    """One model after the search: its best checkpoint and seed runs scored on test, its files,
-    its best run (a run per seed under it) and logged model, then its outcome saved.
+    """One model after the search: its best checkpoint (``chosen``, from :func:`choices`; None
+    when it has none) and seed runs scored on test, its files, its best run (a run per seed
+    under it) and logged model, then its outcome saved.
 
     A model whose outcome an earlier run of the sweep reached is not evaluated again.
     """
@@ -48,10 +50,11 @@ def model_outcome(
     done = state.outcome(model)
     if done is not None or records is None:
         return done
-    try:
-        chosen = choose(records, cfg.metric)
-    except ModelFailed as error:  # not final: --resume retries the failed trials
-        return ModelOutcome.failed(model, str(error), search_cost(records))
+    if chosen is None:  # not final: --resume retries the failed trials
+        try:
+            choose(records, cfg.metric)  # raises, with the reason in one line
+        except ModelFailed as error:
+            return ModelOutcome.failed(model, str(error), search_cost(records))
     scored = score(chosen, records, data, cfg.metric)
     runs, failed = replicas.collect(model)
     for line in failed:  # the model's mean is over the seeds that trained

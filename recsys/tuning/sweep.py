@@ -156,12 +156,12 @@ def _run(run: _Run) -> tuple[Leaderboard, list[ModelOutcome]]:
     state, cfg = run.state, run.cfg
     data, trial_data = for_trials(run.data, run.spaces.values())
     records = _search(run, trial_data)
-    replicas = Replicas.start(
-        finalize.choices(state, records), cfg.seeds, trial_data, run.resources
-    )
+    chosen = finalize.choices(state, records)  # each model's best checkpoint, chosen once
+    replicas = Replicas.start(chosen, cfg.seeds, trial_data, run.resources)
     try:
         outcomes = [
-            finalize.model_outcome(state, data, m, records.get(m), replicas) for m in run.spaces
+            finalize.model_outcome(state, data, m, records.get(m), chosen.get(m), replicas)
+            for m in run.spaces
         ]
     finally:
         replicas.cancel()
