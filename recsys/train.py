@@ -97,7 +97,7 @@ class Trainer:
         self.build_seconds = time.perf_counter() - started  # a closed-form model's fit
         self.optimizer: torch.optim.Optimizer | None = None
         self.sampler: NegativeSampler | None = None
-        if self.spec.trainable:
+        if self.spec.trainable and self.model.batch_kind != "self":
             self.optimizer = torch.optim.Adam(
                 self.model.parameters(),
                 lr=self.cfg.lr,
@@ -107,7 +107,7 @@ class Trainer:
             self._train_users, self._train_items = data.train.tensors(self.device)
             csr = data.train_csr().to(self.device)
             self._crow, self._col = csr.crow_indices(), csr.col_indices()
-            if self.model.batch_kind == "pairs":
+            if self.model.batch_kind == "pairs" and self.model.negatives_per_pair > 0:
                 self.sampler = sampler_for(self.cfg, data, self.device)
 
     def run(
@@ -143,10 +143,12 @@ class Trainer:
 
         Closed-form models return ``{}`` and do nothing.
         """
-        if self.optimizer is None:
+        if not self.spec.trainable:
             return {}
         self.model.train()
         self.model.on_epoch_start(self.epoch)
+        if self.model.batch_kind == "self":
+            return self._fit_epoch()
         if self.model.batch_kind == "pairs":
             batches = self._pair_batches()
         elif self.model.batch_kind == "users":
@@ -162,7 +164,16 @@ class Trainer:
                 totals[key] = totals.get(key, 0.0) + value.detach() * size
             examples += size
         self.epoch += 1
-        means = {key: float(total) / max(examples, 1) for key, total in totals.items()}
+        return self._checked(
+            {key: float(total) / max(examples, 1) for key, total in totals.items()}
+        )
+
+    def _fit_epoch(self) -> dict[str, float]:
+        losses = {key: float(value) for key, value in self.model.fit_epoch().items()}
+        self.epoch += 1
+        return self._checked(losses)
+
+    def _checked(self, means: dict[str, float]) -> dict[str, float]:
         if not math.isfinite(means.get("loss", 0.0)):
             raise RecsysError(
                 f"training of {self.spec.name!r} diverged (loss {means['loss']}) in epoch "
@@ -183,16 +194,37 @@ class Trainer:
         order = torch.randperm(self._train_users.numel(), device=self.device)
         users = self._train_users[order]
         pos = self._train_items[order]
+        size = self.cfg.batch_size
+        negatives = self.model.negatives_per_pair
+        if negatives == 0:
+            none = users.new_empty((0,))
+            for start in range(0, users.numel(), size):
+                batch_users = users[start : start + size]
+                yield PairBatch(
+                    batch_users, pos[start : start + size], none.expand(len(batch_users), 0)
+                )
+            return
         sampler = self.sampler
         # The whole epoch's negatives (or DNS candidates) in one vectorised draw.
-        candidates = sampler.draw(users, sampler.candidates_per_pair)
-        size = self.cfg.batch_size
+        per_pair = sampler.candidates_per_pair
+        candidates = sampler.draw(users.repeat_interleave(negatives), per_pair)
+        candidates = candidates.view(users.numel(), negatives * per_pair)
         for start in range(0, users.numel(), size):
             batch_users = users[start : start + size]
-            neg = sampler.pick(
-                batch_users, candidates[start : start + size], self.model.pair_scores
-            )
+            neg = self._pick(batch_users, candidates[start : start + size], negatives, per_pair)
             yield PairBatch(batch_users, pos[start : start + size], neg)
+
+    def _pick(
+        self, users: torch.Tensor, candidates: torch.Tensor, negatives: int, per_pair: int
+    ) -> torch.Tensor:
+        """The batch's negatives: (B,) for one per pair, else (B, negatives)."""
+        if negatives == 1:
+            return self.sampler.pick(users, candidates, self.model.pair_scores)
+        grouped = candidates.view(-1, per_pair)
+        picked = self.sampler.pick(
+            users.repeat_interleave(negatives), grouped, self.model.pair_scores
+        )
+        return picked.view(users.numel(), negatives)
 
     def _user_batches(self) -> Iterator[UserBatch]:
         active = torch.nonzero(self._crow[1:] > self._crow[:-1]).squeeze(1)

@@ -10,7 +10,7 @@ from torch import nn
 
 from recsys.errors import RecsysError
 from recsys.models import MODELS
-from recsys.models.base import ModelSpec, TrainableRecommender, UserBatch
+from recsys.models.base import ModelSpec, PairBatch, TrainableRecommender, UserBatch
 from recsys.seeds import derive_seed, set_seed
 from recsys.train import Trainer, resolve_device
 
@@ -215,3 +215,85 @@ def test_divergence_raises_recsys_error(blocks, monkeypatch):
     monkeypatch.setitem(MODELS, "nan", spec)
     with pytest.raises(RecsysError, match="diverged"):
         Trainer("nan", {}, blocks).train_epoch()
+
+
+class PairModel(TrainableRecommender):
+    """Records the pair batches it saw; ``negatives_per_pair`` set per test."""
+
+    def __init__(self, n_users: int, n_items: int, negatives: int) -> None:
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.negatives_per_pair = negatives
+        self.weight = nn.Parameter(torch.zeros(n_items))
+        self.seen: list[PairBatch] = []
+
+    def loss(self, batch: PairBatch) -> dict[str, torch.Tensor]:
+        self.seen.append(batch)
+        return {"loss": self.weight[batch.pos].square().sum() + 1.0}
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        return self.weight.expand(users.numel(), -1).clone()
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    lr: float = 0.1
+    batch_size: int = 16
+    sampler: str = "uniform"
+
+
+@pytest.mark.parametrize("negatives", [0, 1, 3])
+def test_pair_batches_carry_the_models_number_of_negatives(blocks, monkeypatch, negatives):
+    spec = ModelSpec(
+        "pairs", PairConfig, lambda cfg, data, device: PairModel(data.n_users, 20, negatives)
+    )
+    monkeypatch.setitem(MODELS, "pairs", spec)
+    trainer = Trainer("pairs", {}, blocks)
+    trainer.train_epoch()
+    seen = trainer.model.seen
+    assert sum(b.users.numel() for b in seen) == len(blocks.train)
+    positives = set(zip(blocks.train.users.tolist(), blocks.train.items.tolist(), strict=True))
+    for batch in seen:
+        expected = (batch.users.numel(),) if negatives == 1 else (batch.users.numel(), negatives)
+        assert batch.neg.shape == expected and batch.neg.dtype == torch.int64
+        negs = batch.neg.reshape(batch.users.numel(), -1)
+        for user, row in zip(batch.users.tolist(), negs.tolist(), strict=True):
+            assert not any((user, item) in positives for item in row)
+
+
+class SelfFitting(TrainableRecommender):
+    """Counts to the epoch in a buffer: a model that trains itself (alternating least squares)."""
+
+    batch_kind = "self"
+
+    def __init__(self, n_users: int, n_items: int) -> None:
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.int64))
+
+    def fit_epoch(self) -> dict[str, torch.Tensor]:
+        self.fitted += 1
+        return {"loss": 1.0 / self.fitted.float()}
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        return self.fitted.float().expand(users.numel(), self.n_items).clone()
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    pass
+
+
+def test_a_self_fitting_model_trains_once_per_epoch_without_an_optimizer(
+    blocks, monkeypatch, tmp_path
+):
+    spec = ModelSpec("self", NoConfig, lambda cfg, data, device: SelfFitting(data.n_users, 20))
+    monkeypatch.setitem(MODELS, "self", spec)
+    trainer = Trainer("self", {}, blocks)
+    assert trainer.optimizer is None and trainer.sampler is None
+    losses = [e.losses["loss"] for e in trainer.run(max_epochs=3, eval_every=1, ks=(5,))]
+    assert losses == [1.0, 0.5, pytest.approx(1 / 3)] and int(trainer.model.fitted) == 3
+    trainer.save(tmp_path / "self.pt")
+    restored = Trainer("self", {}, blocks)
+    restored.load(tmp_path / "self.pt")
+    assert restored.epoch == 3 and int(restored.model.fitted) == 3

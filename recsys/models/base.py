@@ -112,9 +112,11 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class PairBatch:
-    """One BPR-style batch: users, their training positives and sampled negatives.
+    """One batch of training pairs: users, their training positives and sampled negatives.
 
-    Shapes: ``users`` and ``pos`` (B,); ``neg`` (B,) int64, all on the model's device.
+    Shapes: ``users`` and ``pos`` (B,) int64; ``neg`` (B,) for a model with one negative per
+    pair (BPR), (B, m) for ``negatives_per_pair = m > 1`` (pointwise losses) and (B, 0) for a
+    model that samples none (in-batch softmax); all on the model's device.
     """
 
     users: torch.Tensor
@@ -133,11 +135,22 @@ class UserBatch:
 class TrainableRecommender(Recommender):
     """A model trained by the one epoch loop in ``recsys.train``.
 
-    ``batch_kind`` tells the loop which batches to feed: ``"pairs"`` (:class:`PairBatch`, from the
-    negative sampler the model was built with) or ``"users"`` (:class:`UserBatch`).
+    ``batch_kind`` tells the loop how an epoch trains (the strategies of the one loop):
+
+    - ``"pairs"``: Adam steps on :class:`PairBatch` es of the training pairs, with
+      ``negatives_per_pair`` negatives each from the model's negative sampler;
+    - ``"users"``: Adam steps on :class:`UserBatch` es (autoencoders);
+    - ``"self"``: the model trains itself, one call of :meth:`fit_epoch` per epoch (alternating
+      least squares through a library); no optimizer, and its state is its buffers.
     """
 
     batch_kind: str = "pairs"
+    negatives_per_pair: int = 1
+
+    def fit_epoch(self) -> dict[str, torch.Tensor]:
+        """``batch_kind == "self"``: one epoch of the model's own training; returns its losses
+        (possibly empty)."""
+        raise NotImplementedError
 
     def loss(self, batch: PairBatch | UserBatch) -> dict[str, torch.Tensor]:
         """Losses of one batch; the ``"loss"`` entry is optimised, the others are logged."""

@@ -200,18 +200,14 @@ class DynamicNegativeSampler(NegativeSampler):
 
 
 def sampler_for(cfg: Any, data: SplitData, device: torch.device | str) -> NegativeSampler:
-    """The sampler a pairwise model's config names (``sampler``, ``p_pop``, ``pool_size``,
-    ``n_candidates``: see ``recsys.models.lightgcn.PairwiseConfig``) over ``data.train``."""
-    return make_sampler(
-        cfg.sampler,
-        data.train,
-        data.n_users,
-        data.n_items,
-        device,
-        p_pop=cfg.p_pop,
-        pool_size=cfg.pool_size,
-        n_candidates=cfg.n_candidates,
-    )
+    """The sampler a pairwise model's config names (``sampler``, and ``p_pop``, ``pool_size``,
+    ``n_candidates`` where the config has them: see ``recsys.models.lightgcn.PairwiseConfig``)
+    over ``data.train``; a config without a ``sampler`` field samples uniformly."""
+    options = {
+        k: getattr(cfg, k) for k in ("p_pop", "pool_size", "n_candidates") if hasattr(cfg, k)
+    }
+    name = getattr(cfg, "sampler", "uniform")
+    return make_sampler(name, data.train, data.n_users, data.n_items, device, **options)
 
 
 def make_sampler(
