@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -48,6 +48,24 @@ class Recommender(nn.Module):
         for tensor in self.buffers():
             return tensor.device
         return torch.device("cpu")
+
+
+@runtime_checkable
+class VectorScorer(Protocol):
+    """A model whose scores are dot products of a user vector and an item vector:
+    ``score(users) == user_vectors(users) @ item_vectors().T``.
+
+    Such a model's top-k can be answered by a nearest-neighbour index over ``item_vectors()``
+    (serving does so for large catalogues); evaluation always scores exactly.
+    """
+
+    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        """(B,) user indices -> (B, d) float vectors."""
+        ...
+
+    def item_vectors(self) -> torch.Tensor:
+        """(n_items, d) float vectors of every item."""
+        ...
 
 
 def _never(cfg: Any) -> bool:
