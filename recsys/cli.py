@@ -39,11 +39,12 @@ __all__ = [
     "parse_args",
 ]
 from recsys.tuning.config import (
-    DEFAULT_MODELS,
+    MODEL_GROUPS,
     RESUME_MAY_CHANGE,
     SCHEDULERS,
     SEARCHES,
     SweepConfig,
+    expand_models,
 )
 
 if TYPE_CHECKING:
@@ -89,8 +90,10 @@ def _data_flags(p: argparse.ArgumentParser) -> None:
 def _search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--models",
-        default=",".join(DEFAULT_MODELS),
-        help="comma-separated model names (search-space file stems)",
+        default="default",
+        help="comma-separated model names (search-space file stems) and groups ("
+        + ", ".join(MODEL_GROUPS)
+        + "; 'all' is every model); default: the default group",
     )
     p.add_argument("--num-samples", type=int, help="trials per model (default: space file)")
     p.add_argument("--max-epochs", type=int, help="ASHA's max_t (default: space file)")
@@ -159,7 +162,7 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
         data_dir=_absolute(a.data_dir),
         dataset_options=dict(_option(text) for text in a.dataset_option),
         prep={k: v for k, v in prep.items() if v is not None},
-        models=tuple(m.strip() for m in a.models.split(",") if m.strip()),
+        models=expand_models(a.models),
         num_samples=a.num_samples,
         max_epochs=a.max_epochs,
         gpus_per_trial=a.gpus_per_trial,

@@ -268,3 +268,26 @@ def test_every_shipped_space_starts_with_its_models_defaults():
         space = load_space(model)
         defaults = {f.name: f.default for f in dataclasses.fields(get_spec(model).config_cls)}
         assert space.first_trial == {n: defaults[n] for n in space.searched()}, model
+
+
+def test_model_groups_expand_in_order_each_model_once():
+    from recsys.tuning.config import DEFAULT_MODELS, MODEL_GROUPS, expand_models
+
+    assert expand_models("default") == DEFAULT_MODELS
+    assert expand_models("all") == tuple(MODELS)
+    assert expand_models(" ease , default ")[0] == "ease"
+    assert expand_models("ease,default").count("ease") == 1
+    assert expand_models("baselines,seeds") == tuple(
+        dict.fromkeys(MODEL_GROUPS["baselines"] + MODEL_GROUPS["seeds"])
+    )
+    for group, members in MODEL_GROUPS.items():
+        assert members and set(members) <= set(MODELS), group
+    with pytest.raises(RecsysError, match="names 'default' twice"):
+        expand_models("default,default")
+
+
+def test_an_unknown_model_name_lists_the_models_and_groups():
+    from recsys.tuning.config import SweepConfig, load_spaces
+
+    with pytest.raises(RecsysError, match="unknown model 'nope'.*or a group: default, seeds"):
+        load_spaces(SweepConfig(models=("ease", "nope")))

@@ -14,7 +14,7 @@ from typing import Any
 
 from recsys.errors import RecsysError
 from recsys.metrics import parse_metric
-from recsys.models import get_spec
+from recsys.models import MODELS, get_spec
 from recsys.tuning.space import Budget, SearchSpace, load_space
 
 MAIN_MODELS = ("lightgcn", "lightgcn_hardneg", "hybrid_vae")
@@ -27,6 +27,18 @@ DEFAULT_MODELS = (
     "bpr_mf",
     "mult_vae",
 )
+# The seed projects' and course notebooks' models: the text-aware LightGCNs and HybridVAE, and
+# what they were compared with.
+SEED_MODELS = ("lightgcn", "lightgcn_hardneg", "lightgcn_text", "hybrid_vae", "mult_vae")
+# The non-neural baselines and classic neural ones a fair leaderboard needs.
+BASELINE_MODELS = ("popularity", "itemknn", "ease", "bpr_mf", "mult_vae")
+# Names --models also accepts, each standing for the models it lists ("all": every registered).
+MODEL_GROUPS: dict[str, tuple[str, ...]] = {
+    "default": DEFAULT_MODELS,
+    "seeds": SEED_MODELS,
+    "baselines": BASELINE_MODELS,
+    "all": tuple(MODELS),
+}
 SEARCHES = ("random", "optuna")
 SCHEDULERS = ("asha", "fifo")
 
@@ -89,6 +101,25 @@ class SweepConfig:
         """
         changes = {a: getattr(given, a) for a in RESUME_MAY_CHANGE if getattr(given, a) is not None}
         return dataclasses.replace(self, **changes, verbose=given.verbose, resume=True)
+
+
+def expand_models(text: str) -> tuple[str, ...]:
+    """``--models``: comma-separated model names and group names (:data:`MODEL_GROUPS`), in
+    order, each model once (``default,gfcf`` adds GF-CF to the default sweep).
+
+    Raises:
+        RecsysError: a name or group given twice.
+    """
+    tokens = [t.strip() for t in text.split(",") if t.strip()]
+    dupes = sorted({t for t in tokens if tokens.count(t) > 1})
+    if dupes:
+        raise RecsysError(f"--models names {dupes[0]!r} twice; name each model once")
+    models: list[str] = []
+    for token in tokens:
+        for name in MODEL_GROUPS.get(token, (token,)):
+            if name not in models:
+                models.append(name)
+    return tuple(models)
 
 
 def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
@@ -253,6 +284,12 @@ def load_spaces(cfg: SweepConfig) -> dict[str, SearchSpace]:
     dupes = sorted({m for m in cfg.models if cfg.models.count(m) > 1})
     if dupes:
         raise RecsysError(f"--models names {dupes[0]!r} twice; name each model once")
+    for name in cfg.models:
+        if name not in MODELS:
+            raise RecsysError(
+                f"unknown model {name!r}; choose from: {', '.join(sorted(MODELS))}, or a group: "
+                f"{', '.join(MODEL_GROUPS)}"
+            )
     specs = {m: get_spec(m) for m in cfg.models}
     return {m: load_space(m, cfg.space_dir, specs[m].config_cls) for m in cfg.models}
 
