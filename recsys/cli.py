@@ -27,7 +27,7 @@ from recsys.errors import (  # the exit statuses, here for scripts: recsys.cli.E
     RecsysError,
     SweepEnded,
 )
-from recsys.io import redact_command
+from recsys.io import redact, redact_command
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -279,8 +279,17 @@ def format_summary(result: SweepResult) -> str:
         )
     if result.failed_models or result.trials_failed:
         lines.append(f"          retry the failed trials with: {state.resume_command()}")
+    lines.append(f"results:  {state.results_dir}")
+    if not state.tracked:
+        lines += [
+            f"MLflow:   NOT LOGGED: the store {redact(state.tracking_uri)} broke during the "
+            f"sweep ({state.tracking_problem}); the results above and in {state.results_dir} "
+            "are complete",
+            f"          log the sweep again with: {state.resume_command()} (a new database "
+            "where the old one was), or add --tracking-uri URI for another store",
+        ]
+        return "\n".join(lines)
     lines += [
-        f"results:  {state.results_dir}",
         f"MLflow:   experiment {state.experiment!r}, parent run {state.parent_run_id}",
         f"          {tracking.ui_command(state.tracking_uri)}",
     ]
@@ -312,7 +321,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 def exit_status(result: SweepResult) -> int:
     """The exit status of a sweep that ran to its end (see ``EXIT_*``)."""
-    if result.failed_models:
+    if result.failed_models or not result.state.tracked:
         return EXIT_MODEL_FAILED
     return EXIT_TRIALS_LOST if result.trials_failed else EXIT_OK
 

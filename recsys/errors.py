@@ -6,7 +6,8 @@ script's ``except`` clauses can come in any order.
 # Exit statuses: how a sweep ended, for scripts and schedulers (``recsys.cli`` re-exports them).
 EXIT_OK = 0  # every model has its result, no trial lost
 EXIT_MODEL_FAILED = 1  # a model has no result (every trial failed), or trial updates never
-# reached the tracking store; the sweep is "failed" and --resume retries
+# reached the tracking store; the sweep is "failed" and --resume retries. Also: the results are
+# complete but the tracking store broke ("untracked"); --resume logs the sweep again
 EXIT_BAD_INPUT = 2  # nothing ran: a flag, file or path was wrong
 EXIT_TRIALS_LOST = 3  # every model has a result, but some trials failed after their restarts
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: --resume continues

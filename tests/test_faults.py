@@ -304,3 +304,51 @@ def test_sigterm_during_the_seed_runs_ends_honestly_and_resume_finishes(tmp_path
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{best_run.info.run_id}'"
     )
     assert len(seed_runs) == 4 and all(r.info.status == "FINISHED" for r in seed_runs)
+
+
+@pytest.mark.slow
+def test_a_tracking_database_deleted_mid_search_loses_no_result_and_resume_logs_it(tmp_path):
+    proc = _start_mid_trial(tmp_path)
+    (tmp_path / "mlflow.db").unlink()  # a user's `rm mlflow.db` while the search runs
+    out, err = proc.communicate(timeout=300)
+
+    # The search and the results are complete; the exit status and the summary say what was
+    # not logged, in lines of their own, without a traceback or a wait for a server.
+    assert proc.returncode == 1, out + err
+    # The driver's own lines (a worker Ray stops at the end of the search may print Python's
+    # "Exception ignored" note when its SIGTERM lands inside a weakref callback).
+    driver = "\n".join(line for line in err.splitlines() if " pid=" not in line)
+    assert "Traceback" not in driver and "sqlalchemy" not in driver.lower(), err
+    assert err.count("is broken: its database file") == 1, err
+    results = tmp_path / "results"
+    board = pd.read_csv(results / "leaderboard.csv")
+    assert sorted(board["model"]) == ["bpr_mf", "popularity"]
+    assert "MLflow:   NOT LOGGED" in out and "log the sweep again with" in out
+    state = json.loads((results / ".sweep" / "sweep.json").read_text())
+    assert state["status"] == "untracked" and "was deleted" in state["tracking_problem"]
+
+    # The advice works: the resume logs the whole sweep into a new database where it was.
+    done = _resume(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    again = pd.read_csv(results / "leaderboard.csv")
+    pd.testing.assert_series_equal(again["test_ndcg_at_10"], board["test_ndcg_at_10"])
+    state = json.loads((results / ".sweep" / "sweep.json").read_text())
+    assert state["status"] == "finished" and state["tracking_problem"] is None
+    uri = state["tracking_uri"]
+    client = tracking.client(uri)
+    parent = client.get_run(state["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    trials = tracking.find_child_runs(uri, parent.info.run_id, "trial", "bpr_mf")
+    assert len(trials) == 2
+    for run in trials.values():
+        assert run.info.status == "FINISHED"
+        assert run.data.tags[tracking.TAG_STATUS] == "completed"
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_ndcg_at_10")]
+        assert steps == list(range(2, 61, 2))
+    best = tracking.find_child_runs(uri, parent.info.run_id, "best")
+    assert sorted(r.data.tags[tracking.TAG_MODEL] for r in best.values()) == [
+        "bpr_mf",
+        "popularity",
+    ]
+    champion = client.get_model_version_by_alias("recsys-tune-synthetic", "champion")
+    assert champion.tags["recsys.best_run_id"] in {r.info.run_id for r in best.values()}

@@ -124,3 +124,17 @@ def test_one_try_per_call_while_buffering_and_settings_restored(monkeypatch):
 
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "77"
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+
+
+def test_a_restored_search_gets_the_sweeps_live_trial_callback_without_credentials():
+    import pickle
+
+    from recsys.tuning import trial_runs
+
+    live = trial_runs.MlflowTrialCallback("http://u:secret@h:1", "parent", {"m": 3}, 0, "s1")
+    assert pickle.loads(pickle.dumps(live)) is live  # what the driver drains and checks
+    stale = pickle.dumps(trial_runs.MlflowTrialCallback("http://u:secret@h:1", "p", {}, 0, "s2"))
+    assert b"secret" not in stale
+    trial_runs._LIVE.pop("s2")
+    copy = pickle.loads(stale)  # another process: a copy, its credentials left out
+    assert copy.parent_run_id == "p" and "secret" not in copy.tracking_uri

@@ -11,7 +11,7 @@ from recsys.io import redact
 from recsys.tuning import console, tracking
 from recsys.tuning.leaderboard import Leaderboard
 from recsys.tuning.outcome import ModelOutcome
-from recsys.tuning.state import SweepState
+from recsys.tuning.state import UNTRACKED, SweepState
 from recsys.tuning.trial_runs import unreachable
 
 
@@ -40,6 +40,8 @@ class SweepResult:
         """How a sweep that ran to its end ended (``SweepState.status``)."""
         if self.failed_models:
             return "failed"
+        if not self.state.tracked:
+            return UNTRACKED
         return "trials_lost" if self.trials_failed else "finished"
 
 
@@ -58,6 +60,8 @@ def record(state: SweepState, status: str) -> None:
     """
     state.status = status
     state.save()
+    if not state.tracked:
+        return
     try:
         tracking.end_sweep(state.tracking_uri, state.parent_run_id, status)
     except Exception as error:

@@ -4,8 +4,10 @@ logged model, and its outcome saved in the sweep's state (a resumed sweep does n
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
+from recsys.io import redact
 from recsys.tuning import console, registry, results, tracking
 from recsys.tuning.best import Choice, ModelFailed, choose, search_cost
 from recsys.tuning.outcome import ModelOutcome
@@ -16,6 +18,8 @@ from recsys.tuning.state import SweepState
 
 if TYPE_CHECKING:
     from recsys.data.dataset import SplitData
+
+T = TypeVar("T")
 
 
 def choices(state: SweepState, records: dict[str, list[TrialRecord]]) -> dict[str, Choice]:
@@ -81,9 +85,33 @@ def _log(state: SweepState, scored: Scored, data: SplitData) -> ModelOutcome:
         "plots": files["curve"],
         "per_user": files["per_user"],
     }
-    best_run = tracking.log_best_run(state.tracking_uri, state.parent_run_id, scored, artifacts)
-    outcome = scored.outcome.with_runs(best_run)
-    seed_runs = tracking.log_seed_runs(state.tracking_uri, outcome)
-    outcome = outcome.with_runs(best_run, seed_runs)
-    registry.log_model(state.tracking_uri, best_run, scored, data)
-    return outcome
+
+    def log_runs() -> ModelOutcome:
+        best_run = tracking.log_best_run(state.tracking_uri, state.parent_run_id, scored, artifacts)
+        outcome = scored.outcome.with_runs(best_run)
+        seed_runs = tracking.log_seed_runs(state.tracking_uri, outcome)
+        outcome = outcome.with_runs(best_run, seed_runs)
+        registry.log_model(state.tracking_uri, best_run, scored, data)
+        return outcome
+
+    return tracked_step(state, log_runs) or scored.outcome
+
+
+def tracked_step(state: SweepState, step: Callable[[], T]) -> T | None:
+    """``step()``, an MLflow step, unless the sweep's tracking store broke; a step that finds
+    it broken (``tracking.store_problem``) records that in the state, says so once, and the
+    sweep goes on without MLflow (None). Any other error is raised."""
+    if not state.tracked:
+        return None
+    try:
+        return step()
+    except Exception:
+        problem = tracking.store_problem(state.tracking_uri)
+        if problem is None:
+            raise
+        state.lose_tracking(problem)
+        console.warn(
+            f"MLflow store {redact(state.tracking_uri)} is broken: {problem}; the rest of the "
+            "sweep is not logged there, its results directory will be complete"
+        )
+        return None

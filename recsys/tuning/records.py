@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from recsys.tuning.trainable import split_config, trial_seed
+from recsys.tuning.trainable import is_defaults_trial, split_config, trial_seed
 
 
 class TrialEnd(enum.Enum):
@@ -44,6 +44,7 @@ class TrialRecord:
         end: how it ended; ``error`` its error (a remote traceback) if it failed.
         started_at, last_report_at: Unix times of its first start and its last report (None if
             it never reported); ``train_seconds`` its training time over every epoch.
+        defaults: whether it is its model's defaults trial (the first of its search).
     """
 
     trial_id: str
@@ -58,6 +59,7 @@ class TrialRecord:
     started_at: float | None = None
     last_report_at: float | None = None
     train_seconds: float = 0.0
+    defaults: bool = False
 
     @property
     def last_epoch(self) -> int:
@@ -115,4 +117,5 @@ def _record(result: Any, max_epochs: Mapping[str, int], root_seed: int) -> Trial
         started_at=started,
         last_report_at=ended,
         train_seconds=seconds,
+        defaults=is_defaults_trial(result.config),
     )

@@ -36,6 +36,9 @@ class AlreadyFinished(SweepEnded):
     label = "finished"
 
 
+UNTRACKED = "untracked"  # the status of a sweep that finished while its tracking store broke
+
+
 @dataclass
 class SweepState:
     """A sweep's resumable record.
@@ -51,8 +54,11 @@ class SweepState:
         parent_run_id: the sweep's MLflow run, once started.
         search_seconds: the search's wall time summed over the runs of the sweep.
         status: ``running``; or how it ended: ``finished``, ``trials_lost`` (finished, some
-            trials failed), ``failed`` (a model has no result, or the driver failed) or
-            ``interrupted`` (``--resume`` continues it).
+            trials failed), ``failed`` (a model has no result, or the driver failed),
+            ``interrupted`` (``--resume`` continues it) or ``untracked`` (finished, results
+            written, but the tracking store broke: ``--resume`` logs the sweep again).
+        tracking_problem: why the tracking store broke during this run of the sweep (see
+            ``tracking.store_problem``); None while it works.
     """
 
     name: str
@@ -65,6 +71,7 @@ class SweepState:
     parent_run_id: str | None = None
     search_seconds: float = 0.0
     status: str = "running"
+    tracking_problem: str | None = None
     claim: Claim | None = field(default=None, repr=False, compare=False)  # held while it runs
 
     @classmethod
@@ -113,11 +120,20 @@ class SweepState:
         claim = Claim.take(results_dir, STATE_DIR)
         state = cls.load(results_dir)  # again: the sweep that held it may have moved on
         state.claim = claim
-        try:
-            state.tracking_uri = _with_credentials(state.tracking_uri, cfg.tracking_uri)
-        except RecsysError:
-            claim.release()
-            raise
+        if state.status == UNTRACKED:
+            # The runs went with the broken store: log the sweep anew, in --tracking-uri's
+            # store if given, else in a new database where the old one was.
+            state.tracking_uri = cfg.tracking_uri or state.tracking_uri
+            state.parent_run_id = None
+            state.tracking_problem = None
+            for model in state.config.models:  # their best runs were in the broken store
+                state._outcome_path(model).unlink(missing_ok=True)
+        else:
+            try:
+                state.tracking_uri = _with_credentials(state.tracking_uri, cfg.tracking_uri)
+            except RecsysError:
+                claim.release()
+                raise
         state.config = _kept_spaces(state.config.resumed_with(cfg), cfg, results_dir)
         return state
 
@@ -147,6 +163,7 @@ class SweepState:
             parent_run_id=raw.get("parent_run_id"),
             search_seconds=float(raw.get("search_seconds", 0.0)),
             status=raw.get("status", "running"),
+            tracking_problem=raw.get("tracking_problem"),
         )
 
     def check_paths(self) -> None:
@@ -168,13 +185,27 @@ class SweepState:
         )
         write_text_atomic(_path(self.results_dir), json.dumps(raw, indent=1, default=str))
 
+    @property
+    def tracked(self) -> bool:
+        """Whether the sweep's runs are still logged (its tracking store has not broken)."""
+        return self.tracking_problem is None
+
+    def lose_tracking(self, problem: str) -> None:
+        """Records that the tracking store broke: from here on nothing is logged there, and no
+        model's outcome is kept as final (a resume re-logs them)."""
+        if self.tracking_problem is None:
+            self.tracking_problem = problem
+            self.save()
+
     def outcome(self, model: str) -> ModelOutcome | None:
         """``model``'s final outcome, if an earlier run of the sweep reached it."""
         path = self._outcome_path(model)
         return ModelOutcome.from_json(path.read_text()) if path.is_file() else None
 
     def save_outcome(self, outcome: ModelOutcome) -> None:
-        write_text_atomic(self._outcome_path(outcome.model), outcome.to_json())
+        """Keeps ``outcome`` as final, unless the tracking store broke (see ``lose_tracking``)."""
+        if self.tracked:
+            write_text_atomic(self._outcome_path(outcome.model), outcome.to_json())
 
     def _outcome_path(self, model: str) -> Path:
         return self.results_dir / STATE_DIR / f"{model}.json"

@@ -25,6 +25,7 @@ from recsys.seeds import derive_seed
 from recsys.tuning import console, endings, finalize, registry, results, tracking
 from recsys.tuning.config import SweepConfig, model_budget, validate
 from recsys.tuning.endings import SweepResult
+from recsys.tuning.finalize import tracked_step
 from recsys.tuning.inputs import for_trials, load_data
 from recsys.tuning.interrupts import sigterm_interrupts
 from recsys.tuning.leaderboard import Leaderboard
@@ -167,8 +168,9 @@ def _run(run: _Run) -> tuple[Leaderboard, list[ModelOutcome]]:
         replicas.cancel()
     bootstrap = derive_seed(cfg.seed, "bootstrap")
     board = results.write_results(state.results_dir, data, outcomes, cfg.metric, bootstrap)
-    tracking.log_statistics(state.tracking_uri, board)
-    registry.publish(state.tracking_uri, state.parent_run_id, cfg.dataset, board)
+    uri, parent = state.tracking_uri, state.parent_run_id
+    tracked_step(state, lambda: tracking.log_statistics(uri, board))
+    tracked_step(state, lambda: registry.publish(uri, parent, cfg.dataset, board))
     return board, outcomes
 
 
@@ -179,7 +181,8 @@ def _search(run: _Run, trial_data: Any) -> dict[str, list[TrialRecord]]:
     if all(state.outcome(m) is not None for m in run.spaces):
         return {}
     max_epochs = {m: b.max_epochs for m, b in run.budgets.items()}
-    trial_runs = MlflowTrialCallback(state.tracking_uri, state.parent_run_id, max_epochs, cfg.seed)
+    of_sweep = (state.parent_run_id, max_epochs, cfg.seed, state.sweep_id)
+    trial_runs = MlflowTrialCallback(state.tracking_uri, *of_sweep)
     callbacks = [trial_runs, *run.callbacks]
     search = run_search(
         cfg, run.spaces, run.budgets, run.resources, trial_data, state.storage, callbacks
@@ -190,4 +193,7 @@ def _search(run: _Run, trial_data: Any) -> dict[str, list[TrialRecord]]:
     trial_runs.outbox.drain()  # updates that waited for the tracking server, or TrackingLost
     if not search.finished:
         raise endings.interrupted(state)
-    return records_of(search.grid, max_epochs, cfg.seed)
+    records = records_of(search.grid, max_epochs, cfg.seed)
+    if (problem := trial_runs.complete(records)) is not None:
+        state.lose_tracking(problem)
+    return records

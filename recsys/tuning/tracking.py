@@ -7,10 +7,13 @@ cluster may be a local file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
+import logging
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -135,7 +138,8 @@ def open_store(tracking_uri: str) -> None:
 
     Two sweeps starting at once on a new sqlite file would both run MLflow's schema migration
     and break the database for good; a lock beside nothing of the user's (in the temporary
-    folder, keyed by the database's path) serialises the first connection.
+    folder, keyed by the database's path) serialises the first connection. The database file's
+    identity is remembered, for :func:`store_problem`.
     """
     if not tracking_uri.startswith("sqlite:///"):
         return
@@ -143,10 +147,52 @@ def open_store(tracking_uri: str) -> None:
 
     from filelock import FileLock
 
+    # MLflow logs each failed statement of a broken database with its traceback; the sweep
+    # says what broke in one line (store_problem) instead.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     db = str(Path(_sqlite_path(tracking_uri)).resolve())
     key = hashlib.sha256(db.encode()).hexdigest()[:16]
     with FileLock(Path(tempfile.gettempdir()) / f"recsys-tune-mlflow-{key}.lock", timeout=300):
         client(tracking_uri).search_experiments(max_results=1)
+    _OPENED[db] = _identity(Path(db))
+
+
+_OPENED: dict[str, tuple[int, int]] = {}  # sqlite path -> (device, inode) when opened
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
+
+
+def store_problem(tracking_uri: str) -> str | None:
+    """Why a local sqlite store this process opened (:func:`open_store`) can no longer be
+    written, or None.
+
+    A sqlite store has no server that could come back: a database file deleted, replaced or
+    made unreadable while a sweep runs is broken for good, where a tracking server or database
+    that does not answer may answer again (``trial_runs.unreachable``). Other stores: None.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    import sqlite3
+
+    path = Path(_sqlite_path(tracking_uri)).resolve()
+    opened = _OPENED.get(str(path))
+    if opened is None:  # not opened by this process (open_store): nothing to compare with
+        return None
+    if not path.exists():
+        return f"its database file {path} was deleted"
+    try:
+        if _identity(path) != opened:
+            return f"its database file {path} was replaced by another file"
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            db.execute("SELECT run_uuid FROM runs LIMIT 1").fetchall()
+    except (OSError, sqlite3.Error) as error:
+        return f"its database file {path} is no longer an MLflow database ({error})"
+    if not os.access(path, os.W_OK):
+        return f"its database file {path} cannot be written"
+    return None
 
 
 def client(tracking_uri: str):

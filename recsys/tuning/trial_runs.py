@@ -21,7 +21,7 @@ from ray.tune import Callback
 from recsys.errors import TrackingLost
 from recsys.io import redact
 from recsys.tuning import console
-from recsys.tuning.records import TrialEnd
+from recsys.tuning.records import TrialEnd, TrialRecord
 from recsys.tuning.tracking import (
     TAG_DEFAULTS,
     TAG_NODE,
@@ -31,6 +31,7 @@ from recsys.tuning.tracking import (
     find_child_runs,
     metric_batch,
     param_batch,
+    store_problem,
 )
 from recsys.tuning.trainable import is_defaults_trial, split_config, trial_seed
 
@@ -81,10 +82,18 @@ _ONE_TRY = {
 
 class Outbox:
     """Tracking calls, sent in order; while the store does not answer they wait for the next
-    :meth:`flush`."""
+    :meth:`flush`.
 
-    def __init__(self, where: str) -> None:
-        self.where = where
+    A store that is broken for good (``tracking.store_problem``: a local database deleted or
+    replaced) is not waited for: the outbox says so once, and from then on counts the calls it
+    cannot send in :attr:`lost` instead of sending them; :attr:`broken` says why.
+    """
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.where = redact(tracking_uri)
+        self.broken: str | None = None
+        self.lost = 0
         self._pending: deque[Callable[[], Any]] = deque()
         self._down_since: float | None = None
         self._last_try = 0.0
@@ -93,9 +102,21 @@ class Outbox:
         return len(self._pending)
 
     def put(self, call: Callable[[], Any]) -> None:
+        if self.broken is not None:
+            self.lost += 1
+            return
         self._pending.append(call)
         if self._down_since is None or self.retry_due():
             self.flush()
+
+    def _break(self, problem: str) -> None:
+        self.broken = problem
+        self.lost += len(self._pending)
+        self._pending.clear()
+        console.warn(
+            f"MLflow store {self.where} is broken: {problem}; this sweep's runs are no longer "
+            "logged there. The search goes on and its results directory will be complete"
+        )
 
     def retry_due(self) -> bool:
         return bool(self._pending) and time.monotonic() - self._last_try >= RETRY_EVERY_S
@@ -108,6 +129,10 @@ class Outbox:
                 with _one_try():
                     self._pending[0]()
             except Exception as error:
+                problem = store_problem(self.tracking_uri)
+                if problem is not None:
+                    self._break(problem)
+                    return True
                 if not unreachable(error):
                     raise
                 if self._down_since is None:
@@ -154,25 +179,37 @@ class MlflowTrialCallback(Callback):
         parent_run_id: str,
         max_epochs: Mapping[str, int],
         root_seed: int,
+        sweep_id: str = "",
     ) -> None:
-        """``max_epochs``: per model, the epochs of a trial ASHA does not stop."""
+        """``max_epochs``: per model, the epochs of a trial ASHA does not stop; ``sweep_id``:
+        the sweep's id, by which a restored search finds this callback (:meth:`__reduce__`)."""
         self.tracking_uri = tracking_uri
         self.parent_run_id = parent_run_id
         self.max_epochs = dict(max_epochs)
         self.root_seed = root_seed
+        self.sweep_id = sweep_id
         self._init_state()
+        if sweep_id:
+            _LIVE[sweep_id] = self
+
+    def __reduce__(self):
+        # Tune pickles callbacks with the experiment and a restored search uses the pickled
+        # ones: it gets this sweep's live callback back (the one the driver drains, with the
+        # store and parent run of this run of the sweep), not a stale copy of the last one.
+        return _restored, (self.sweep_id, self.__getstate__())
 
     def _init_state(self) -> None:
         self._client = None
-        self.outbox = Outbox(redact(self.tracking_uri))
+        self.outbox = Outbox(self.tracking_uri)
         self._runs: dict[str, str] = {}  # trial id -> run id
         self._last_step: dict[str, int] = {}  # trial id -> last epoch logged (or waiting)
         self._last_epoch: dict[str, int] = {}
 
     def __getstate__(self) -> dict:
-        # Tune pickles callbacks with the experiment; the MLflow client holds a DB engine.
+        # The MLflow client holds a DB engine; credentials are not written to disk.
         state = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
         state.pop("outbox", None)
+        state["tracking_uri"] = redact(self.tracking_uri)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -258,3 +295,60 @@ class MlflowTrialCallback(Callback):
             c.set_terminated(run_id, status=status)
 
         self.outbox.put(finish)
+
+    def complete(self, records: Mapping[str, list[TrialRecord]]) -> str | None:
+        """After the search: every trial's run logged (:meth:`backfill`, then everything that
+        waits sent); returns why the store is broken if it is (nothing more is logged)."""
+        self.backfill(records)
+        self.outbox.drain()
+        return self.outbox.broken
+
+    def backfill(self, records: Mapping[str, list[TrialRecord]]) -> int:
+        """Logs the trials that have no run under the sweep's run (a sweep resumed into a new
+        store after its first one broke) from their records: params, every reported epoch,
+        how they ended. Returns how many runs it created."""
+        c = self.mlflow
+        created = 0
+        for model, trials in records.items():
+            for record in trials:
+                if not record.trial_id or record.trial_id in self._runs:
+                    continue
+                self.outbox.put(lambda r=record, m=model: self._log_record(c, m, r))
+                created += 1
+        return created
+
+    def _log_record(self, c: Any, model: str, record: TrialRecord) -> None:
+        tags = {TAG_DEFAULTS: "true"} if record.defaults else {}
+        run_id = child_run(c, self.parent_run_id, "trial", model, record.trial_id, tags=tags)
+        self._runs[record.trial_id] = run_id
+        c.log_batch(run_id, params=param_batch({**record.config, "seed": record.seed}))
+        metrics = [
+            metric
+            for report in record.reports
+            for metric in metric_batch(
+                {
+                    k: v
+                    for k, v in report.items()
+                    if k.startswith(("val_", "train_")) or k in _TRIAL_METRICS
+                },
+                int(report["epoch"]),
+            )
+        ]
+        for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
+            c.log_batch(run_id, metrics=metrics[start : start + 1000])
+        c.set_tag(run_id, TAG_STATUS, record.end.value)
+        c.set_tag(run_id, "recsys.final_epoch", str(record.last_epoch))
+        c.set_terminated(run_id, status="FAILED" if record.end is TrialEnd.FAILED else "FINISHED")
+
+
+_LIVE: dict[str, MlflowTrialCallback] = {}  # sweep id -> its callback in this driver
+
+
+def _restored(sweep_id: str, state: dict) -> MlflowTrialCallback:
+    """Unpickles a trial callback: the live one of its sweep when this process has it."""
+    live = _LIVE.get(sweep_id) if sweep_id else None
+    if live is not None:
+        return live
+    callback = MlflowTrialCallback.__new__(MlflowTrialCallback)
+    callback.__setstate__(state)
+    return callback
