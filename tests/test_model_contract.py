@@ -28,6 +28,7 @@ CONTRACT: dict[str, tuple[dict, int]] = {
     "ease": ({"l2": 10.0}, 1),
     "gfcf": ({"alpha": 0.3, "num_factors": 8}, 1),
     "rp3beta": ({"alpha": 1.0, "beta": 0.5, "topk": 10}, 1),
+    "userknn": ({"k": 10, "shrink": 1.0}, 1),
     "bpr_mf": ({"dim": 8, "lr": 0.05, "batch_size": 64}, 10),
     "lightgcn": ({"dim": 8, "lr": 0.05, "batch_size": 64}, 10),
     "lightgcn_hardneg": ({"dim": 8, "lr": 0.05, "batch_size": 64}, 10),

@@ -15,6 +15,7 @@ from recsys.models import (
     mult_vae,
     popularity,
     rp3beta,
+    userknn,
 )
 from recsys.models.base import ModelSpec, Recommender
 
@@ -39,6 +40,7 @@ MODELS: dict[str, ModelSpec] = {
     "ease": ModelSpec("ease", ease.EASEConfig, ease.build, trainable=False),
     "gfcf": ModelSpec("gfcf", gfcf.GFCFConfig, gfcf.build, trainable=False),
     "rp3beta": ModelSpec("rp3beta", rp3beta.RP3betaConfig, rp3beta.build, trainable=False),
+    "userknn": ModelSpec("userknn", userknn.UserKNNConfig, userknn.build, trainable=False),
     "mult_vae": ModelSpec("mult_vae", mult_vae.MultVAEConfig, mult_vae.build),
     "hybrid_vae": ModelSpec(
         "hybrid_vae",
