@@ -5,7 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from recsys.errors import RecsysError
-from recsys.models import bpr_mf, ease, hybrid_vae, itemknn, lightgcn, mult_vae, popularity
+from recsys.models import (
+    bpr_mf,
+    ease,
+    gfcf,
+    hybrid_vae,
+    itemknn,
+    lightgcn,
+    mult_vae,
+    popularity,
+    rp3beta,
+    userknn,
+)
 from recsys.models.base import ModelSpec, Recommender
 
 
@@ -27,6 +38,9 @@ MODELS: dict[str, ModelSpec] = {
     "lightgcn_text": ModelSpec("lightgcn_text", lightgcn.LightGCNTextConfig, **_TEXT_LIGHTGCN),
     "itemknn": ModelSpec("itemknn", itemknn.ItemKNNConfig, itemknn.build, trainable=False),
     "ease": ModelSpec("ease", ease.EASEConfig, ease.build, trainable=False),
+    "gfcf": ModelSpec("gfcf", gfcf.GFCFConfig, gfcf.build, trainable=False),
+    "rp3beta": ModelSpec("rp3beta", rp3beta.RP3betaConfig, rp3beta.build, trainable=False),
+    "userknn": ModelSpec("userknn", userknn.UserKNNConfig, userknn.build, trainable=False),
     "mult_vae": ModelSpec("mult_vae", mult_vae.MultVAEConfig, mult_vae.build),
     "hybrid_vae": ModelSpec(
         "hybrid_vae",

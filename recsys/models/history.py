@@ -52,11 +52,20 @@ class History(nn.Module):
         values = torch.ones(self.col.shape[0], device=self.crow.device)
         return sparse_csr(crow, users[order], values, (self.n_items, self.n_users))
 
-    def cooccurrence_blocks(self, block: int | None = None):
+    def csr(self) -> torch.Tensor:
+        """X as an (n_users, n_items) sparse CSR float32 tensor of ones on the buffers' device."""
+        values = torch.ones(self.col.shape[0], device=self.crow.device)
+        return sparse_csr(self.crow, self.col, values, (self.n_users, self.n_items))
+
+    def cooccurrence_blocks(
+        self, block: int | None = None, user_weights: torch.Tensor | None = None
+    ):
         """Yields ``(items, G[:, items])`` column blocks of the co-occurrence matrix G = X^T X.
 
         Args:
             block: items per block (default: as many as fit in a 128 MiB dense block).
+            user_weights: optional (n_users,) float32 weights w: the blocks are then those of
+                X^T diag(w) X, each user counting w_u instead of 1 (RP3beta's random walk).
 
         Yields:
             ``items`` (c,) int64 and ``counts`` (n_items, c) float32: how many users interacted
@@ -69,7 +78,10 @@ class History(nn.Module):
         for lo in range(0, self.n_items, block):
             items = torch.arange(lo, min(lo + block, self.n_items), device=self.crow.device)
             # G[:, items] = X^T (X[:, items]); X[:, items] is the transpose of X^T's rows.
-            yield items, xt @ item_rows.rows(items).T
+            columns = item_rows.rows(items).T
+            if user_weights is not None:
+                columns = columns * user_weights.unsqueeze(1)
+            yield items, xt @ columns
 
     def cooccurrence(self) -> torch.Tensor:
         """The dense (n_items, n_items) float32 co-occurrence matrix G = X^T X."""
