@@ -26,12 +26,24 @@ DEFAULT_MODELS = (
     "ease",
     "bpr_mf",
     "mult_vae",
+    "gfcf",
+    "rp3beta",
+    "userknn",
 )
 # The seed projects' and course notebooks' models: the text-aware LightGCNs and HybridVAE, and
 # what they were compared with.
-SEED_MODELS = ("lightgcn", "lightgcn_hardneg", "lightgcn_text", "hybrid_vae", "mult_vae")
+SEED_MODELS = ("lightgcn", "lightgcn_hardneg", "lightgcn_text", "hybrid_vae", "mult_vae", "userknn")
 # The non-neural baselines and classic neural ones a fair leaderboard needs.
-BASELINE_MODELS = ("popularity", "itemknn", "ease", "bpr_mf", "mult_vae")
+BASELINE_MODELS = (
+    "popularity",
+    "itemknn",
+    "userknn",
+    "ease",
+    "gfcf",
+    "rp3beta",
+    "bpr_mf",
+    "mult_vae",
+)
 # Names --models also accepts, each standing for the models it lists ("all": every registered).
 MODEL_GROUPS: dict[str, tuple[str, ...]] = {
     "default": DEFAULT_MODELS,
