@@ -31,6 +31,44 @@ def dataset_options(name: str) -> list[str]:
     return [p for p in params if p != "data_dir"]
 
 
+def check_options(name: str, options: dict[str, object]) -> None:
+    """Raises a one-line RecsysError unless ``options`` are options of dataset ``name``'s loader
+    with values of the types its defaults have (and pass the loader's own ``check_options``,
+    where it has one); loads nothing, so a sweep checks them before Ray starts."""
+    loader = _loader(name)
+    params = inspect.signature(loader).parameters
+    allowed = dataset_options(name)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise RecsysError(
+            f"dataset {name!r} has no option {', '.join(map(repr, unknown))}; its options are "
+            f"{allowed}"
+        )
+    for key, value in options.items():
+        default = params[key].default
+        kind = (
+            type(default)
+            if default is not None and default is not inspect.Parameter.empty
+            else None
+        )
+        if (
+            kind is None
+            or isinstance(value, kind)
+            and not (kind is int and isinstance(value, bool))
+        ):
+            continue
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        raise RecsysError(
+            f"dataset option {key}={value!r}: {name} wants {kind.__name__} values like "
+            f"{default!r}; fix --dataset-option {key}"
+        )
+    check = getattr(loader, "check_options", None)
+    if check is not None:
+        defaults = {k: p.default for k, p in params.items() if k in allowed}
+        check(**{**defaults, **options})
+
+
 def load_interactions(
     name: str, data_dir: str | Path | None = None, **options: object
 ) -> Interactions:
@@ -44,13 +82,7 @@ def load_interactions(
             ``synthetic``.
     """
     loader = _loader(name)
-    allowed = dataset_options(name)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise RecsysError(
-            f"dataset {name!r} has no option {', '.join(map(repr, unknown))}; its options are "
-            f"{allowed}"
-        )
+    check_options(name, options)
     return loader(data_dir, **options)
 
 

@@ -371,6 +371,18 @@ def load_synthetic(
     seed: int = 0,
 ) -> Interactions:
     """:func:`generate` with default sizes, as a dataset loader (``data_dir`` is unused)."""
+    check_synthetic_options(
+        n_users=n_users,
+        n_items=n_items,
+        n_interactions=n_interactions,
+        dim=dim,
+        n_clusters=n_clusters,
+        popularity_exponent=popularity_exponent,
+        temperature=temperature,
+        user_noise=user_noise,
+        activity_sigma=activity_sigma,
+        seed=seed,
+    )
     return generate(
         n_users,
         n_items,
@@ -383,3 +395,29 @@ def load_synthetic(
         activity_sigma=activity_sigma,
         seed=seed,
     ).interactions
+
+
+def check_synthetic_options(
+    *,
+    n_users: int,
+    n_items: int,
+    n_interactions: int,
+    dim: int,
+    n_clusters: int,
+    popularity_exponent: float,
+    temperature: float,
+    user_noise: float,
+    activity_sigma: float,
+    seed: int,
+) -> None:
+    """Every check of :func:`generate`'s arguments, without generating (a sweep runs it before
+    Ray starts)."""
+    _check_sizes(n_users, n_items, n_interactions, dim, n_clusters)
+    _check_options(temperature, popularity_exponent, user_noise, activity_sigma)
+    if not np.isfinite([temperature, popularity_exponent, user_noise, activity_sigma]).all():
+        raise RecsysError("synthetic: temperature and the other shape options must be finite")
+    if seed < 0:
+        raise RecsysError(f"synthetic: seed must be an integer >= 0, got {seed}")
+
+
+load_synthetic.check_options = check_synthetic_options  # see recsys.data.loaders.check_options

@@ -243,7 +243,7 @@ def _check_optuna() -> None:
 
 
 def _check_data_options(cfg: SweepConfig) -> None:
-    from recsys.data.loaders import dataset_options
+    from recsys.data.loaders import check_options
     from recsys.data.split import STRATEGIES, check_ratios
 
     prep = prep_config(cfg.prep)
@@ -267,12 +267,7 @@ def _check_data_options(cfg: SweepConfig) -> None:
             raise RecsysError(f"{flag} must be 1 (no filtering) or more, got {value}")
     if not cfg.dataset_options:  # a split passed in directly has no loader to ask
         return
-    valid = dataset_options(cfg.dataset)
-    unknown = sorted(set(cfg.dataset_options) - set(valid))
-    if unknown:
-        raise RecsysError(
-            f"dataset {cfg.dataset!r} has no option {', '.join(unknown)}; its options are {valid}"
-        )
+    check_options(cfg.dataset, cfg.dataset_options)
 
 
 def prep_config(prep: dict[str, Any]) -> Any:
