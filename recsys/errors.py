@@ -3,6 +3,8 @@ sweep that started and stopped before its results. Each carries its exit status,
 script's ``except`` clauses can come in any order.
 """
 
+import errno
+
 # Exit statuses: how a sweep ended, for scripts and schedulers (``recsys.cli`` re-exports them).
 EXIT_OK = 0  # every model has its result, no trial lost
 EXIT_MODEL_FAILED = 1  # a model has no result (every trial failed), or trial updates never
@@ -39,6 +41,15 @@ class SweepInterrupted(SweepEnded):
 
 class TrackingLost(SweepEnded):
     """The tracking store stayed unreachable: some trial updates were never logged."""
+
+
+class DiskFull(SweepEnded):
+    """A disk the sweep writes to is full (or over quota): the sweep stopped where it was;
+    ``--resume`` goes on once there is space."""
+
+
+# errno values that mean "no room to write", whatever the file.
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def require(ok: bool, message: str) -> None:

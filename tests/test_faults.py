@@ -352,3 +352,63 @@ def test_a_tracking_database_deleted_mid_search_loses_no_result_and_resume_logs_
     ]
     champion = client.get_model_version_by_alias("recsys-tune-synthetic", "champion")
     assert champion.tags["recsys.best_run_id"] in {r.info.run_id for r in best.values()}
+
+
+_FULL_DISK_SCRIPT = """
+set -u
+mount -t tmpfs -o size=4m tmpfs "$RESULTS" || exit 97
+"$@" > "$OUT/first.out" 2> "$OUT/first.err" &
+sweep=$!
+while [ ! -e "$OUT/fill" ] && kill -0 "$sweep" 2>/dev/null; do sleep 0.1; done
+dd if=/dev/zero of="$RESULTS/filler" bs=64k 2> /dev/null  # until the disk is full
+wait "$sweep"; echo $? > "$OUT/first.rc"
+rm -f "$RESULTS/filler"  # the user frees space
+"$1" "$2" --resume --results-dir "$RESULTS" > "$OUT/resume.out" 2> "$OUT/resume.err"
+echo $? > "$OUT/resume.rc"
+cp -r "$RESULTS" "$OUT/results"  # the disk goes with the mount namespace
+"""
+
+
+def _private_mount() -> list[str] | None:
+    """``unshare`` arguments giving a command a mount namespace of its own (None: this machine
+    allows none, e.g. no user namespaces; the test is then skipped, saying why)."""
+    prefix = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True)
+    return prefix if probe.returncode == 0 else None
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_results_are_written_ends_in_one_line_and_resume_finishes(tmp_path):
+    prefix = _private_mount()
+    if prefix is None:
+        pytest.skip("no mount namespace here (unshare --mount): a real full disk needs one")
+    results, out = tmp_path / "results", tmp_path / "out"
+    results.mkdir()
+    out.mkdir()
+    command = _sweep_command(tmp_path, SLOW_BPR_SPACE)
+    proc = subprocess.Popen(
+        [*prefix, "bash", "-c", _FULL_DISK_SCRIPT, "full-disk", *command],
+        cwd=tmp_path, env={**_env(tmp_path), "RESULTS": str(results), "OUT": str(out)},
+        start_new_session=True,
+    )  # fmt: skip
+    _wait_mid_trial(tmp_path, proc)  # the results disk fills while the search runs
+    (out / "fill").touch()
+    assert proc.wait(timeout=600) == 0
+    first_err = (out / "first.err").read_text()
+    assert (out / "first.rc").read_text().strip() == "1", first_err
+    driver = [line for line in first_err.splitlines() if " pid=" not in line]
+    assert "Traceback" not in "\n".join(driver), first_err
+    ending = [line for line in driver if line.startswith("failed: ")]
+    assert len(ending) == 1 and "No space left on device" in ending[0], first_err
+    assert f"--resume --results-dir {results}" in ending[0]
+
+    resume_out = (out / "resume.out").read_text()
+    assert (out / "resume.rc").read_text().strip() == "0", (
+        resume_out + (out / "resume.err").read_text()
+    )
+    board = pd.read_csv(out / "results" / "leaderboard.csv")
+    assert sorted(board["model"]) == ["bpr_mf", "popularity"]
+    state = json.loads((out / "results" / ".sweep" / "sweep.json").read_text())
+    assert state["status"] == "finished"
+    parent = tracking.client(state["tracking_uri"]).get_run(state["parent_run_id"])
+    assert parent.info.status == "FINISHED"

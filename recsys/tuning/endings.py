@@ -4,9 +4,10 @@ go on."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
-from recsys.errors import SweepInterrupted
+from recsys.errors import DISK_FULL_ERRNOS, DiskFull, SweepInterrupted
 from recsys.io import redact
 from recsys.tuning import console, tracking
 from recsys.tuning.leaderboard import Leaderboard
@@ -49,6 +50,31 @@ def interrupted(state: SweepState) -> SweepInterrupted:
     return SweepInterrupted(
         f"sweep {state.name!r} interrupted; nothing is lost: continue it with "
         f"{state.resume_command()}"
+    )
+
+
+def ended(state: SweepState, error: BaseException) -> BaseException:
+    """Records how a sweep that stopped on ``error`` ended; returns what to raise: ``error``
+    itself, or the ending that tells the user how to go on (an interruption after the search:
+    :func:`interrupted`; a full disk: :func:`disk_full`)."""
+    if isinstance(error, KeyboardInterrupt):  # after the search (which saves its own state)
+        record(state, "interrupted")
+        return interrupted(state)
+    if isinstance(error, OSError):
+        with contextlib.suppress(OSError):  # on a full disk the state may not fit either
+            record(state, "failed")
+        return disk_full(state, error) if error.errno in DISK_FULL_ERRNOS else error
+    record(state, "interrupted" if isinstance(error, SweepInterrupted) else "failed")
+    return error
+
+
+def disk_full(state: SweepState, error: OSError) -> DiskFull:
+    """A full disk's ending. The state on disk stays the last one saved (written atomically, so
+    never cut short) and a resume goes on from it once there is space."""
+    where = f" writing {error.filename}" if error.filename else ""
+    return DiskFull(
+        f"{error.strerror or 'no space left on device'}{where}: the sweep stopped; what it "
+        f"finished is kept. Free space on that disk and continue with {state.resume_command()}"
     )
 
 

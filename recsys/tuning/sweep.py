@@ -91,13 +91,11 @@ def _finish(run: _Run, started: float, notes: list[str]) -> SweepResult:
     try:
         with sigterm_interrupts():
             board, outcomes = _run(run)
-    except KeyboardInterrupt:  # after the search (the search saves its own state and says so)
-        endings.record(run.state, "interrupted")
-        raise endings.interrupted(run.state) from None
-    except BaseException as error:
-        ending = "interrupted" if isinstance(error, SweepInterrupted) else "failed"
-        endings.record(run.state, ending)
-        raise
+    except BaseException as error:  # recorded in the state and MLflow, then raised
+        ending = endings.ended(run.state, error)
+        if ending is error:
+            raise
+        raise ending from None
     seconds = time.time() - started
     result = SweepResult(run.state, board, outcomes, seconds, run.search_seconds, notes)
     endings.record(run.state, result.ending)
