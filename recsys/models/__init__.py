@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from recsys.errors import RecsysError
-from recsys.models import bpr_mf, ease, hybrid_vae, itemknn, lightgcn, mult_vae, popularity
+from recsys.models import (
+    bpr_mf,
+    ease,
+    hybrid_vae,
+    itemknn,
+    lightgcn,
+    mult_vae,
+    popularity,
+    semantic,
+)
 from recsys.models.base import ModelSpec, Recommender
 
 
@@ -32,6 +41,13 @@ MODELS: dict[str, ModelSpec] = {
         "hybrid_vae",
         hybrid_vae.HybridVAEConfig,
         hybrid_vae.build,
+        needs_item_embeddings=_always,
+    ),
+    "semantic": ModelSpec(
+        "semantic",
+        semantic.SemanticConfig,
+        semantic.build,
+        trainable=False,
         needs_item_embeddings=_always,
     ),
 }
