@@ -11,11 +11,14 @@ up the Xbox recommender system using a Euclidean transformation for inner-produc
 RecSys 2014). Every augmented item has norm M, so the largest inner product is the nearest
 neighbour and spherical k-means cells hold the candidates of a query, whatever the norms of the
 model's item vectors (a factor model's differ; a text model's are 1), while the inner product
-with the query is unchanged: the returned scores are the model's. IVF rather than HNSW: on
-diffuse queries (a user vector that is the mean of unrelated items, or a factor model's user
-vector, far from every item) HNSW's graph walk found 0.35-0.65 of the true top 10 where IVF found
-0.94-0.99, IVF answers a batch of users with matrix products, builds in a fraction of HNSW's
-time (no graph) and needs no memory beyond the vectors.
+with the query is unchanged: the returned scores are the model's.
+
+IVF rather than HNSW (``benchmarks/ann_serving.py --hnsw``, 50k and 100k items, one core): IVF
+found 0.96-1.00 of the exact top 10 on both 64-d factor-like and 384-d text-like vectors, HNSW
+(M 32, efSearch 128) 1.00 on the 64-d ones but 0.80-0.87 on the 384-d ones; IVF builds 6-17x
+faster (1-8 s against 14-46 s: the first request pays it) and stores no graph (HNSW's M 32 adds
+256 bytes per item). HNSW answers 384-d queries faster (0.3 ms against 2-3 ms alone); an index
+that keeps its recall on text vectors was preferred.
 
 A user's list must hold k items that are not seen (training and validation items), so the index
 is asked for k + (the most items a user of the batch has seen) candidates; users who have seen
@@ -36,13 +39,14 @@ from recsys.errors import require
 from recsys.evaluate import UserItemIndex, recommend
 from recsys.models.base import Recommender, VectorScorer
 
-# Measured with benchmarks/ann_serving.py (README, "Serving"): below ~50k items exact scoring of
-# a request takes a few milliseconds on 2 cores, not worth a 1-5% loss of recall.
-DEFAULT_MIN_ITEMS = 50_000
+# Measured with benchmarks/ann_serving.py (one core): from 100k items the index answers a
+# one-user request 4-13x faster than exact scoring (64-d and 384-d vectors) and a 100-user one
+# 0.7-3x; at 50k, 2-3x and 0.4-1.2x, not worth losing up to 4% of the exact top 10.
+DEFAULT_MIN_ITEMS = 100_000
 DEFAULT_NPROBE = 32
 DEFAULT_MAX_SEEN = 1_000
-# k-means on at most this many points per cell, for ten iterations: trains in seconds at 500k
-# items (FAISS's default, 256 points and 25 iterations, takes minutes on 2 cores).
+# k-means on at most this many points per cell, for ten iterations: 16x less work than FAISS's
+# default (256 points, 25 iterations); the whole build takes 10-70 s at 500k items on one core.
 _TRAIN_POINTS_PER_LIST = 40
 _TRAIN_ITERATIONS = 10
 
@@ -157,7 +161,7 @@ class ItemIndex:
         return scores, items
 
 
-def _index_top_k(
+def index_top_k(
     model: Recommender,
     index: ItemIndex,
     users: torch.Tensor,
@@ -222,7 +226,7 @@ def recommend_ann(
     exact = counts > max_seen
     asked = np.flatnonzero(~exact)
     if asked.size:
-        answered, top, values = _index_top_k(model, index, users[asked], counts[asked], seen, k)
+        answered, top, values = index_top_k(model, index, users[asked], counts[asked], seen, k)
         items[asked[answered]], scores[asked[answered]] = top[answered], values[answered]
         exact[asked[~answered]] = True
     if exact.any():

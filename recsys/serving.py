@@ -20,7 +20,7 @@ package, torch, pandas and MLflow, not Ray; scoring runs on CUDA when present (t
 ``device``: ``"auto"``, ``"cpu"`` or ``"cuda"``).
 
 For a dot-product model (``VectorScorer``) on the CPU with a large catalogue (``ann_min_items``,
-default 50,000 items), top-k comes from a FAISS index over the item vectors, built at the first
+default 100,000 items), top-k comes from a FAISS index over the item vectors, built at the first
 request that needs it (:mod:`recsys.ann`; model config keys ``ann_min_items``, ``null`` to turn
 it off, ``ann_nprobe`` and ``ann_max_seen``); the answer's format is the same.
 """
