@@ -18,11 +18,17 @@ A request is a table with a ``user_id`` column of raw ids and an optional ``k`` 
 gets the popularity baseline's ranking (training interactions per item). Loading needs this
 package, torch, pandas and MLflow, not Ray; scoring runs on CUDA when present (the model config's
 ``device``: ``"auto"``, ``"cpu"`` or ``"cuda"``).
+
+For a dot-product model (``VectorScorer``) on the CPU with a large catalogue (``ann_min_items``,
+default 100,000 items), top-k comes from a FAISS index over the item vectors, built at the first
+request that needs it (:mod:`recsys.ann`; model config keys ``ann_min_items``, ``null`` to turn
+it off, ``ann_nprobe`` and ``ann_max_seen``); the answer's format is the same.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from recsys.ann import AnnConfig, ItemIndex, recommend_ann
 from recsys.data.dataset import Pairs, SplitData
 from recsys.errors import RecsysError
 from recsys.evaluate import UserItemIndex, recommend
@@ -46,6 +53,7 @@ DEFAULT_K = 10
 # Users one request may ask for (``model_config={"max_users": ...}`` changes it): each costs a
 # row of scores over the catalogue, so this bounds a request's time and memory.
 DEFAULT_MAX_USERS = 1000
+DEFAULT_ANN = AnnConfig()
 OUTPUT_COLUMNS = ("user_id", "item_id", "rank", "score", "source")
 SOURCE_MODEL = "model"
 SOURCE_POPULARITY = "popularity"
@@ -103,6 +111,8 @@ class ServedModel:
         card: see :class:`ModelCard`.
         model: the restored model, on its device.
         data: the id maps and seen pairs (``test`` is None).
+        max_users: users one request may ask for.
+        ann: when top-k goes through a nearest-neighbour index (see :mod:`recsys.ann`).
     """
 
     def __init__(
@@ -111,9 +121,13 @@ class ServedModel:
         model: Recommender,
         data: SplitData,
         max_users: int = DEFAULT_MAX_USERS,
+        ann: AnnConfig = DEFAULT_ANN,
     ) -> None:
         self.card = card
         self.max_users = max_users
+        self.ann = ann
+        self._index: ItemIndex | None = None
+        self._index_lock = threading.Lock()
         self.model = model.eval()
         self.data = data
         self.seen = UserItemIndex([data.train, data.val], data.n_users, model.device)
@@ -125,7 +139,11 @@ class ServedModel:
 
     @classmethod
     def load(
-        cls, artifacts: Mapping[str, str], device: str = "auto", max_users: int = DEFAULT_MAX_USERS
+        cls,
+        artifacts: Mapping[str, str],
+        device: str = "auto",
+        max_users: int = DEFAULT_MAX_USERS,
+        ann: AnnConfig = DEFAULT_ANN,
     ) -> ServedModel:
         """Rebuilds the model from its artifacts (see the module docstring) on ``device``."""
         from recsys.train import resolve_device
@@ -149,11 +167,28 @@ class ServedModel:
         model = spec.build(spec.make_config(card.config), data, resolve_device(device))
         state = torch.load(artifacts["state"], map_location=model.device, weights_only=True)
         model.load_state_dict(state)
-        return cls(card, model, data, max_users)
+        return cls(card, model, data, max_users, ann)
 
     @property
     def n_items(self) -> int:
         return self.data.n_items
+
+    def item_index(self) -> ItemIndex:
+        """The model's item index, built on first use (once, also under concurrent requests)."""
+        with self._index_lock:
+            if self._index is None:
+                with torch.no_grad():
+                    self._index = ItemIndex(self.model.item_vectors(), self.ann.nprobe)
+            return self._index
+
+    def top_k(self, users: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(items, scores) of known ``users`` as :func:`recsys.evaluate.recommend` gives them,
+        seen items excluded: through the item index when :meth:`AnnConfig.applies`."""
+        if not self.ann.applies(self.model):
+            return recommend(self.model, self.data, users, k=k, mask=self.seen)
+        return recommend_ann(
+            self.model, self.data, self.item_index(), users, k, self.seen, self.ann.max_seen
+        )
 
     def recommend(self, request: pd.DataFrame) -> pd.DataFrame:
         """Each requested user's top-k items (see the module docstring for both tables).
@@ -169,9 +204,7 @@ class ServedModel:
         items = np.tile(self.popular[:width], (len(users), 1))
         scores = np.tile(self.popular_scores[:width], (len(users), 1)).astype(np.float32)
         if known.any():
-            top, values = recommend(
-                self.model, self.data, torch.from_numpy(index[known]), k=width, mask=self.seen
-            )
+            top, values = self.top_k(torch.from_numpy(index[known]), width)
             items[known], scores[known] = top.numpy(), values.numpy()
         ranks = np.arange(1, width + 1)
         keep = (items >= 0) & (ranks[None, :] <= ks[:, None])
@@ -237,7 +270,10 @@ class RecsysPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         config = context.model_config or {}
         max_users = int(config.get("max_users", DEFAULT_MAX_USERS))
-        self.served = ServedModel.load(context.artifacts, config.get("device", "auto"), max_users)
+        ann = AnnConfig.from_model_config(config)
+        self.served = ServedModel.load(
+            context.artifacts, config.get("device", "auto"), max_users, ann
+        )
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         from mlflow.exceptions import MlflowException

@@ -23,6 +23,7 @@ CONFIGS = {
     "lightgcn": {"dim": 8, "layers": 2, "lr": 0.05, "batch_size": 64},
     "mult_vae": {"hidden": 16, "latent": 8, "batch_size": 16},
     "hybrid_vae": {"hidden": 16, "latent": 8, "batch_size": 16},
+    "semantic": {"weighting": "idf", "popularity_blend": 0.1},
 }
 
 

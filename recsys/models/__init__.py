@@ -15,6 +15,7 @@ from recsys.models import (
     mult_vae,
     popularity,
     rp3beta,
+    semantic,
     userknn,
 )
 from recsys.models.base import ModelSpec, Recommender
@@ -46,6 +47,13 @@ MODELS: dict[str, ModelSpec] = {
         "hybrid_vae",
         hybrid_vae.HybridVAEConfig,
         hybrid_vae.build,
+        needs_item_embeddings=_always,
+    ),
+    "semantic": ModelSpec(
+        "semantic",
+        semantic.SemanticConfig,
+        semantic.build,
+        trainable=False,
         needs_item_embeddings=_always,
     ),
 }

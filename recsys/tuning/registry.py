@@ -140,7 +140,14 @@ def log_model(tracking_uri: str, run_id: str, best: Scored, data: SplitData) -> 
                 signature=signature(data),
                 input_example=input_example(data),
                 pip_requirements=requirements(),
-                model_config={"device": "auto", "max_users": serving.DEFAULT_MAX_USERS},
+                model_config={
+                    "device": "auto",
+                    "max_users": serving.DEFAULT_MAX_USERS,
+                    # Top-k of dot-product models through a FAISS index (recsys.ann).
+                    "ann_min_items": serving.DEFAULT_ANN.min_items,
+                    "ann_nprobe": serving.DEFAULT_ANN.nprobe,
+                    "ann_max_seen": serving.DEFAULT_ANN.max_seen,
+                },
                 tags={tracking.TAG_MODEL: outcome.model},
             )
     return info.model_uri
