@@ -29,10 +29,19 @@ DEFAULT_MODELS = (
     "gfcf",
     "rp3beta",
     "userknn",
+    "semantic",
 )
 # The seed projects' and course notebooks' models: the text-aware LightGCNs and HybridVAE, and
 # what they were compared with.
-SEED_MODELS = ("lightgcn", "lightgcn_hardneg", "lightgcn_text", "hybrid_vae", "mult_vae", "userknn")
+SEED_MODELS = (
+    "lightgcn",
+    "lightgcn_hardneg",
+    "lightgcn_text",
+    "hybrid_vae",
+    "mult_vae",
+    "userknn",
+    "semantic",
+)
 # The non-neural baselines and classic neural ones a fair leaderboard needs.
 BASELINE_MODELS = (
     "popularity",
