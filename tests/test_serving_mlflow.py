@@ -191,19 +191,23 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-@pytest.mark.slow
-def test_mlflow_models_serve_answers_with_the_top_k_and_rejects_a_malformed_body(sweep, tmp_path):
+@contextlib.contextmanager
+def _server(command: list[str], tmp_path: Path):
+    """A model server started by ``command`` (in its own process group, on a free port it is
+    given), once it answers /ping; yields (process, base URL). Afterwards it is stopped by its
+    process group, and no process of the group may outlive its SIGTERM."""
     port = _free_port()
     log = tmp_path / "serve.log"
-    mlflow_cli = Path(sys.executable).with_name("mlflow")
-    command = [str(mlflow_cli), "models", "serve", "-m", CHAMPION, "--env-manager", "local"]
     server = subprocess.Popen(
         [*command, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, stopped as one below
         # mlflow models serve runs `uvicorn` from PATH: this environment's.
-        env={**os.environ, "PATH": f"{mlflow_cli.parent}{os.pathsep}{os.environ['PATH']}"},
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -216,31 +220,9 @@ def test_mlflow_models_serve_answers_with_the_top_k_and_rejects_a_malformed_body
                         break
             except OSError:
                 pass
-            assert time.time() < deadline, "mlflow models serve did not answer /ping in 180 s"
+            assert time.time() < deadline, f"{command[:3]} did not answer /ping in 180 s"
             time.sleep(1)
-
-        champion = sweep.leaderboard.best_model().model
-        expected = _expected(sweep, champion, 3)
-        users = list(pd.unique(expected["user_id"]))
-        body = {"dataframe_split": {"columns": ["user_id", "k"], "data": [[u, 3] for u in users]}}
-        status, answer = _post(f"{url}/invocations", body)
-        assert status == 200
-        _same_ranking(pd.DataFrame(answer["predictions"]), expected)
-
-        status, answer = _post(f"{url}/invocations", {"dataframe_records": [{"user": "u0"}]})
-        assert 400 <= status < 500 and "user_id" in answer["message"]
-        status, answer = _post(
-            f"{url}/invocations", {"dataframe_records": [{"user_id": "u0", "k": 0}]}
-        )
-        assert 400 <= status < 500 and "k must be at least 1" in answer["message"]
-        assert "stack_trace" not in answer
-        status, answer = _post(
-            f"{url}/invocations", {"dataframe_records": [{"user_id": "u0", "k": 2.5}]}
-        )  # MLflow casts before predict: k is a double in the signature, so 2.5 reaches it
-        assert 400 <= status < 500 and "k must be a whole number, got 2.5" in answer["message"]
-        many = {"dataframe_split": {"columns": ["user_id"], "data": [["u0"]] * 5000}}
-        status, answer = _post(f"{url}/invocations", many)
-        assert 400 <= status < 500 and "more than the 1000 one request may" in answer["message"]
+        yield server, url
         os.killpg(server.pid, signal.SIGTERM)  # the server and its workers stop on SIGTERM
         server.wait(timeout=30)
         time.sleep(1)
@@ -253,3 +235,64 @@ def test_mlflow_models_serve_answers_with_the_top_k_and_rejects_a_malformed_body
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+def _top_k_and_malformed_bodies(sweep, url: str) -> None:
+    """The served top-k equals the recommendations file; malformed bodies are one-line 400s."""
+    champion = sweep.leaderboard.best_model().model
+    expected = _expected(sweep, champion, 3)
+    users = list(pd.unique(expected["user_id"]))
+    body = {"dataframe_split": {"columns": ["user_id", "k"], "data": [[u, 3] for u in users]}}
+    status, answer = _post(f"{url}/invocations", body)
+    assert status == 200
+    _same_ranking(pd.DataFrame(answer["predictions"]), expected)
+
+    status, answer = _post(f"{url}/invocations", {"dataframe_records": [{"user": "u0"}]})
+    assert 400 <= status < 500 and "user_id" in answer["message"]
+    status, answer = _post(f"{url}/invocations", {"dataframe_records": [{"user_id": "u0", "k": 0}]})
+    assert 400 <= status < 500 and "k must be at least 1" in answer["message"]
+    assert "stack_trace" not in answer
+    status, answer = _post(
+        f"{url}/invocations", {"dataframe_records": [{"user_id": "u0", "k": 2.5}]}
+    )  # MLflow casts before predict: k is a double in the signature, so 2.5 reaches it
+    assert 400 <= status < 500 and "k must be a whole number, got 2.5" in answer["message"]
+    many = {"dataframe_split": {"columns": ["user_id"], "data": [["u0"]] * 5000}}
+    status, answer = _post(f"{url}/invocations", many)
+    assert 400 <= status < 500 and "more than the 1000 one request may" in answer["message"]
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_answers_with_the_top_k_and_rejects_a_malformed_body(sweep, tmp_path):
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    command = [str(mlflow_cli), "models", "serve", "-m", CHAMPION, "--env-manager", "local"]
+    with _server(command, tmp_path) as (_, url):
+        _top_k_and_malformed_bodies(sweep, url)
+
+
+@pytest.mark.slow
+def test_the_guarded_server_cannot_be_knocked_over_by_a_request(sweep, tmp_path):
+    command = [sys.executable, str(Path(__file__).parents[1] / "launch" / "serve.py")]
+    with _server([*command, "-m", CHAMPION, "--max-body-bytes", "65536"], tmp_path) as (_, url):
+        _top_k_and_malformed_bodies(sweep, url)
+        # What mlflow models serve answers with a 500, a stack trace or a long wait:
+        nested = b"[" * 20_000 + b"]" * 20_000  # 40 KB, under the cap
+        status, answer = _post_raw(f"{url}/invocations", nested, "application/json")
+        assert status == 400 and "levels deep" in answer["message"], answer
+        status, answer = _post_raw(f"{url}/invocations", b'user_id,k\n"u0,3\n', "text/csv")
+        assert status == 400 and set(answer) == {"error_code", "message"}, answer
+        started = time.time()
+        huge = b"user_id\n" + b"u0\n" * 1_000_000  # 3 MB, ten times the cap here
+        status, answer = _post_raw(f"{url}/invocations", huge, "text/csv")
+        assert status == 413 and "larger than 65536 bytes" in answer["message"]
+        assert time.time() - started < 10
+        status, _ = _post(f"{url}/invocations", {"dataframe_records": [{"user_id": "u0"}]})
+        assert status == 200  # still up
+
+
+def _post_raw(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
+    request = urllib.request.Request(url, body, {"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
