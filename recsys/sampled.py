@@ -84,7 +84,8 @@ def candidates_for(
     generator = torch.Generator().manual_seed(int(seed))
     negatives = torch.full((len(users), n), -1, dtype=torch.int64)
     pending = torch.nonzero(wanted > 0).flatten()
-    draws = max(2 * n, 16)
+    # Enough for most cases at once: seen items and repeats are few unless the catalogue is small.
+    draws = n + max(16, n // 4)
     while pending.numel():
         step = max(1, _BATCH_ELEMENTS // draws)
         short = []
