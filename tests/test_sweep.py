@@ -685,6 +685,31 @@ def test_report_ks_and_sampled_negatives_reach_the_config_and_fit_the_catalogue(
     check_fits_data(dataclasses.replace(small, sampled_negatives=19), 20, 1, 1)
 
 
+def test_the_summary_says_where_the_sampled_table_is_and_how_far_the_orders_agree():
+    from types import SimpleNamespace
+
+    from test_leaderboard import _sampled_board
+
+    from recsys.tuning.endings import SweepResult
+
+    state = SimpleNamespace(
+        name="s",
+        config=SweepConfig(sampled_negatives=99),
+        results_dir="results/s",
+        tracked=True,
+        experiment="e",
+        parent_run_id="p",
+        tracking_uri="sqlite:///mlflow.db",
+        resume_command=lambda: "python launch/sweep.py --resume",
+    )
+    board = _sampled_board()
+    summary = cli.format_summary(SweepResult(state, board, [r.outcome for r in board.rows]))
+    assert (
+        "sampled:  99 negatives per test item: leaderboard_sampled.md; its order and the full "
+        "ranking's disagree on 2 of 3 model pairs" in summary
+    )
+
+
 def test_cli_dataset_and_split_flags_reach_the_loader():
     cfg = cli.parse_args(
         [
