@@ -179,10 +179,12 @@ def sampled_user_metrics(
         rows = (case_user[cases] - start).to(device)
         items = candidates.items[cases].to(device)
         rank = ranks(scores[rows[:, None], items.clamp(min=0)], items)
+        # Each user's cases are contiguous: its sum is a difference of running sums (the same
+        # on every device, unlike a scattered add).
+        bounds = (indptr[start : stop + 1] - indptr[start]).to(device)
         for name, values in case_metrics(rank, ks).items():
-            total = torch.zeros(stop - start, dtype=torch.float64, device=device)
-            total.index_add_(0, rows, values)
-            sums.setdefault(name, []).append(total.cpu())
+            running = torch.cat([values.new_zeros(1), torch.cumsum(values, 0)])
+            sums.setdefault(name, []).append((running[bounds[1:]] - running[bounds[:-1]]).cpu())
     counts = per_user.to(torch.float64)
     return UserMetrics(
         users=users.numpy(),
