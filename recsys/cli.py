@@ -28,6 +28,7 @@ from recsys.errors import (  # the exit statuses, here for scripts: recsys.cli.E
     SweepEnded,
 )
 from recsys.io import redact, redact_command
+from recsys.metrics import REPORT_KS
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -98,6 +99,22 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-samples", type=int, help="trials per model (default: space file)")
     p.add_argument("--max-epochs", type=int, help="ASHA's max_t (default: space file)")
     p.add_argument("--metric", default="ndcg@10", help="validation target (default ndcg@10)")
+    p.add_argument(
+        "--report-ks",
+        default=",".join(map(str, REPORT_KS)),
+        help="comma-separated cut-offs reported on the leaderboard, in MLflow and in the "
+        "statistics (default 10,20; the target's cut-off is always added; at most 8 in all; "
+        "a resume keeps the sweep's)",
+    )
+    p.add_argument(
+        "--sampled-negatives",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also rank each test item among N items sampled from those its user never "
+        "interacted with (NCF's protocol: 99), into leaderboard_sampled.csv/.md beside the "
+        "full ranking (default 0: full ranking only)",
+    )
     p.add_argument("--search", default="random", choices=SEARCHES, help="search algorithm")
     p.add_argument("--scheduler", default="asha", choices=SCHEDULERS)
     p.add_argument("--seed", type=int, default=0, help="root seed (trial seeds derive from it)")
@@ -168,6 +185,8 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
         gpus_per_trial=a.gpus_per_trial,
         cpus_per_trial=a.cpus_per_trial,
         metric=a.metric,
+        report_ks=_report_ks(a.report_ks),
+        sampled_negatives=a.sampled_negatives,
         search=a.search,
         scheduler=a.scheduler,
         seed=a.seed,
@@ -244,6 +263,16 @@ def _option(text: str) -> tuple[str, object]:
         ) from None
 
 
+def _report_ks(text: str) -> tuple[int, ...]:
+    """``--report-ks 20,5,10`` -> ``(5, 10, 20)``: ascending, each once."""
+    words = [w.strip() for w in text.split(",")]
+    if not all(w.isascii() and w.isdigit() for w in words):
+        raise RecsysError(
+            f"--report-ks takes comma-separated positive integers, e.g. 5,10,20; got {text!r}"
+        )
+    return tuple(sorted({int(w) for w in words}))
+
+
 def _ratios(text: str | None) -> list[float] | None:
     if text is None:
         return None
@@ -279,6 +308,16 @@ def format_summary(result: SweepResult) -> str:
         )
     if result.failed_models or result.trials_failed:
         lines.append(f"          retry the failed trials with: {state.resume_command()}")
+    board = result.leaderboard
+    if board.sampled:
+        from recsys.tuning.leaderboard import order_agreement
+
+        full = [r.model for r in board.rows if r.has_scores]
+        discordant, pairs = order_agreement(full, [r.model for r in board.sampled_order()])
+        lines.append(
+            f"sampled:  {board.negatives} negatives per test item: leaderboard_sampled.md; its "
+            f"order and the full ranking's disagree on {discordant} of {pairs} model pairs"
+        )
     lines.append(f"results:  {state.results_dir}")
     if not state.tracked:
         lines += [

@@ -5,6 +5,9 @@ evaluating the test split, its validation items) are set to ``-inf`` so they can
 recommended; ``torch.topk`` picks the top ``max(ks)``; the metrics of ``recsys.metrics`` are
 computed on the hit matrix. All of it runs in user batches on the model's device, with no
 per-user Python loop. Within a list, items with equal scores are ordered by item index.
+
+The same lists give the beyond-accuracy metrics of ``recsys.beyond_accuracy`` (coverage and Gini
+of the catalogue; with the training popularity, each user's novelty and ARP).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from recsys import beyond_accuracy as beyond
 from recsys.data.dataset import Pairs, SplitData
 from recsys.metrics import ranking_metrics
 from recsys.models.base import Recommender
@@ -106,24 +110,35 @@ def masked_top_k(
 
 @dataclass
 class UserMetrics:
-    """Per-user full-ranking metrics: ``users`` (U,) evaluated user indices, ascending;
-    ``values`` metric name (``"ndcg@10"``...) -> (U,) float64; ``coverage`` ``"coverage@k"`` ->
-    share of the catalogue in at least one top-k list; ``users_skipped`` users with nothing
-    held out."""
+    """Per-user metrics: ``users`` (U,) evaluated user indices, ascending; ``values`` metric name
+    (``"ndcg@10"``, ``"novelty@10"``...) -> (U,) float64; ``catalogue`` the metrics of the whole
+    set of lists, ``"coverage@k"`` (share of the catalogue in at least one top-k list) and
+    ``"gini@k"``; ``users_skipped`` users with nothing held out."""
 
     users: np.ndarray
     values: dict[str, np.ndarray]
-    coverage: dict[str, float]
+    catalogue: dict[str, float]
     users_skipped: int
 
     def means(self) -> dict[str, float]:
-        """Each metric's mean over the evaluated users, the coverage and the user counts."""
+        """Each metric's mean over the evaluated users, the catalogue's and the user counts."""
         n = len(self.users)
         out = {name: float(v.mean()) for name, v in self.values.items()} if n else {}
-        out.update(self.coverage)
+        out.update(self.catalogue)
         out["users"] = n
         out["users_skipped"] = self.users_skipped
         return out
+
+    def merged(self, other: UserMetrics) -> UserMetrics:
+        """These metrics and ``other``'s (another protocol on the same users) together."""
+        if not np.array_equal(self.users, other.users):
+            raise ValueError("merged metrics must be of the same users, in the same order")
+        return UserMetrics(
+            self.users,
+            {**self.values, **other.values},
+            {**self.catalogue, **other.catalogue},
+            self.users_skipped,
+        )
 
 
 def user_metrics(
@@ -135,9 +150,10 @@ def user_metrics(
     ks: Sequence[int] = DEFAULT_KS,
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
+    popularity: torch.Tensor | None = None,
 ) -> UserMetrics:
     """Full-ranking metrics of a scorer against held-out pairs, for every evaluated user
-    (``.means()``: averaged over them).
+    (``.means()``: averaged over them), and the beyond-accuracy metrics of the same lists.
 
     Args:
         score_fn: maps (B,) user indices on ``device`` to (B, n_items) scores.
@@ -147,6 +163,8 @@ def user_metrics(
         ks: cutoffs.
         batch_size: users per batch (default: about 16M scores per batch).
         device: where scores, masks and top-k live.
+        popularity: (n_items,) training interactions per item: with it, each user's
+            ``novelty@k`` and ``arp@k`` too (``recsys.beyond_accuracy``).
     """
     device = torch.device(device)
     ks = tuple(sorted(set(int(k) for k in ks)))
@@ -156,7 +174,9 @@ def user_metrics(
     mask = UserItemIndex(list(exclude), n_users, device)
     users = torch.nonzero(target.counts > 0).flatten()
     parts: dict[str, list[torch.Tensor]] = {}
-    covered = {k: torch.zeros(n_items, dtype=torch.bool, device=device) for k in ks}
+    counts = {k: torch.zeros(n_items, dtype=torch.int64, device=device) for k in ks}
+    if popularity is not None:
+        popularity = popularity.to(device)
     step = _batch_size(n_items, batch_size)
     for start in range(0, users.shape[0], step):
         batch = users[start : start + step]
@@ -167,15 +187,30 @@ def user_metrics(
         hits = relevant.gather(1, top) & torch.isfinite(values)
         for name, per_user in ranking_metrics(hits, target.counts[batch], ks).items():
             parts.setdefault(name, []).append(per_user.to(torch.float64).cpu())
+        valid = torch.isfinite(values)
         for k in ks:
-            valid = torch.isfinite(values[:, :k])
-            covered[k][top[:, :k][valid]] = True
+            counts[k] += beyond.item_counts(top, valid, n_items, k)
+        if popularity is not None:
+            for k in ks:
+                novelty = beyond.novelty(top, valid, popularity, n_users, k)
+                arp = beyond.average_popularity(top, valid, popularity, k)
+                parts.setdefault(f"novelty@{k}", []).append(novelty.cpu())
+                parts.setdefault(f"arp@{k}", []).append(arp.cpu())
+    catalogue = {}
+    for k, c in counts.items():
+        catalogue[f"coverage@{k}"] = beyond.coverage(c)
+        catalogue[f"gini@{k}"] = beyond.gini(c)
     return UserMetrics(
         users=users.cpu().numpy(),
         values={name: torch.cat(p).numpy() for name, p in parts.items()},
-        coverage={f"coverage@{k}": float(c.float().mean()) for k, c in covered.items()},
+        catalogue=catalogue,
         users_skipped=n_users - int(users.shape[0]),
     )
+
+
+def training_popularity(data: SplitData) -> torch.Tensor:
+    """(n_items,) int64: each item's training interactions (what novelty and ARP measure)."""
+    return torch.bincount(data.train.tensors()[1], minlength=data.n_items)
 
 
 def split_pairs(data: SplitData, split: str) -> tuple[Pairs, list[Pairs]]:
@@ -200,7 +235,9 @@ def evaluate(
     """Full-ranking metrics of ``model`` on the validation or test split of ``data``, averaged
     over users.
 
-    Training items are always masked; validation items too when ``split == "test"``.
+    Training items are always masked; validation items too when ``split == "test"``. Beside the
+    ranking metrics: each cut-off's coverage, Gini, novelty and ARP of the same lists, novelty
+    and ARP from the training popularity.
     """
     return evaluate_users(model, data, split, ks, batch_size).means()
 
@@ -219,7 +256,15 @@ def evaluate_users(
     model.eval()
     try:
         return user_metrics(
-            model.score, heldout, exclude, data.n_users, data.n_items, ks, batch_size, model.device
+            model.score,
+            heldout,
+            exclude,
+            data.n_users,
+            data.n_items,
+            ks,
+            batch_size,
+            model.device,
+            popularity=training_popularity(data),
         )
     finally:
         model.train(was_training)

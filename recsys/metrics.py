@@ -19,6 +19,8 @@ Definitions (binary relevance, ranks counted from 1):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from recsys.errors import RecsysError
@@ -28,7 +30,15 @@ METRICS = ("recall", "ndcg", "precision", "hit", "mrr", "map")
 TARGETS = (*METRICS, "coverage")
 # What every evaluation of a sweep reports and every leaderboard shows, besides the target.
 REPORTED = ("recall", "ndcg", "precision", "hit")
+# The default cut-offs a sweep reports (``--report-ks``); the target's is always added.
 REPORT_KS = (10, 20)
+MAX_REPORT_KS = 8
+# Beyond-accuracy metrics of the top-k lists (``recsys.beyond_accuracy``), shown on test at each
+# reported cut-off; novelty and ARP are per user, coverage and Gini are of the whole catalogue.
+BEYOND = ("coverage", "gini", "novelty", "arp")
+PER_USER_BEYOND = ("novelty", "arp")
+# The sampled protocol's metrics (``recsys.sampled``): ``sampled_hit@10``, ``sampled_ndcg@10``.
+SAMPLED = ("hit", "ndcg")
 
 
 def parse_metric(metric: str) -> tuple[str, int]:
@@ -42,16 +52,36 @@ def parse_metric(metric: str) -> tuple[str, int]:
     return name, int(k)
 
 
-def report_ks(target: str) -> tuple[int, ...]:
-    """The cut-offs an evaluation reports: :data:`REPORT_KS` and the target's."""
-    return tuple(sorted({*REPORT_KS, parse_metric(target)[1]}))
+def report_ks(target: str, ks: Sequence[int] = REPORT_KS) -> tuple[int, ...]:
+    """The cut-offs an evaluation reports: ``ks`` (``--report-ks``) and the target's, ascending."""
+    return tuple(sorted({*(int(k) for k in ks), parse_metric(target)[1]}))
 
 
-def reported_metrics(target: str | None = None) -> list[str]:
-    """The evaluator's names of what a leaderboard shows: ``recall@10``, ``ndcg@10``, ... and
-    the target (e.g. ``mrr@10``) last when it is not among them."""
-    names = [f"{m}@{k}" for k in REPORT_KS for m in REPORTED]
+def reported_metrics(target: str | None = None, ks: Sequence[int] = REPORT_KS) -> list[str]:
+    """The evaluator's names of what a leaderboard shows: ``recall@10``, ``ndcg@10``, ... at every
+    reported cut-off (the target's among them), and the target (e.g. ``mrr@10``) last when it is
+    not among them."""
+    cutoffs = report_ks(target, ks) if target is not None else tuple(sorted(set(ks)))
+    names = [f"{m}@{k}" for k in cutoffs for m in REPORTED]
     return names + [target] if target is not None and target not in names else names
+
+
+def beyond_metrics(target: str, ks: Sequence[int] = REPORT_KS) -> list[str]:
+    """The beyond-accuracy names a leaderboard shows at every reported cut-off: ``coverage@10``,
+    ``gini@10``, ``novelty@10``, ``arp@10``, ... (less the target, shown with the others)."""
+    names = [f"{m}@{k}" for k in report_ks(target, ks) for m in BEYOND]
+    return [n for n in names if n != target]
+
+
+def sampled_metrics(target: str, ks: Sequence[int] = REPORT_KS) -> list[str]:
+    """The sampled protocol's names at every reported cut-off: ``sampled_hit@10``,
+    ``sampled_ndcg@10``, ..."""
+    return [f"sampled_{m}@{k}" for k in report_ks(target, ks) for m in SAMPLED]
+
+
+def sampled_target(target: str) -> str:
+    """What orders the sampled leaderboard: sampled NDCG at the target's cut-off."""
+    return f"sampled_ndcg@{parse_metric(target)[1]}"
 
 
 def metric_key(split: str, metric: str) -> str:

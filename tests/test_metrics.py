@@ -73,3 +73,26 @@ def test_batch_of_users_is_per_user():
 def test_invalid_cutoff():
     with pytest.raises(ValueError):
         metrics.recall(_h([1]), torch.tensor([1]), 0)
+
+
+def test_reported_cutoffs_always_hold_the_target_s():
+    assert metrics.report_ks("ndcg@10") == (10, 20)
+    assert metrics.report_ks("ndcg@10", (50, 5)) == (5, 10, 50)
+    assert metrics.report_ks("mrr@20", (20,)) == (20,)
+    assert metrics.reported_metrics("ndcg@5", (10,)) == [
+        *(f"{m}@5" for m in metrics.REPORTED),
+        *(f"{m}@10" for m in metrics.REPORTED),
+    ]
+    assert metrics.reported_metrics("map@10", (10,))[-1] == "map@10"
+    assert metrics.beyond_metrics("ndcg@10", (10,)) == ["coverage@10", "gini@10"] + [
+        "novelty@10",
+        "arp@10",
+    ]
+    assert metrics.sampled_metrics("hit@5", (10,)) == [
+        "sampled_hit@5",
+        "sampled_ndcg@5",
+        "sampled_hit@10",
+        "sampled_ndcg@10",
+    ]
+    assert metrics.sampled_target("recall@20") == "sampled_ndcg@20"
+    assert metrics.metric_key("test", "sampled_ndcg@10") == "test_sampled_ndcg_at_10"

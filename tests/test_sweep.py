@@ -489,6 +489,20 @@ def _main(main, argv):
         (["--tracking-uri", "mlruns"], "file store is in maintenance mode"),
         (["--tracking-uri", "postgresql://u:pw@127.0.0.1:1/db"], "driver psycopg2 is not"),
         (["--name", ".."], "plain folder name"),
+        (["--report-ks", "10,x"], "--report-ks takes comma-separated positive integers"),
+        (["--report-ks", ""], "--report-ks takes comma-separated positive integers"),
+        (["--report-ks", "10,,20"], "--report-ks takes comma-separated positive integers"),
+        (["--report-ks", "0,10"], "--report-ks takes comma-separated positive integers"),
+        (["--report-ks=-5"], "--report-ks takes comma-separated positive integers"),
+        (["--report-ks", "2.5"], "--report-ks takes comma-separated positive integers"),
+        (["--report-ks", "\u00b2"], "--report-ks takes comma-separated positive integers"),
+        (["--report-ks", "1,2,3,4,5,6,7,8,9"], "report at most 8"),
+        # 10, the target's, is a ninth:
+        (["--report-ks", "1,2,3,4,5,6,7,8"], "9 cut-offs with the target's (ndcg@10)"),
+        (["--sampled-negatives", "-1"], "--sampled-negatives must be 0 or more, got -1"),
+        (["--sampled-negatives", "100000"], "--sampled-negatives must be at most 10000"),
+        (["--resume", "--report-ks", "5,10"], "--report-ks cannot change"),
+        (["--resume", "--sampled-negatives", "99"], "--sampled-negatives cannot change"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, argv, expected):
@@ -671,6 +685,48 @@ def test_cli_defaults_are_the_documented_sweep():
     assert cfg.prep == {} and cfg.dataset_options == {}  # PrepConfig's defaults
     cfg = cli.parse_args(["--models", "ease, itemknn", "--gpus-per-trial", "0.25", "--smoke"])
     assert cfg.models == ("ease", "itemknn") and cfg.gpus_per_trial == 0.25 and cfg.smoke
+
+
+def test_report_ks_and_sampled_negatives_reach_the_config_and_fit_the_catalogue():
+    from recsys.tuning.config import check_fits_data
+
+    cfg = cli.parse_args(["--report-ks", "50, 5,20,5", "--sampled-negatives", "99"])
+    assert cfg.report_ks == (5, 20, 50) and cfg.sampled_negatives == 99  # ascending, once
+    assert SweepConfig.from_dict(cfg.to_dict()) == cfg  # a resume reads them back
+    defaults = cli.parse_args([])
+    assert defaults.report_ks == (10, 20) and defaults.sampled_negatives == 0
+    check_fits_data(cfg, n_items=100, n_val=1, n_test=1)
+    with pytest.raises(RecsysError, match="--report-ks 5,20,50: 50 is above the catalogue's 40"):
+        check_fits_data(cfg, n_items=40, n_val=1, n_test=1)
+    small = dataclasses.replace(cfg, report_ks=(5,), sampled_negatives=20)
+    with pytest.raises(RecsysError, match="--sampled-negatives 20: .* use at most 19"):
+        check_fits_data(small, n_items=20, n_val=1, n_test=1)
+    check_fits_data(dataclasses.replace(small, sampled_negatives=19), 20, 1, 1)
+
+
+def test_the_summary_says_where_the_sampled_table_is_and_how_far_the_orders_agree():
+    from types import SimpleNamespace
+
+    from test_leaderboard import _sampled_board
+
+    from recsys.tuning.endings import SweepResult
+
+    state = SimpleNamespace(
+        name="s",
+        config=SweepConfig(sampled_negatives=99),
+        results_dir="results/s",
+        tracked=True,
+        experiment="e",
+        parent_run_id="p",
+        tracking_uri="sqlite:///mlflow.db",
+        resume_command=lambda: "python launch/sweep.py --resume",
+    )
+    board = _sampled_board()
+    summary = cli.format_summary(SweepResult(state, board, [r.outcome for r in board.rows]))
+    assert (
+        "sampled:  99 negatives per test item: leaderboard_sampled.md; its order and the full "
+        "ranking's disagree on 2 of 3 model pairs" in summary
+    )
 
 
 def test_cli_dataset_and_split_flags_reach_the_loader():

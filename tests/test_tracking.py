@@ -138,3 +138,59 @@ def test_a_restored_search_gets_the_sweeps_live_trial_callback_without_credentia
     trial_runs._LIVE.pop("s2")
     copy = pickle.loads(stale)  # another process: a copy, its credentials left out
     assert copy.parent_run_id == "p" and "secret" not in copy.tracking_uri
+
+
+class _Client:
+    """Records the metrics each run is sent (MLflow's client, without a store)."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, dict[str, float]] = {}
+
+    def log_batch(self, run_id, metrics=(), params=()):
+        self.metrics.setdefault(run_id, {}).update({m.key: m.value for m in metrics})
+
+
+def test_statistics_cover_beyond_accuracy_and_sampled_metrics_and_both_orders(monkeypatch):
+    """Each best run gets the intervals of the per-user beyond-accuracy (novelty) and sampled
+    metrics, the spread of every one, and the model's place in both orders."""
+    import dataclasses
+
+    from test_leaderboard import _outcome, _per_user
+
+    from recsys.tuning import tracking
+    from recsys.tuning.leaderboard import Leaderboard
+
+    client = _Client()
+    monkeypatch.setattr(tracking, "client", lambda uri: client)
+    outcomes, per_user = [], {}
+    for model, ndcg, sampled, novelty in (("a", 0.75, 0.1, 2.0), ("b", 0.25, 0.9, 3.0)):
+        o = _outcome(model, ndcg, 0.5)
+        test = {**o.test, "sampled_ndcg@10": sampled, "novelty@10": novelty}
+        outcomes.append(dataclasses.replace(o, test=test, test_std={"gini@10": 0.01}))
+        frame = _per_user(ndcg, 0.5)
+        frame["test_novelty_at_10"] = novelty
+        frame["test_sampled_ndcg_at_10"] = (frame["user_id"] % 2).astype(float)  # mean 0.5
+        per_user[model] = frame
+    board = Leaderboard.build(outcomes, "ndcg@10", per_user, negatives=99)
+    tracking.log_statistics("sqlite:///unused.db", board)
+    a, b = client.metrics["run-a"], client.metrics["run-b"]
+    assert a["test_novelty_at_10_ci_low"] == a["test_novelty_at_10_ci_high"] == 2.0
+    assert 0 < a["test_sampled_ndcg_at_10_ci_low"] < 0.5 < a["test_sampled_ndcg_at_10_ci_high"]
+    assert a["test_gini_at_10_std"] == 0.01 and "test_gini_at_10_ci_low" not in a
+    assert (a["rank_full"], a["rank_sampled"]) == (1, 2)
+    assert (b["rank_full"], b["rank_sampled"]) == (2, 1)
+    client.metrics.clear()
+    unsampled = Leaderboard.build(outcomes, "ndcg@10", per_user)  # no sampled protocol
+    tracking.log_statistics("sqlite:///unused.db", unsampled)
+    assert "rank_sampled" not in client.metrics["run-a"]
+    assert "test_sampled_ndcg_at_10_ci_low" not in client.metrics["run-a"]
+
+
+def test_the_sweeps_run_records_the_reported_cutoffs_and_sampled_negatives():
+    from recsys.tuning import tracking
+    from recsys.tuning.config import SweepConfig
+    from recsys.tuning.resources import TrialResources
+
+    cfg = SweepConfig(models=("popularity",), report_ks=(5, 10, 50), sampled_negatives=99)
+    params = tracking.sweep_params(cfg, TrialResources(1.0, 0.0), {})
+    assert params["report_ks"] == "5,10,50" and params["sampled_negatives"] == 99

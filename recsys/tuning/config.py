@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recsys.errors import RecsysError
-from recsys.metrics import parse_metric
+from recsys.metrics import MAX_REPORT_KS, REPORT_KS, parse_metric, report_ks
 from recsys.models import MODELS, get_spec
 from recsys.tuning.space import Budget, SearchSpace, load_space
 
@@ -85,6 +85,8 @@ class SweepConfig:
     gpus_per_trial: float | None = None
     cpus_per_trial: float | None = None
     metric: str = "ndcg@10"
+    report_ks: tuple[int, ...] = REPORT_KS
+    sampled_negatives: int = 0
     search: str = "random"
     scheduler: str = "asha"
     seed: int = 0
@@ -112,6 +114,7 @@ class SweepConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in raw.items() if k in known}
         values["models"] = tuple(values.get("models", DEFAULT_MODELS))
+        values["report_ks"] = tuple(values.get("report_ks", REPORT_KS))
         return cls(**values)
 
     def resumed_with(self, given: SweepConfig) -> SweepConfig:
@@ -150,6 +153,7 @@ def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
         RecsysError: the first problem found, before anything is written.
     """
     parse_metric(cfg.metric)
+    check_report_ks(cfg)
     _check_choice("--search", cfg.search, SEARCHES)
     _check_choice("--scheduler", cfg.scheduler, SCHEDULERS)
     if cfg.search == "optuna":
@@ -165,13 +169,47 @@ def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
     return spaces
 
 
+# Above this, a sampled evaluation costs more than it saves: rank against every item instead.
+MAX_SAMPLED_NEGATIVES = 10_000
+
+
+def check_report_ks(cfg: SweepConfig) -> None:
+    """``--report-ks``: positive integers, at most :data:`MAX_REPORT_KS` with the target's."""
+    ks = cfg.report_ks
+    if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+        raise RecsysError(
+            f"--report-ks takes comma-separated positive integers, e.g. 5,10,20; got "
+            f"{','.join(map(str, ks)) or 'nothing'}"
+        )
+    every = report_ks(cfg.metric, ks)
+    if len(every) > MAX_REPORT_KS:
+        raise RecsysError(
+            f"--report-ks {','.join(map(str, ks))}: {len(every)} cut-offs with the target's "
+            f"({cfg.metric}); report at most {MAX_REPORT_KS}, e.g. 5,10,20,50"
+        )
+
+
 def check_fits_data(cfg: SweepConfig, n_items: int, n_val: int, n_test: int) -> None:
-    """The checks that need the split: a target cut-off within the catalogue, held-out pairs."""
+    """The checks that need the split: the target's and the reported cut-offs and the sampled
+    negatives within the catalogue, held-out pairs."""
     _, k = parse_metric(cfg.metric)
     if k > n_items:
         raise RecsysError(
             f"--metric {cfg.metric}: k={k} is above the catalogue's {n_items} items, so every "
             f"item would count; use a k of at most {n_items}, e.g. ndcg@10"
+        )
+    above = [k for k in cfg.report_ks if k > n_items]
+    if above:
+        raise RecsysError(
+            f"--report-ks {','.join(map(str, cfg.report_ks))}: {above[0]} is above the "
+            f"catalogue's {n_items} items, so every item would count; report cut-offs of at most "
+            f"{n_items}"
+        )
+    if cfg.sampled_negatives >= n_items:
+        raise RecsysError(
+            f"--sampled-negatives {cfg.sampled_negatives}: each test item is ranked among "
+            f"itself and that many other items, more than the catalogue's {n_items} hold; use at "
+            f"most {n_items - 1}, or 0 to rank against every item only"
         )
     for split, n in (("validation", n_val), ("test", n_test)):
         if n == 0:
@@ -188,10 +226,17 @@ def _check_counts(cfg: SweepConfig) -> None:
         ("--max-concurrent-trials", cfg.max_concurrent_trials, 1),
         ("--max-failures", cfg.max_failures, 0),
         ("--seeds", cfg.seeds, 1),
+        ("--sampled-negatives", cfg.sampled_negatives, 0),
     ):
         if value is not None and (isinstance(value, bool) or value < low):
             kind = "a positive integer" if low else "0 or more"
             raise RecsysError(f"{flag} must be {kind}, got {value}")
+    if cfg.sampled_negatives > MAX_SAMPLED_NEGATIVES:
+        raise RecsysError(
+            f"--sampled-negatives must be at most {MAX_SAMPLED_NEGATIVES}, got "
+            f"{cfg.sampled_negatives}; the sampled protocol ranks among few items (NCF's is 99), "
+            f"and the full ranking is reported anyway"
+        )
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise RecsysError(f"--seed must be an integer >= 0, got {cfg.seed!r}")
     _check_shares(cfg)

@@ -13,7 +13,7 @@ from recsys.tuning.best import Choice, ModelFailed, choose, search_cost
 from recsys.tuning.outcome import ModelOutcome
 from recsys.tuning.records import TrialRecord
 from recsys.tuning.replicas import Replicas
-from recsys.tuning.scoring import Scored, add_seed_runs, score
+from recsys.tuning.scoring import EvalProtocol, Scored, add_seed_runs, score
 from recsys.tuning.state import SweepState
 
 if TYPE_CHECKING:
@@ -43,10 +43,11 @@ def model_outcome(
     records: list[TrialRecord] | None,
     chosen: Choice | None,
     replicas: Replicas,
+    protocol: EvalProtocol,
 ) -> ModelOutcome:
     """One model after the search: its best checkpoint (``chosen``, from :func:`choices`; None
-    when it has none) and seed runs scored on test, its files, its best run (a run per seed
-    under it) and logged model, then its outcome saved.
+    when it has none) and seed runs scored on test (by the sweep's ``protocol``), its files, its
+    best run (a run per seed under it) and logged model, then its outcome saved.
 
     A model whose outcome an earlier run of the sweep reached is not evaluated again.
     """
@@ -59,11 +60,11 @@ def model_outcome(
             choose(records, cfg.metric)  # raises, with the reason in one line
         except ModelFailed as error:
             return ModelOutcome.failed(model, str(error), search_cost(records))
-    scored = score(chosen, records, data, cfg.metric)
+    scored = score(chosen, records, data, cfg.metric, protocol)
     runs, failed = replicas.collect(model)
     for line in failed:  # the model's mean is over the seeds that trained
         console.warn(f"SEED:     {line}")
-    scored = add_seed_runs(scored, runs, cfg.seeds, data, cfg.metric)
+    scored = add_seed_runs(scored, runs, cfg.seeds, data, cfg.metric, protocol)
     outcome = _log(state, scored, data)
     state.save_outcome(outcome)
     return outcome
@@ -72,13 +73,15 @@ def model_outcome(
 def _log(state: SweepState, scored: Scored, data: SplitData) -> ModelOutcome:
     """A scored model's files, its best and seed runs and its logged model; returns its
     outcome with its runs."""
+    cfg = state.config
     files = results.write_model_outputs(
         state.results_dir,
         scored.outcome,
         scored.trainer.model,
         data,
-        state.config.metric,
+        cfg.metric,
         scored.per_user,
+        results.per_user_names(cfg.metric, cfg.report_ks, cfg.sampled_negatives),
     )
     artifacts = {
         "recommendations": files["recommendations"],

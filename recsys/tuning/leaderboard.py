@@ -3,7 +3,9 @@ bootstrap intervals and paired tests against the best model on that metric.
 
 ``Leaderboard.build(outcomes, metric, per_user, seed)`` is the one place the ranking is made;
 the results files, MLflow's statistics, the registry's champion (:meth:`Leaderboard.best_model`)
-and the console's summary all read it. ``to_frame()`` is ``leaderboard.csv``'s table.
+and the console's summary all read it. ``to_frame()`` is ``leaderboard.csv``'s table; with the
+sampled protocol (``--sampled-negatives``), ``to_sampled_frame()`` is ``leaderboard_sampled.csv``'s:
+the same models in the order of their sampled target beside their full-ranking order.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from typing import Any
 
 import pandas as pd
 
-from recsys.metrics import metric_key, reported_metrics
+from recsys.metrics import (
+    REPORT_KS,
+    beyond_metrics,
+    metric_key,
+    reported_metrics,
+    sampled_metrics,
+    sampled_target,
+)
 from recsys.tuning.outcome import ModelOutcome
 
 _NAN = float("nan")
@@ -57,9 +66,11 @@ class Row:
 class Leaderboard:
     """Rows best first by ``metric`` on test, models without scores last.
 
-    ``metrics`` are the evaluator's names of what it shows (the target among them);
-    ``statistics`` whether intervals were computed (some model had per-user metrics), ``tested``
-    whether paired tests were (the target is a per-user metric).
+    ``metrics`` are the evaluator's names of what it shows on validation and test (the target
+    among them), ``beyond`` the beyond-accuracy metrics it shows on test, ``sampled`` the
+    sampled protocol's (shown by :meth:`to_sampled_frame`; empty without it, ``negatives`` its
+    negatives per test item); ``statistics`` whether intervals were computed (some model had
+    per-user metrics), ``tested`` whether paired tests were (the target is a per-user metric).
     """
 
     metric: str
@@ -67,6 +78,9 @@ class Leaderboard:
     metrics: tuple[str, ...]
     statistics: bool = False
     tested: bool = False
+    beyond: tuple[str, ...] = ()
+    sampled: tuple[str, ...] = ()
+    negatives: int = 0
 
     @classmethod
     def build(
@@ -75,20 +89,33 @@ class Leaderboard:
         metric: str = "ndcg@10",
         per_user: Mapping[str, pd.DataFrame] | None = None,
         seed: int = 0,
+        ks: Sequence[int] = REPORT_KS,
+        negatives: int = 0,
     ) -> Leaderboard:
         """Ranks ``outcomes`` by ``metric`` on test; with ``per_user`` (model -> its
-        ``per_user`` frame), each row gets its intervals and tests (seeded by ``seed``)."""
-        metrics = tuple(reported_metrics(metric))
+        ``per_user`` frame), each row gets its intervals and tests (seeded by ``seed``).
+
+        Args:
+            ks: the reported cut-offs (``--report-ks``; the target's is added).
+            negatives: the sampled protocol's negatives per test item (0: not run).
+        """
+        shown = {
+            "metrics": tuple(reported_metrics(metric, ks)),
+            "beyond": tuple(beyond_metrics(metric, ks)),
+            "sampled": tuple(sampled_metrics(metric, ks)) if negatives else (),
+            "negatives": negatives,
+        }
         ranked = sorted(outcomes, key=lambda o: _descending(o.test.get(metric, _NAN)))
         rows = tuple(Row(o) for o in ranked)
         if not per_user:
-            return cls(metric, rows, metrics)
-        stats = statistics(per_user, [r.model for r in rows], metric, metrics, seed)
+            return cls(metric, rows, **shown)
+        every = (*shown["metrics"], *shown["beyond"], *shown["sampled"])
+        stats = statistics(per_user, [r.model for r in rows], metric, every, seed)
         rows = tuple(
             Row(r.outcome, **vars(stats[r.model])) if r.model in stats else r for r in rows
         )
         tested = any(s.tied_with_best is not None for s in stats.values())
-        return cls(metric, rows, metrics, statistics=True, tested=tested)
+        return cls(metric, rows, statistics=True, tested=tested, **shown)
 
     def best_model(self) -> Row | None:
         """The first row with scores: the sweep's champion (None when no model has one)."""
@@ -114,6 +141,9 @@ class Leaderboard:
                 out[metric_key(split, name)] = float(values.get(name, _NAN))
         for name in self.metrics:
             out[f"{metric_key('test', name)}_std"] = float(o.test_std.get(name, _NAN))
+        for name in self.beyond:
+            out[metric_key("test", name)] = float(o.test.get(name, _NAN))
+            out[f"{metric_key('test', name)}_std"] = float(o.test_std.get(name, _NAN))
         out.update(
             seeds=len(o.seeds) if o.error is None else 0,
             epochs=o.epochs,
@@ -129,11 +159,7 @@ class Leaderboard:
             error=o.error or "",
         )
         if self.statistics:
-            for name in self.metrics:
-                key = metric_key("test", name)
-                low, high = row.intervals.get(key, (_NAN, _NAN))
-                if any(key in r.intervals for r in self.rows):
-                    out[f"{key}_ci_low"], out[f"{key}_ci_high"] = low, high
+            out.update(self._intervals(row, (*self.metrics, *self.beyond)))
         if self.tested:
             out.update(
                 p_wilcoxon=_NAN if row.p_wilcoxon is None else row.p_wilcoxon,
@@ -141,6 +167,59 @@ class Leaderboard:
                 tied_with_best=row.tied_with_best,
             )
         return out
+
+    def _intervals(self, row: Row, names: Sequence[str]) -> dict[str, float]:
+        """``<key>_ci_low`` / ``_ci_high`` of ``names``, where some row has an interval."""
+        out = {}
+        for name in names:
+            key = metric_key("test", name)
+            low, high = row.intervals.get(key, (_NAN, _NAN))
+            if any(key in r.intervals for r in self.rows):
+                out[f"{key}_ci_low"], out[f"{key}_ci_high"] = low, high
+        return out
+
+    def sampled_order(self) -> list[Row]:
+        """The rows with scores best first by :func:`recsys.metrics.sampled_target` (equal values
+        in the full ranking's order); empty without the sampled protocol."""
+        if not self.sampled:
+            return []
+        target = sampled_target(self.metric)
+        scored = [r for r in self.rows if r.has_scores]
+        return sorted(scored, key=lambda r: _descending(r.test(target)))
+
+    def to_sampled_frame(self) -> pd.DataFrame:
+        """``leaderboard_sampled.csv``'s table: per model with scores, ``rank_sampled`` (by
+        sampled NDCG at the target's cut-off), ``rank_full`` (its place on the full-ranking
+        leaderboard), the full-ranking target on test, then each sampled metric on test with
+        its interval and spread; sorted by ``rank_sampled``."""
+        full = {r.model: i for i, r in enumerate((r for r in self.rows if r.has_scores), 1)}
+        target = metric_key("test", self.metric)
+        records = []
+        for place, row in enumerate(self.sampled_order(), 1):
+            out: dict[str, Any] = {
+                "model": row.model,
+                "rank_sampled": place,
+                "rank_full": full[row.model],
+                target: row.test(self.metric),
+            }
+            for name in self.sampled:
+                out[metric_key("test", name)] = row.test(name)
+                out[f"{metric_key('test', name)}_std"] = float(row.outcome.test_std.get(name, _NAN))
+            if self.statistics:
+                out.update(self._intervals(row, self.sampled))
+            records.append(out)
+        frame = pd.DataFrame(records)
+        return frame[_ordered(frame.columns)] if len(frame.columns) else frame
+
+
+def order_agreement(first: Sequence[str], second: Sequence[str]) -> tuple[int, int]:
+    """How many pairs of the models of ``first`` the two orders rank the other way round, and
+    how many pairs there are (Kendall's tau is 1 - 2 x discordant / pairs)."""
+    place = {m: i for i, m in enumerate(second)}
+    models = [m for m in first if m in place]
+    pairs = len(models) * (len(models) - 1) // 2
+    discordant = sum(place[a] > place[b] for i, a in enumerate(models) for b in models[i + 1 :])
+    return discordant, pairs
 
 
 def _descending(value: float) -> tuple[bool, float]:

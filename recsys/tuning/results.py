@@ -3,15 +3,20 @@
 Results directory contract (``results/<sweep>/`` by default; every file written atomically):
 
 - ``leaderboard.csv``: one row per model with columns ``model``, ``val_<m>_at_<k>`` and
-  ``test_<m>_at_<k>`` for ``m`` in recall, ndcg, precision, hit and ``k`` in 10, 20, and
-  the target metric when it is another
+  ``test_<m>_at_<k>`` for ``m`` in recall, ndcg, precision, hit and ``k`` in the reported
+  cut-offs (``--report-ks``, default 10, 20, and the target's), and the target metric when it is
+  another
   (validation metrics of the best checkpoint; test metrics averaged over the ``--seeds`` runs
   of its config, the best checkpoint's alone with one seed; full ranking; the names are
   ``recsys.metrics.metric_key``'s, as in MLflow); per test metric ``<test metric>_ci_low`` /
   ``_ci_high`` (95% bootstrap interval over test users) and ``_std`` (across seeds; empty with
-  one seed); ``seeds``; for the target metric, ``p_wilcoxon`` and ``p_ttest`` (paired against
-  the leaderboard's best model over the same users, Holm-corrected across models; empty on the
-  best row) and ``tied_with_best`` (neither corrected test below 0.05; true on the best row);
+  one seed); then, on test only, the beyond-accuracy metrics ``test_<b>_at_<k>`` at each
+  reported cut-off for ``b`` in coverage, gini, novelty, arp (``recsys.beyond_accuracy``: of
+  the test users' top-k lists, training and validation items excluded; novelty and ARP with
+  their intervals, being per user; each with ``_std``); ``seeds``; for the target metric,
+  ``p_wilcoxon`` and ``p_ttest`` (paired against the leaderboard's best model over the same
+  users, Holm-corrected across models; empty on the best row) and ``tied_with_best``
+  (neither corrected test below 0.05; true on the best row);
   ``epochs`` (epochs trained over all trials: the search's cost), ``trials``,
   ``trials_finished`` (trained their whole budget), ``trials_stopped`` (stopped early by ASHA),
   ``trials_failed`` (ended in an error after their restarts: their results are lost),
@@ -22,10 +27,17 @@ Results directory contract (``results/<sweep>/`` by default; every file written 
   best first, models without scores last.
 - ``leaderboard.md``: the same ranking for reading: the target metric with its interval,
   spread and p-values, a few other metrics and the trial counts; then every test metric with
-  its interval.
+  its interval; then the beyond-accuracy metrics.
+- ``leaderboard_sampled.csv`` / ``.md`` (only with ``--sampled-negatives N``): the sampled
+  protocol (``recsys.sampled``: each test item ranked among N sampled items its user never
+  interacted with): per model ``rank_sampled`` (by sampled NDCG at the target's cut-off),
+  ``rank_full`` (its full-ranking place), the full-ranking target, ``test_sampled_hit_at_<k>`` and
+  ``test_sampled_ndcg_at_<k>`` with their intervals and spread; the ``.md`` says how many model
+  pairs the two orders rank the other way round.
 - ``per_user/<model>.parquet``: every test user's metrics for each seed run: ``user_id`` (raw
-  id), ``seed``, ``test_<m>_at_<k>`` for the leaderboard's metrics; what the intervals and
-  tests are computed from.
+  id), ``seed``, ``test_<m>_at_<k>`` for the leaderboard's per-user metrics (the ranking
+  metrics, novelty and ARP, the sampled metrics); what the intervals and tests are computed
+  from.
 - ``best_configs.yaml``: per model, the best config, its seed and the best epoch.
 - ``split.parquet``: ``user_id``, ``item_id`` (raw ids), ``split`` (train/val/test).
 - ``recommendations/<model>.parquet``: top-100 per test user: ``user_id``, ``item_id`` (raw ids),
@@ -48,8 +60,17 @@ import torch
 import yaml
 
 from recsys.io import atomic_path, write_text_atomic
-from recsys.metrics import metric_key, parse_metric, reported_metrics
-from recsys.tuning.leaderboard import Leaderboard
+from recsys.metrics import (
+    PER_USER_BEYOND,
+    REPORT_KS,
+    beyond_metrics,
+    metric_key,
+    parse_metric,
+    reported_metrics,
+    sampled_metrics,
+    sampled_target,
+)
+from recsys.tuning.leaderboard import Leaderboard, order_agreement
 from recsys.tuning.outcome import ModelOutcome
 from recsys.tuning.plots import CURVE_COLUMNS, plot_curves, plot_test_bars
 
@@ -61,15 +82,25 @@ if TYPE_CHECKING:
 TOP_N = 100
 
 
+def per_user_names(
+    metric: str = "ndcg@10", ks: Sequence[int] = REPORT_KS, negatives: int = 0
+) -> list[str]:
+    """The per-user metrics a leaderboard's statistics read: what it shows, less the metrics
+    of the whole catalogue (coverage, Gini), which have no per-user values."""
+    beyond = [n for n in beyond_metrics(metric, ks) if n.split("@")[0] in PER_USER_BEYOND]
+    sampled = sampled_metrics(metric, ks) if negatives else []
+    return [*reported_metrics(metric, ks), *beyond, *sampled]
+
+
 def per_user_frame(
-    runs: Sequence[tuple[int, UserMetrics]], data: SplitData, metric: str = "ndcg@10"
+    runs: Sequence[tuple[int, UserMetrics]], data: SplitData, names: Sequence[str]
 ) -> pd.DataFrame:
-    """Every test user's leaderboard metrics (``metric``, the target, among them) for each seed
+    """Every test user's metrics ``names`` (:func:`per_user_names`; those it has) for each seed
     run: ``user_id`` (raw), ``seed``, ``test_<m>_at_<k>``."""
     frames = []
     for seed, scores in runs:
         frame = {"user_id": data.user_ids[scores.users], "seed": np.full(len(scores.users), seed)}
-        for name in reported_metrics(metric):
+        for name in names:
             if name in scores.values:
                 frame[metric_key("test", name)] = scores.values[name].astype(np.float32)
         frames.append(pd.DataFrame(frame))
@@ -148,6 +179,59 @@ def markdown_intervals(leaderboard: Leaderboard) -> str:
     return markdown_table(view)
 
 
+def markdown_beyond(leaderboard: Leaderboard) -> str:
+    """The beyond-accuracy metrics of every model on test (``leaderboard.md``'s third table)."""
+    board = leaderboard.to_frame()
+    if not len(board):
+        return ""
+    view = pd.DataFrame({"model": board["model"]})
+    for name in leaderboard.beyond:
+        column = metric_key("test", name)
+        if column in board:
+            view[name] = [_num(v) for v in board[column]]
+    return markdown_table(view)
+
+
+def markdown_sampled(leaderboard: Leaderboard) -> str:
+    """``leaderboard_sampled.md``: the sampled order beside the full-ranking one."""
+    frame = leaderboard.to_sampled_frame()
+    if not len(frame):
+        return ""
+    view = pd.DataFrame(
+        {
+            "model": frame["model"],
+            "rank (sampled)": frame["rank_sampled"],
+            "rank (full)": frame["rank_full"],
+            f"full {leaderboard.metric}": [
+                _num(v) for v in frame[metric_key("test", leaderboard.metric)]
+            ],
+        }
+    )
+    nan = pd.Series(np.nan, index=frame.index)
+    for name in leaderboard.sampled:
+        column = metric_key("test", name)
+        low, high = frame.get(f"{column}_ci_low", nan), frame.get(f"{column}_ci_high", nan)
+        view[name] = [
+            f"{_num(v)} [{_num(a)}, {_num(b)}]" if not math.isnan(a) else _num(v)
+            for v, a, b in zip(frame[column], low, high, strict=True)
+        ]
+    full_order = list(frame.sort_values("rank_full")["model"])
+    discordant, pairs = order_agreement(full_order, list(frame["model"]))
+    tau = f"{1 - 2 * discordant / pairs:.2f}" if pairs else "-"
+    return (
+        f"Sampled evaluation: each test item ranked among itself and {leaderboard.negatives} "
+        "items sampled uniformly from those its user never interacted with (the same samples "
+        "for every model); a user's value is the mean over its test items, then the mean over "
+        f"users. Ordered by test {sampled_target(leaderboard.metric)}; mean [95% bootstrap "
+        "interval over users].\n\n"
+        + markdown_table(view)
+        + f"\nThe sampled and the full-ranking orders disagree on {discordant} of {pairs} model "
+        f"pairs (Kendall's tau {tau}). Sampled metrics can order models differently from the "
+        "full ranking (Krichene and Rendle, KDD 2020); the full ranking (leaderboard.md) is "
+        "the sweep's result.\n"
+    )
+
+
 def _tie(position: int, tied: Any) -> str:
     if not isinstance(tied, bool | np.bool_):
         return ""  # no scores, or no tests
@@ -222,12 +306,13 @@ def write_model_outputs(
     data: SplitData,
     metric: str,
     per_user: Sequence[tuple[int, UserMetrics]] = (),
+    names: Sequence[str] | None = None,
 ) -> dict[str, Path]:
-    """One model's recommendations, per-user test metrics and learning curves; returns their
-    paths by kind."""
+    """One model's recommendations, per-user test metrics (``names``, default
+    :func:`per_user_names` of ``metric``) and learning curves; returns their paths by kind."""
     results_dir = Path(results_dir)
     users = write_parquet(
-        per_user_frame(per_user, data, metric),
+        per_user_frame(per_user, data, per_user_names(metric) if names is None else names),
         results_dir / "per_user" / f"{outcome.model}.parquet",
     )
     rec = write_parquet(
@@ -259,19 +344,32 @@ def write_results(
     outcomes: Sequence[ModelOutcome],
     metric: str,
     seed: int = 0,
+    ks: Sequence[int] = REPORT_KS,
+    negatives: int = 0,
 ) -> Leaderboard:
     """The sweep-wide files of the results directory (see the module docstring); ``seed`` is
-    the bootstrap's. Returns the leaderboard they show."""
+    the bootstrap's, ``ks`` the reported cut-offs, ``negatives`` the sampled protocol's (0: not
+    run). Returns the leaderboard they show."""
     results_dir = Path(results_dir)
-    board = Leaderboard.build(outcomes, metric, read_per_user(results_dir, outcomes), seed)
+    per_user = read_per_user(results_dir, outcomes)
+    board = Leaderboard.build(outcomes, metric, per_user, seed, ks=ks, negatives=negatives)
     frame = board.to_frame()
     write_text_atomic(results_dir / "leaderboard.csv", frame.to_csv(index=False))
     write_text_atomic(
         results_dir / "leaderboard.md",
         markdown_board(board)
         + "\nEvery test metric, mean [95% bootstrap interval over users]:\n\n"
-        + markdown_intervals(board),
+        + markdown_intervals(board)
+        + "\nBeyond accuracy, of the test users' top-k lists (training and validation items "
+        "excluded): coverage (share of the catalogue recommended), Gini of the recommendation "
+        "counts (0 = even), novelty (mean self-information in bits), ARP (mean training "
+        "popularity):\n\n" + markdown_beyond(board),
     )
+    if board.sampled:
+        write_text_atomic(
+            results_dir / "leaderboard_sampled.csv", board.to_sampled_frame().to_csv(index=False)
+        )
+        write_text_atomic(results_dir / "leaderboard_sampled.md", markdown_sampled(board))
     configs = {
         o.model: {
             "config": o.config,

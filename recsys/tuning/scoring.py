@@ -1,5 +1,10 @@
 """The final evaluation of one model: its best checkpoint restored and scored on validation and
-test, then its seed runs scored on test. The one step of a sweep that reads the test pairs."""
+test, then its seed runs scored on test. The one step of a sweep that reads the test pairs.
+
+How test is scored is the sweep's :class:`EvalProtocol`: full ranking at the reported cut-offs
+(with the beyond-accuracy metrics of the same lists), and, with ``--sampled-negatives``, the
+sampled protocol on candidates drawn once for the whole sweep.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from recsys.metrics import metric_key, report_ks
+from recsys.metrics import REPORT_KS, metric_key, report_ks
+from recsys.seeds import derive_seed
 from recsys.tuning.best import Choice, search_cost, trial_curves
 from recsys.tuning.outcome import ModelOutcome
 from recsys.tuning.records import TrialRecord
@@ -17,7 +23,53 @@ from recsys.tuning.trainable import load_checkpoint
 if TYPE_CHECKING:
     from recsys.data.dataset import SplitData
     from recsys.evaluate import UserMetrics
+    from recsys.sampled import SampledCandidates
     from recsys.train import Trainer
+    from recsys.tuning.config import SweepConfig
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """How every model of a sweep is scored on test: the cut-offs (the target's among them)
+    and the sampled protocol's candidates (None: full ranking only)."""
+
+    ks: tuple[int, ...] = REPORT_KS
+    candidates: SampledCandidates | None = None
+
+    @classmethod
+    def of(cls, cfg: SweepConfig, data: SplitData) -> EvalProtocol:
+        """The protocol of ``cfg``; its sampled candidates are drawn from a seed derived once
+        from the root seed, so every model (and a resumed sweep) ranks the same ones."""
+        ks = report_ks(cfg.metric, cfg.report_ks)
+        if not cfg.sampled_negatives:
+            return cls(ks)
+        from recsys.sampled import sample_candidates
+
+        seed = derive_seed(cfg.seed, "sampled-negatives")
+        return cls(ks, sample_candidates(data, cfg.sampled_negatives, seed))
+
+    def test_users(self, trainer: Trainer) -> UserMetrics:
+        """``trainer``'s model on test: full ranking, and the sampled protocol if any."""
+        test = trainer.evaluate_users("test", self.ks)
+        if self.candidates is None:
+            return test
+        from recsys.sampled import sampled_user_metrics
+
+        data, model = trainer.data, trainer.model
+        was_training = model.training
+        model.eval()
+        try:
+            sampled = sampled_user_metrics(
+                model.score,
+                self.candidates,
+                data.n_users,
+                data.n_items,
+                self.ks,
+                device=model.device,
+            )
+        finally:
+            model.train(was_training)
+        return test.merged(sampled)
 
 
 @dataclass(frozen=True)
@@ -31,7 +83,13 @@ class Scored:
     per_user: list[tuple[int, UserMetrics]] = field(default_factory=list)
 
 
-def score(choice: Choice, records: Sequence[TrialRecord], data: SplitData, metric: str) -> Scored:
+def score(
+    choice: Choice,
+    records: Sequence[TrialRecord],
+    data: SplitData,
+    metric: str,
+    protocol: EvalProtocol | None = None,
+) -> Scored:
     """Restores ``choice`` and scores it on ``data``'s validation and test pairs.
 
     Args:
@@ -39,14 +97,17 @@ def score(choice: Choice, records: Sequence[TrialRecord], data: SplitData, metri
         records: the model's trials (for the search's cost and curves).
         data: the full split (the test pairs included).
         metric: the validation target that chose the checkpoint.
+        protocol: how test is scored (default: full ranking at the default cut-offs and the
+            target's).
     """
     from recsys.train import Trainer, resolve_device
 
     trainer = Trainer(choice.model, choice.config, data, device=resolve_device(), seed=choice.seed)
     with choice.checkpoint.as_directory() as folder:
         load_checkpoint(trainer, folder)
-    ks = report_ks(metric)
-    test = trainer.evaluate_users("test", ks)
+    protocol = protocol or EvalProtocol(report_ks(metric))
+    ks = protocol.ks
+    test = protocol.test_users(trainer)
     cost = search_cost(records)
     means = _floats(test.means())
     outcome = ModelOutcome(
@@ -71,7 +132,12 @@ def score(choice: Choice, records: Sequence[TrialRecord], data: SplitData, metri
 
 
 def add_seed_runs(
-    scored: Scored, runs: Sequence[SeedRun], n: int, data: SplitData, metric: str
+    scored: Scored,
+    runs: Sequence[SeedRun],
+    n: int,
+    data: SplitData,
+    metric: str,
+    protocol: EvalProtocol | None = None,
 ) -> Scored:
     """``scored`` with its seed runs scored on test: its outcome's test metrics are their mean
     over the seeds (the best checkpoint's included).
@@ -81,6 +147,7 @@ def add_seed_runs(
             none for a closed-form model, whose every seed fits the same model: it counts ``n``
             seeds with the same scores.
         n: the number of seeds asked for.
+        protocol: how test is scored (as :func:`score`'s).
     """
     from recsys.models import get_spec
     from recsys.train import Trainer
@@ -91,14 +158,14 @@ def add_seed_runs(
     if not get_spec(outcome.model).trainable:  # the same model for every seed
         seeds = replica_seeds(outcome.seed, n)
         return _with(scored, outcome.with_seeds(seeds, [outcome.seed_tests[0]] * n), [])
-    ks = report_ks(metric)
+    protocol = protocol or EvalProtocol(report_ks(metric))
     per_user, tests = [], []
     for run in runs:
         trainer = Trainer(
             outcome.model, outcome.config, data, device=scored.trainer.device, seed=run.seed
         )
         load_weights(trainer, run.weights)
-        scores = trainer.evaluate_users("test", ks)
+        scores = protocol.test_users(trainer)
         per_user.append((run.seed, scores))
         tests.append(_floats(scores.means()))
     seeds = [outcome.seed, *(run.seed for run in runs)]

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from recsys.metrics import REPORT_KS, metric_key
+from recsys.metrics import metric_key, report_ks
 from recsys.seeds import derive_seed
 from recsys.tuning import console, snapshot
 from recsys.tuning.config import SweepConfig
@@ -63,7 +63,7 @@ def run_search(
         model: TrialSettings(
             model=model,
             metric=cfg.metric,
-            ks=REPORT_KS,
+            ks=report_ks(cfg.metric, cfg.report_ks),
             max_epochs=budgets[model].max_epochs,
             eval_every=budgets[model].eval_every,
             root_seed=cfg.seed,

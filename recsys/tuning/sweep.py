@@ -2,7 +2,7 @@
 
     SweepConfig -> state (results dir claimed), {model: SearchSpace}, {model: Budget}, cluster, data
     run_search -> ResultGrid --records_of--> {model: [TrialRecord]}   (Tune's shapes end here)
-    best.choose([TrialRecord]) -> Choice --scoring.score--> Scored (ModelOutcome inside)
+    best.choose([TrialRecord]) -> Choice --scoring.score(EvalProtocol)--> Scored (ModelOutcome)
     replicas.start(choices) ... collect(model) -> [SeedRun] --scoring.add_seed_runs--> Scored
     finalize: results files, best MLflow run, logged model -> state.save_outcome(outcome)
     [ModelOutcome] + per-user metrics --Leaderboard.build--> Leaderboard
@@ -33,6 +33,7 @@ from recsys.tuning.outcome import ModelOutcome
 from recsys.tuning.records import TrialRecord, records_of
 from recsys.tuning.replicas import Replicas
 from recsys.tuning.resources import ClusterShape, check_shared, connect, resolve_resources
+from recsys.tuning.scoring import EvalProtocol
 from recsys.tuning.search import run_search
 from recsys.tuning.state import SweepState
 from recsys.tuning.trial_runs import MlflowTrialCallback
@@ -158,14 +159,25 @@ def _run(run: _Run) -> tuple[Leaderboard, list[ModelOutcome]]:
     chosen = finalize.choices(state, records)  # each model's best checkpoint, chosen once
     replicas = Replicas.start(chosen, cfg.seeds, trial_data, run.resources)
     try:
+        protocol = EvalProtocol.of(cfg, data)  # the sampled candidates, once for every model
         outcomes = [
-            finalize.model_outcome(state, data, m, records.get(m), chosen.get(m), replicas)
+            finalize.model_outcome(
+                state, data, m, records.get(m), chosen.get(m), replicas, protocol
+            )
             for m in run.spaces
         ]
     finally:
         replicas.cancel()
     bootstrap = derive_seed(cfg.seed, "bootstrap")
-    board = results.write_results(state.results_dir, data, outcomes, cfg.metric, bootstrap)
+    board = results.write_results(
+        state.results_dir,
+        data,
+        outcomes,
+        cfg.metric,
+        bootstrap,
+        ks=cfg.report_ks,
+        negatives=cfg.sampled_negatives,
+    )
     uri, parent = state.tracking_uri, state.parent_run_id
     tracked_step(state, lambda: tracking.log_statistics(uri, board))
     tracked_step(state, lambda: registry.publish(uri, parent, cfg.dataset, board))

@@ -295,6 +295,8 @@ def sweep_params(
         "dataset": cfg.dataset,
         "models": ",".join(cfg.models),
         "metric": cfg.metric,
+        "report_ks": ",".join(map(str, cfg.report_ks)),
+        "sampled_negatives": cfg.sampled_negatives,
         "search": cfg.search,
         "scheduler": cfg.scheduler,
         "root_seed": cfg.seed,
@@ -452,15 +454,21 @@ def log_seed_runs(tracking_uri: str, outcome: ModelOutcome) -> list[str]:
 
 def log_statistics(tracking_uri: str, board: Leaderboard) -> None:
     """Each best run gets its leaderboard statistics as metrics: the test metrics' intervals
-    (``<metric>_ci_low`` / ``_ci_high``) and spread across seeds (``_std``), the seeds, and the
-    paired tests against the best model (``p_wilcoxon``, ``p_ttest``, ``tied_with_best`` 1/0)."""
+    (``<metric>_ci_low`` / ``_ci_high``) and spread across seeds (``_std``), the beyond-accuracy
+    and sampled metrics' too, the seeds, the paired tests against the best model
+    (``p_wilcoxon``, ``p_ttest``, ``tied_with_best`` 1/0), and with the sampled protocol the
+    model's place in both orders (``rank_full``, ``rank_sampled``)."""
     c = client(tracking_uri)
+    places = {r.model: i for i, r in enumerate(board.sampled_order(), 1)}
+    full = {r.model: i for i, r in enumerate((r for r in board.rows if r.has_scores), 1)}
     for row in board.rows:
         o = row.outcome
         if not o.best_run_id:
             continue
         metrics: dict[str, Any] = {}
-        for name in board.metrics:
+        if row.model in places:
+            metrics["rank_full"], metrics["rank_sampled"] = full[row.model], places[row.model]
+        for name in (*board.metrics, *board.beyond, *board.sampled):
             key = metric_key("test", name)
             if key in row.intervals:
                 metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = row.intervals[key]

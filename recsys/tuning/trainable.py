@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recsys.metrics import metric_key, parse_metric
+from recsys.metrics import metric_key, report_ks
 from recsys.seeds import derive_seed
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def train_trial(
         "resumed_from_epoch": trainer.epoch,
         "node_id": ray.get_runtime_context().get_node_id(),  # where it ran (or ran again)
     }
-    ks = tuple(sorted({*settings.ks, parse_metric(settings.metric)[1]}))
+    ks = report_ks(settings.metric, settings.ks)
     for evaluation in trainer.run(settings.max_epochs, settings.eval_every, ks):
         metrics = {**_result(evaluation, settings.model, seed), **once}
         once = {}
