@@ -36,6 +36,21 @@ def choices(state: SweepState, records: dict[str, list[TrialRecord]]) -> dict[st
     return out
 
 
+def outcomes(
+    state: SweepState,
+    data: SplitData,
+    records: dict[str, list[TrialRecord]],
+    chosen: dict[str, Choice],
+    replicas: Replicas,
+    protocol: EvalProtocol,
+) -> list[ModelOutcome]:
+    """:func:`model_outcome` of every model of the sweep, in its order."""
+    return [
+        model_outcome(state, data, m, records.get(m), chosen.get(m), replicas, protocol)
+        for m in state.config.models
+    ]
+
+
 def model_outcome(
     state: SweepState,
     data: SplitData,

@@ -160,23 +160,13 @@ def _run(run: _Run) -> tuple[Leaderboard, list[ModelOutcome]]:
     replicas = Replicas.start(chosen, cfg.seeds, trial_data, run.resources)
     try:
         protocol = EvalProtocol.of(cfg, data)  # the sampled candidates, once for every model
-        outcomes = [
-            finalize.model_outcome(
-                state, data, m, records.get(m), chosen.get(m), replicas, protocol
-            )
-            for m in run.spaces
-        ]
+        outcomes = finalize.outcomes(state, data, records, chosen, replicas, protocol)
     finally:
         replicas.cancel()
     bootstrap = derive_seed(cfg.seed, "bootstrap")
+    reported = {"ks": cfg.report_ks, "negatives": cfg.sampled_negatives}
     board = results.write_results(
-        state.results_dir,
-        data,
-        outcomes,
-        cfg.metric,
-        bootstrap,
-        ks=cfg.report_ks,
-        negatives=cfg.sampled_negatives,
+        state.results_dir, data, outcomes, cfg.metric, bootstrap, **reported
     )
     uri, parent = state.tracking_uri, state.parent_run_id
     tracked_step(state, lambda: tracking.log_statistics(uri, board))
