@@ -252,11 +252,15 @@ def _check_optuna() -> None:
 
 
 def _check_data_options(cfg: SweepConfig) -> None:
+    from recsys.data import predefined
     from recsys.data.loaders import check_options
+    from recsys.data.prepare import check_low_ratings
     from recsys.data.split import STRATEGIES, check_ratios
 
     prep = prep_config(cfg.prep)
     _check_choice("--split", prep.split, STRATEGIES)
+    check_low_ratings(prep.low_ratings)
+    predefined.check_config(prep, cfg.dataset, cfg.data_dir)  # split files exist, are readable
     if prep.ratios is not None:
         check_ratios(prep.ratios)
         if min(prep.ratios[1:]) <= 0:
