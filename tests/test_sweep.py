@@ -490,6 +490,8 @@ def _main(main, argv):
         (["--tracking-uri", "mlruns"], "file store is in maintenance mode"),
         (["--tracking-uri", "postgresql://u:pw@127.0.0.1:1/db"], "driver psycopg2 is not"),
         (["--name", ".."], "plain folder name"),
+        (["--dataset", "ml-10m", "--dataset-option", "max_tags=-1"], "max_tags must be"),
+        (["--dataset", "ml-10m", "--dataset-option", "max_tags=many"], "wants int values"),
         (["--split", "files"], "--split files needs --train-file and --test-file"),
         (["--split", "files", "--train-file", "u1.base"], "needs --test-file"),
         (["--split", "files", *SPLIT_FILES], "u1.base does not exist"),
