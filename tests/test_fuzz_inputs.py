@@ -103,7 +103,7 @@ YAML_VALUES = st.recursive(
     lambda inner: st.one_of(
         st.lists(inner, max_size=3),
         st.dictionaries(
-            st.sampled_from(["choice", "uniform", "loguniform", "randint", "x", "low"]),
+            st.sampled_from(["choice", "grid", "uniform", "loguniform", "randint", "x", "low"]),
             inner,
             max_size=2,
         ),

@@ -567,6 +567,11 @@ def test_credentials_in_a_tracking_uri_stay_out_of_the_error(tmp_path, monkeypat
         ),
         ("itemknn", CLOSED_FORM_HEAD + b"  k: {choice: [0, 100]}\n", "k must be an integer >= 1"),
         ("itemknn", CLOSED_FORM_HEAD + b"  shrink: -1.0\n", "shrink must be a number >= 0"),
+        ("lightgcn", REAL_SPACE_HEAD + b"  dim: {grid: []}\n", "grid needs a non-empty list"),
+        ("lightgcn", REAL_SPACE_HEAD + b"  dim: {grid: 64}\n", "grid needs a non-empty list"),
+        ("lightgcn", REAL_SPACE_HEAD + b"  dim: {grid: [64, 64]}\n", "grid lists 64 twice"),
+        ("lightgcn", REAL_SPACE_HEAD + b"  dim: {grid: [32, 128]}\n", "default 64 is outside"),
+        ("lightgcn", REAL_SPACE_HEAD + b"  dim: {grid: [64, -5]}\n", "rejects dim=-5"),
     ],
 )
 def test_space_values_the_model_rejects_fail_before_ray(
@@ -579,6 +584,18 @@ def test_space_values_the_model_rejects_fail_before_ray(
     code, err = _main(cli.main, ["--models", model, "--space-dir", str(spaces)])
     assert code == 2 and err.count("\n") == 1 and f"{model}.yaml" in err, err
     assert expected in err
+    assert list(tmp_path.iterdir()) == [spaces]
+
+
+def test_a_grid_under_optuna_is_refused_before_ray(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spaces = tmp_path / "spaces"
+    spaces.mkdir()
+    (spaces / "lightgcn.yaml").write_bytes(REAL_SPACE_HEAD + b"  dim: {grid: [32, 64]}\n")
+    argv = ["--models", "lightgcn", "--space-dir", str(spaces), "--search", "optuna"]
+    code, err = _main(cli.main, argv)
+    assert code == 2 and err.count("\n") == 1 and "lightgcn.yaml" in err, err
+    assert "'dim' is a grid, which --search optuna cannot run" in err
     assert list(tmp_path.iterdir()) == [spaces]
 
 
