@@ -358,3 +358,19 @@ def test_every_grid_value_is_checked_against_the_model(tmp_path):
     (tmp_path / "lightgcn.yaml").write_text(BUDGET + "params:\n  dim: {grid: [64, -5]}\n")
     with pytest.raises(RecsysError, match="lightgcn rejects dim=-5"):
         validate(SweepConfig(models=("lightgcn",), space_dir=str(tmp_path)))
+
+
+# The seed projects' own configurations, which the shipped spaces must be able to draw.
+SEED_CONFIGS = {
+    "hybrid_vae": [{"hidden": 256, "batch_size": 64}, {"hidden": 512, "batch_size": 64}],
+    "lightgcn_hardneg": [{"sampler": "popularity", "pool_size": 2000, "p_pop": 0.7}],
+    "lightgcn": [{"batch_size": 4096}],
+}
+
+
+@pytest.mark.parametrize("model", sorted(SEED_CONFIGS))
+def test_the_seed_projects_configurations_lie_in_the_shipped_spaces(model):
+    space = load_space(model)
+    for config in SEED_CONFIGS[model]:
+        for name, value in config.items():
+            assert space.params[name].contains(value), (model, name, value)
