@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from recsys.data.prepare import LOW_RATINGS
+from recsys.data.split import STRATEGIES
 from recsys.errors import (  # the exit statuses, here for scripts: recsys.cli.EXIT_*
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -82,10 +84,39 @@ def _data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, help="ratings >= this are positives (default 4)")
     p.add_argument("--min-user-interactions", type=int, help="k-core bound on users (default 1)")
     p.add_argument("--min-item-interactions", type=int, help="k-core bound on items (default 1)")
-    p.add_argument("--split", choices=("ratio", "loo", "temporal"), help="split strategy")
+    p.add_argument(
+        "--split",
+        choices=STRATEGIES,
+        help="split strategy (default ratio: per user); global: a random share of all "
+        "interactions; files: --train-file/--test-file; ml100k-fold: ML-100K's uN.base/uN.test",
+    )
     p.add_argument("--ratios", help="train,val,test fractions (default 0.8,0.1,0.1)")
     p.add_argument("--by-time", action="store_true", help="loo: hold out the latest items")
     p.add_argument("--split-seed", type=int, help="seed of the split (default 42)")
+    p.add_argument(
+        "--train-file",
+        help="--split files: training interactions, tab-separated user, item[, rating[, "
+        "timestamp]] (the u1.base format)",
+    )
+    p.add_argument("--test-file", help="--split files: test interactions (same format)")
+    p.add_argument(
+        "--val-file", help="--split files: validation interactions (default: --val-share)"
+    )
+    p.add_argument(
+        "--val-share",
+        type=float,
+        help="--split files / ml100k-fold without --val-file: share of each user's training "
+        "interactions held out for validation (default 0.1)",
+    )
+    p.add_argument(
+        "--fold", type=int, help="--split ml100k-fold: 1..5, reads uN.base/uN.test (default 1)"
+    )
+    p.add_argument(
+        "--low-ratings",
+        choices=LOW_RATINGS,
+        help="ratings below --threshold: drop them (default), or treat them as seen: no "
+        "positives, but never recommended back to their user",
+    )
 
 
 def _search_flags(p: argparse.ArgumentParser) -> None:
@@ -173,6 +204,12 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
         "ratios": _ratios(a.ratios),
         "by_time": a.by_time or None,
         "seed": a.split_seed,
+        "low_ratings": a.low_ratings,
+        "train_file": _absolute(a.train_file),
+        "val_file": _absolute(a.val_file),
+        "test_file": _absolute(a.test_file),
+        "fold": a.fold,
+        "val_share": a.val_share,
     }
     return SweepConfig(
         dataset=a.dataset,

@@ -1,9 +1,10 @@
 """Full-ranking evaluation: every item scored for every evaluated user, seen items masked.
 
 For each evaluated user the model scores the whole catalogue; the user's training items (and, when
-evaluating the test split, its validation items) are set to ``-inf`` so they can never be
-recommended; ``torch.topk`` picks the top ``max(ks)``; the metrics of ``recsys.metrics`` are
-computed on the hit matrix. All of it runs in user batches on the model's device, with no
+evaluating the test split, its validation items; and always the items it has seen without liking
+them, ``SplitData.seen_only``) are set to ``-inf`` so they can never be recommended;
+``torch.topk`` picks the top ``max(ks)``; the metrics of ``recsys.metrics`` are computed on the
+hit matrix. All of it runs in user batches on the model's device, with no
 per-user Python loop. Within a list, items with equal scores are ordered by item index.
 
 The same lists give the beyond-accuracy metrics of ``recsys.beyond_accuracy`` (coverage and Gini
@@ -214,13 +215,14 @@ def training_popularity(data: SplitData) -> torch.Tensor:
 
 
 def split_pairs(data: SplitData, split: str) -> tuple[Pairs, list[Pairs]]:
-    """Held-out pairs of ``split`` and the pairs masked when ranking for it."""
+    """Held-out pairs of ``split`` and the pairs masked when ranking for it (with the
+    low-rated ``seen_only`` pairs, when the split has them)."""
     if split == "val":
-        return data.val, [data.train]
+        return data.val, data.masked(("train",))
     if split == "test":
         if data.test is None:
             raise ValueError("this SplitData carries no test split (it is a tuning trial's copy)")
-        return data.test, [data.train, data.val]
+        return data.test, data.masked(("train", "val"))
     raise ValueError(f"split must be 'val' or 'test', got {split!r}")
 
 
@@ -280,21 +282,20 @@ def recommend(
     batch_size: int | None = None,
     mask: UserItemIndex | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k recommendations of ``users`` with the items of ``exclude_splits`` removed.
+    """Top-k recommendations of ``users`` with the items of ``exclude_splits`` removed (and the
+    split's ``seen_only`` pairs, when it has them).
 
     Args:
         mask: the index of those items on the model's device, when the caller keeps one (a
-            served model answers many small requests); built from ``exclude_splits`` if None.
+            served model answers many small requests); built from ``exclude_splits`` and
+            ``seen_only`` if None.
 
     Returns:
         (items, scores), each (len(users), min(k, n_items)) on the CPU; positions a user cannot
         fill (fewer unexcluded items than k) hold item -1 and score -inf.
     """
     if mask is None:
-        pairs = {"train": data.train, "val": data.val, "test": data.test}
-        mask = UserItemIndex(
-            [pairs[s] for s in exclude_splits if pairs[s] is not None], data.n_users, model.device
-        )
+        mask = UserItemIndex(data.masked(tuple(exclude_splits)), data.n_users, model.device)
     was_training = model.training
     model.eval()
     out_items, out_scores = [], []

@@ -9,7 +9,9 @@ Artifacts (written by :func:`save_artifacts`, read by :meth:`ServedModel.load`):
   every interaction the model's split knew before its test period. The model is rebuilt from the
   training pairs (graphs, histories and closed-form fits read them), and every seen item
   (training and validation) is excluded from a user's list: the ranking is then the one
-  ``results/<sweep>/recommendations/<model>.parquet`` holds for a test user.
+  ``results/<sweep>/recommendations/<model>.parquet`` holds for a test user. Rows with split
+  ``seen_only`` are items the user rated below the threshold (``--low-ratings seen``): excluded
+  from its lists too, never used to rebuild the model.
 - ``item_embeddings.npy``: only for models that read item-text embeddings.
 
 A request is a table with a ``user_id`` column of raw ids and an optional ``k`` column (default
@@ -58,6 +60,7 @@ OUTPUT_COLUMNS = ("user_id", "item_id", "rank", "score", "source")
 SOURCE_MODEL = "model"
 SOURCE_POPULARITY = "popularity"
 SEEN_SPLITS = ("train", "val")
+SEEN_ONLY = "seen_only"  # the seen_items rows of SplitData.seen_only (low ratings)
 
 # Artifact name -> file name inside the model's artifacts.
 FILES = {
@@ -94,7 +97,8 @@ def save_artifacts(folder: Path, card: ModelCard, model: Recommender, data: Spli
     pd.DataFrame({"item_id": data.item_ids}).to_parquet(paths["items"], index=False)
     seen = [
         pd.DataFrame({"user": pairs.users, "item": pairs.items, "split": split})
-        for split, pairs in (("train", data.train), ("val", data.val))
+        for split, pairs in (("train", data.train), ("val", data.val), (SEEN_ONLY, data.seen_only))
+        if pairs is not None
     ]
     pd.concat(seen, ignore_index=True).to_parquet(paths["seen_items"], index=False)
     spec = get_spec(card.model)
@@ -130,7 +134,7 @@ class ServedModel:
         self._index_lock = threading.Lock()
         self.model = model.eval()
         self.data = data
-        self.seen = UserItemIndex([data.train, data.val], data.n_users, model.device)
+        self.seen = UserItemIndex(data.masked(SEEN_SPLITS), data.n_users, model.device)
         self.user_index = pd.Index(data.user_ids.astype(str))
         counts = Popularity.fit(data).item_counts.numpy()
         # The popularity baseline's order: most training interactions first, ties by item index.
@@ -150,7 +154,7 @@ class ServedModel:
 
         card = ModelCard(**json.loads(Path(artifacts["model"]).read_text()))
         seen = pd.read_parquet(artifacts["seen_items"])
-        pairs = {s: seen[seen["split"] == s] for s in SEEN_SPLITS}
+        pairs = {s: seen[seen["split"] == s] for s in (*SEEN_SPLITS, SEEN_ONLY)}
         embeddings = artifacts.get(EMBEDDINGS[0])
         data = SplitData(
             name=card.dataset,
@@ -162,6 +166,9 @@ class ServedModel:
             val=Pairs(pairs["val"]["user"].to_numpy(), pairs["val"]["item"].to_numpy()),
             test=None,
             item_embeddings=None if embeddings is None else np.load(embeddings),
+            seen_only=Pairs(
+                pairs[SEEN_ONLY]["user"].to_numpy(), pairs[SEEN_ONLY]["item"].to_numpy()
+            ),
         )
         spec = get_spec(card.model)
         model = spec.build(spec.make_config(card.config), data, resolve_device(device))

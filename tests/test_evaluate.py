@@ -1,5 +1,6 @@
 """Full-ranking evaluation: masking, ties, skipped users, agreement with the metric functions."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -123,3 +124,27 @@ def test_per_user_values_are_each_users_own_and_average_to_the_means():
     assert out.values["hit@1"].tolist() == [1.0, 0.0]
     assert out.values["ndcg@2"].tolist() == pytest.approx([1.0, 1 / math.log2(3)])
     assert out.means()["ndcg@2"] == pytest.approx((1 + 1 / math.log2(3)) / 2)
+
+
+def test_low_rated_items_are_masked_everywhere_and_never_hits():
+    # User 0 rated item 0 low (seen, not liked): the popularity scorer ranks it first, yet it is
+    # never recommended, never a hit, and leaves the first place to the held-out item.
+    from recsys.tuning.results import recommendations
+
+    pop = Popularity(2, 5, torch.tensor([9.0, 8.0, 7.0, 6.0, 5.0]))
+    plain = _data(Pairs([0, 1], [4, 4]), Pairs([0, 1], [1, 0]), Pairs([0, 1], [2, 1]), 2, 5)
+    data = dataclasses.replace(plain, seen_only=Pairs([0], [0]))
+    # Without the low rating, item 0 takes user 0's first place, in validation and test.
+    assert evaluate(pop, plain, "val", ks=(1,))["hit@1"] == 0.5
+    assert evaluate(pop, plain, "test", ks=(1,))["hit@1"] == 0.5
+    assert evaluate(pop, data, "val", ks=(1,))["hit@1"] == 1.0
+    assert evaluate(pop, data, "test", ks=(1,))["hit@1"] == 1.0
+    assert evaluate(pop, data.without_test(), "val", ks=(1,))["hit@1"] == 1.0  # a trial's copy
+    items, _ = recommend(pop, data, torch.tensor([0, 1]), k=5)
+    assert items.tolist() == [[2, 3, -1, -1, -1], [1, 2, 3, -1, -1]]
+    frame = recommendations(pop, data, k=5)
+    assert frame[frame["user_id"] == 0]["item_id"].tolist() == [2, 3]
+    # A low-rated pair can never be a hit: a target that is also low rated stays masked.
+    target = dataclasses.replace(plain, seen_only=Pairs([0], [2]))
+    assert evaluate(pop, plain, "test", ks=(5,))["hit@5"] == 1.0
+    assert evaluate(pop, target, "test", ks=(5,))["hit@5"] == 0.5

@@ -19,7 +19,7 @@ from recsys.data.files import data_home
 from recsys.data.generic import load_generic
 from recsys.data.goodbooks import load_goodbooks
 from recsys.data.loaders import DATASETS, load_interactions
-from recsys.data.movielens import load_ml1m, load_ml100k
+from recsys.data.movielens import load_ml1m, load_ml10m, load_ml100k
 from recsys.errors import RecsysError
 
 # --- ML-100K ---------------------------------------------------------------------------------
@@ -384,6 +384,95 @@ def test_ml1m_plots_with_wrong_columns(tmp_path):
         load_ml1m(tmp_path)
 
 
+# --- ML-10M ----------------------------------------------------------------------------------
+
+ML10M_RATINGS = "1::122::5::838985046\n1::185::4.5::838983525\n2::122::0.5::838983392\n"
+ML10M_MOVIES = (
+    "122::Boomerang (1992)::Comedy|Romance\n"
+    "185::Net, The (1995)::Action|Crime|Thriller\n"
+    "8606::Pull My Daisy (1958)::(no genres listed)\n"
+    "4973::Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)::Comedy|Romance\n"
+)
+ML10M_TAGS = (
+    "15::122::dumb::1215184630\n"
+    "20::122::Eddie Murphy::1188263867\n"
+    "21::122::eddie murphy ::1188263868\n"  # the same tag: case and spaces ignored
+    "20::185::computers::1188263835\n"
+    "21::185::a::b  ::1188263836\n"  # a tag may hold "::"
+    "22::4973::Paris::1188263837\n"
+    "23::4973::  ::1188263838\n"  # an empty tag is left out
+)
+
+
+def write_ml10m(folder: Path, encoding: str = "utf-8", tags: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ratings.dat").write_text(ML10M_RATINGS)
+    (folder / "movies.dat").write_bytes(ML10M_MOVIES.encode(encoding))
+    if tags:
+        (folder / "tags.dat").write_bytes(ML10M_TAGS.encode(encoding))
+    return folder
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_ml10m(tmp_path, encoding):
+    data = load_ml10m(write_ml10m(tmp_path, encoding))
+    assert data.name == "ml-10m" and data.summary()["interactions"] == 3
+    assert data.frame["rating"].tolist() == [5.0, 4.5, 0.5]  # half stars
+    assert data.frame["item_id"].tolist() == [122, 185, 122]
+    assert data.frame["timestamp"].tolist() == [838985046.0, 838983525.0, 838983392.0]
+    assert data.item_text == {
+        # "Eddie Murphy" was applied twice, so it comes before "dumb"; its first spelling names it.
+        122: "Boomerang (1992). Genres: Comedy, Romance. Tags: Eddie Murphy, dumb",
+        185: "Net, The (1995). Genres: Action, Crime, Thriller. Tags: a::b, computers",
+        8606: "Pull My Daisy (1958)",
+        4973: "Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001). Genres: Comedy, Romance. "
+        "Tags: Paris",
+    }
+
+
+def test_ml10m_from_the_zip_folder_with_fewer_tags_and_without_tags(tmp_path):
+    write_ml10m(tmp_path / "home" / "ml-10m" / "ml-10M100K")
+    data = load_interactions("ml-10m", max_tags=1)  # <data home>/ml-10m, then its subfolder
+    assert data.item_text[122] == "Boomerang (1992). Genres: Comedy, Romance. Tags: Eddie Murphy"
+    assert load_ml10m(tmp_path / "home" / "ml-10m", max_tags=0).item_text[122] == (
+        "Boomerang (1992). Genres: Comedy, Romance"
+    )
+    bare = load_ml10m(write_ml10m(tmp_path / "bare", tags=False))
+    assert bare.item_text[185] == "Net, The (1995). Genres: Action, Crime, Thriller"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        (
+            "ratings.dat",
+            "1::122::5::838985046\n1::185\n",
+            r"ratings\.dat: malformed line 2: rating",
+        ),
+        ("ratings.dat", "1::122::five::838985046\n", "rating is 'five', expected a number"),
+        ("ratings.dat", "", r"ratings\.dat holds no ratings"),
+        ("movies.dat", "x::Boomerang (1992)::Comedy\n", "item_id is 'x'"),
+        ("tags.dat", "15::122::dumb::1215184630\n15::122\n", r"tags\.dat: malformed line 2"),
+        ("tags.dat", "15::x::dumb::1215184630\n", r"tags\.dat: malformed line 1"),
+    ],
+)
+def test_ml10m_malformed_files(tmp_path, name, text, expected):
+    write_ml10m(tmp_path)
+    (tmp_path / name).write_text(text)
+    with pytest.raises(RecsysError, match=expected):
+        load_ml10m(tmp_path)
+
+
+def test_ml10m_needs_its_files_and_a_sane_tag_count(tmp_path):
+    with pytest.raises(RecsysError, match="'ml-10m' needs a data directory"):
+        load_ml10m()
+    (tmp_path / "ratings.dat").write_text(ML10M_RATINGS)
+    with pytest.raises(RecsysError, match=r"movies\.dat not found .* from https://files"):
+        load_ml10m(tmp_path)
+    with pytest.raises(RecsysError, match="max_tags must be an integer >= 0"):
+        load_ml10m(tmp_path, max_tags=-1)
+
+
 # --- GoodBooks-10k ---------------------------------------------------------------------------
 
 BOOKS_HEADER = (
@@ -598,13 +687,13 @@ def test_generic_missing_file(tmp_path):
 
 
 def test_registry_names():
-    assert set(DATASETS) == {"ml-100k", "ml-1m", "goodbooks-10k", "amazon2023", "generic",
-                             "synthetic"}  # fmt: skip
+    assert set(DATASETS) == {"ml-100k", "ml-1m", "ml-10m", "goodbooks-10k", "amazon2023",
+                             "generic", "synthetic"}  # fmt: skip
 
 
 def test_unknown_dataset_lists_the_known_ones():
-    with pytest.raises(RecsysError, match=r"unknown dataset 'ml-10m'; choose one of \["):
-        load_interactions("ml-10m")
+    with pytest.raises(RecsysError, match=r"unknown dataset 'ml-20m'; choose one of \["):
+        load_interactions("ml-20m")
 
 
 def test_unknown_option_is_named(tmp_path):

@@ -167,3 +167,41 @@ def test_asha_never_stops_the_defaults_trial_but_sees_its_results():
 def test_a_config_without_its_model_is_refused(bad):
     with pytest.raises(KeyError):
         split_config(bad)
+
+
+def test_a_grid_is_enumerated_round_after_round_with_the_defaults_in_their_place():
+    grid = {"dim": tune.grid_search([8, 16]), "sampler": tune.grid_search(["u", "d"])}
+    searcher = RandomSearcher(
+        {**grid, "lr": tune.loguniform(1e-4, 1e-1)},
+        seed=1,
+        points_to_evaluate=[{"dim": 16, "sampler": "u", "lr": 1e-3}],
+    )
+    configs = [searcher.suggest(f"t{i}") for i in range(8)]
+    assert configs[0] == {"dim": 16, "sampler": "u", "lr": 1e-3}  # the defaults, first
+    points = [(c["dim"], c["sampler"]) for c in configs]
+    # Round one: the grid in order, (16, "u") already run by the defaults; then round two.
+    assert points[1:] == [(8, "u"), (8, "d"), (16, "d"), (8, "u"), (8, "d"), (16, "u"), (16, "d")]
+    assert list(configs[1]) == ["dim", "sampler", "lr"]  # the space's order
+    assert len({c["lr"] for c in configs}) == 8  # the other parameters are drawn
+    plain = RandomSearcher({"lr": tune.loguniform(1e-4, 1e-1)}, seed=1)
+    assert [c["lr"] for c in configs[1:3]] == [plain.suggest("p0")["lr"], plain.suggest("p1")["lr"]]
+
+
+def test_the_sweeps_searcher_gives_each_grid_point_its_samples(tmp_path):
+    from recsys.tuning.config import SweepConfig, model_budget, validate
+    from recsys.tuning.search import searcher
+
+    (tmp_path / "lightgcn.yaml").write_text(
+        "budget: {max_epochs: 2, grace_period: 1, reduction_factor: 2, eval_every: 1, "
+        "num_samples: 2}\nparams:\n  dim: {grid: [32, 64]}\n  layers: {grid: [1, 3]}\n"
+        "  lr: {loguniform: [1.0e-3, 1.0e-2]}\n"
+    )
+    cfg = SweepConfig(models=("lightgcn",), space_dir=str(tmp_path))
+    spaces = validate(cfg)
+    budgets = {m: model_budget(s, cfg) for m, s in spaces.items()}
+    assert budgets["lightgcn"].num_samples == 8  # 4 grid points x 2 samples
+    configs = _suggest_all(searcher(cfg, spaces, budgets))
+    assert configs[-1] == Searcher.FINISHED and len(configs) == 9
+    assert configs[0][DEFAULTS_KEY] and (configs[0]["dim"], configs[0]["layers"]) == (64, 3)
+    points = sorted((c["dim"], c["layers"]) for c in configs[:-1])
+    assert points == sorted([(32, 1), (32, 3), (64, 1), (64, 3)] * 2)

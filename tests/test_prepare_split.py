@@ -58,7 +58,7 @@ def test_everything_filtered_is_a_clear_error():
 
 @pytest.mark.parametrize(
     "strategy,kwargs",
-    [("ratio", {}), ("loo", {}), ("loo", {"by_time": True}), ("temporal", {})],
+    [("ratio", {}), ("loo", {}), ("loo", {"by_time": True}), ("temporal", {}), ("global", {})],
 )
 def test_split_invariants(strategy, kwargs):
     p = prepare(_raw(), threshold=None)
@@ -181,3 +181,146 @@ def test_read_only_pairs_give_tensors_without_sharing():
     u, i = pairs.tensors()
     u[0] = 5
     assert users[0] == 0 and i.tolist() == [2, 3]
+
+
+# --- the global random split -------------------------------------------------------------
+
+
+def test_global_split_cuts_all_pairs_not_each_users():
+    # One user with ten distinct items: 6/2/2 of all pairs. No held-out item is ever trained
+    # on (each appears once): those cold items stay in the catalogue.
+    one_user = Interactions("t", make_frame(["u"] * 10, list(range(10)), None, None))
+    s = split(prepare(one_user, threshold=None), "global", (0.6, 0.2, 0.2), seed=5)
+    assert (len(s.train), len(s.val), len(s.test)) == (6, 2, 2)
+    assert s.counts["heldout_dropped_no_train"] == 0
+    assert sorted(np.concatenate([s.train.items, s.val.items, s.test.items])) == list(range(10))
+    # Ten users with one pair each: the four held out have no training pair, so they are dropped.
+    singles = Interactions("t", make_frame([f"u{i}" for i in range(10)], [0] * 10, None, None))
+    s = split(prepare(singles, threshold=None), "global", (0.6, 0.2, 0.2), seed=5)
+    assert (len(s.train), len(s.val), len(s.test)) == (6, 0, 0)
+    assert s.counts["heldout_dropped_no_train"] == 4
+
+
+def test_global_split_is_seeded_and_not_per_user():
+    p = prepare(_raw(per_user=10), threshold=None)
+    s = split(p, "global", seed=1)  # default 80/10/10 of the 400 pairs
+    assert len(s.train) == 320 and len(s.val) + len(s.test) == 80
+    # Unlike the ratio split (one val and one test item each), users hold out unequal shares.
+    assert len(set(np.bincount(s.test.users, minlength=40).tolist())) > 1
+    again, other = split(p, "global", seed=1), split(p, "global", seed=2)
+    assert np.array_equal(s.test.items, again.test.items) and np.array_equal(
+        s.test.users, again.test.users
+    )
+    assert not np.array_equal(s.test.keys(30), other.test.keys(30))
+
+
+# --- splits the source gives -----------------------------------------------------------------
+
+
+def _tagged(rows, name="t"):
+    """Raw interactions with the split column split files give: rows (user, item, rating, split)."""
+    users, items, ratings, tags = zip(*rows, strict=True)
+    frame = make_frame(list(users), list(items), list(ratings), None)
+    frame["split"] = list(tags)
+    return Interactions(name, frame, {i: f"text {i}" for i in items})
+
+
+TAGGED = [
+    ("a", 1, 5, "train"), ("a", 2, 4, "train"), ("a", 3, 5, "train"), ("a", 5, 4, "train"),
+    ("b", 1, 5, "train"),
+    ("a", 4, 5, "test"),  # item 4 is only in the test file
+    ("b", 3, 4, "test"),
+    ("c", 2, 5, "test"),  # user c is only in the test file
+    ("b", 2, 1, "test"),  # below the threshold
+]  # fmt: skip
+
+
+def _named(data, pairs):
+    return sorted(
+        zip(data.user_ids[pairs.users].tolist(), data.item_ids[pairs.items].tolist(), strict=True)
+    )
+
+
+def test_split_files_keep_their_split_and_carve_validation_from_train():
+    data = build_split(_tagged(TAGGED), PrepConfig(split="files", val_share=0.5, seed=0))
+    # a's four training pairs give two to validation (floor(4 x 0.5)); b's single one stays.
+    val = _named(data, data.val)
+    assert len(val) == 2 and {u for u, _ in val} == {"a"}
+    assert _named(data, data.train) == sorted(
+        {("a", 1), ("a", 2), ("a", 3), ("a", 5), ("b", 1)} - set(val)
+    )
+    # The threshold applies to every file; c has no training pair: its test pair is dropped.
+    assert _named(data, data.test) == [("a", 4), ("b", 3)]
+    assert data.summary["heldout_dropped_no_train"] == 1
+    assert data.summary["train_only_users"] == 1  # b: one training pair, none to carve
+    assert data.summary["val_carved_from_train"] == 2
+    # The item only in the test file stays in the catalogue, with its text.
+    assert data.item_ids.tolist() == [1, 2, 3, 4, 5] and data.item_text[3] == "text 4"
+    carved_again = build_split(_tagged(TAGGED), PrepConfig(split="files", val_share=0.5, seed=0))
+    assert _named(carved_again, carved_again.val) == val
+
+
+def test_a_validation_file_is_taken_as_it_is_and_k_core_spans_every_file():
+    rows = [*TAGGED, ("a", 6, 5, "val"), ("d", 6, 5, "val")]  # d: only in the validation file
+    data = build_split(_tagged(rows), PrepConfig(split="files"))
+    assert _named(data, data.val) == [("a", 6)]
+    assert data.summary["heldout_dropped_no_train"] == 2  # c's test pair, d's validation pair
+    assert data.summary["val_carved_from_train"] == 0
+    # k-core over all files: b has two positives (a train one, a test one): kept; c, d go.
+    cored = build_split(_tagged(rows), PrepConfig(split="files", min_user_interactions=2))
+    assert cored.user_ids.tolist() == ["a", "b"]
+    assert _named(cored, cored.test) == [("a", 4), ("b", 3)]
+
+
+def test_a_predefined_split_needs_tagged_interactions():
+    with pytest.raises(RecsysError, match="needs interactions tagged train/val/test"):
+        split(prepare(_raw(), threshold=None), "files")
+    bad = _tagged([("a", 1, 5, "train"), ("a", 2, 5, "holdout")])
+    with pytest.raises(RecsysError, match="'holdout' is not one of"):
+        build_split(bad, PrepConfig(split="files"))
+
+
+# --- low ratings as seen -----------------------------------------------------------------
+
+
+def test_low_ratings_seen_are_no_positives_but_kept_as_seen():
+    frame = make_frame(
+        ["a", "a", "a", "a", "a", "a", "b", "b", "b", "c"],
+        [1, 2, 3, 3, 4, 5, 1, 2, 9, 2],
+        [5, 2, 4, 1, 5, 5, 3, 5, 1, 5],  # (a,3) rated 4 and 1: a positive; 9 has no positive
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    )
+    raw = Interactions("t", frame)
+    dropped = build_split(raw, PrepConfig(split="loo"))
+    seen = build_split(raw, PrepConfig(split="loo", low_ratings="seen"))
+    assert dropped.seen_only is None and "seen_only" not in dropped.summary
+    # The positives and their split are the same either way.
+    for part in ("train", "val", "test"):
+        assert _named(seen, getattr(seen, part)) == _named(dropped, getattr(dropped, part))
+    # (a,2) and (b,1) are low; (a,3) is also a positive; item 9 was never kept by preparation.
+    assert _named(seen, seen.seen_only) == [("a", 2), ("b", 1)]
+    assert seen.summary["seen_only"] == 2
+    assert set(seen.split_frame()["split"]) == {"train", "val", "test", "seen_only"}
+    assert seen.without_test().seen_only is seen.seen_only  # validation masks them too
+    with pytest.raises(RecsysError, match="unknown --low-ratings 'keep'"):
+        build_split(raw, PrepConfig(low_ratings="keep"))
+
+
+def test_seen_only_pairs_survive_the_cache(tmp_path):
+    raw = _raw()
+    first = load_split(raw, config=PrepConfig(low_ratings="seen"), cache_dir=tmp_path)
+    again = load_split(raw, config=PrepConfig(low_ratings="seen"), cache_dir=tmp_path)
+    assert len(first.seen_only) > 0 and again.fingerprint == first.fingerprint
+    assert np.array_equal(again.seen_only.keys(100), first.seen_only.keys(100))
+    assert load_split(raw, cache_dir=tmp_path).fingerprint != first.fingerprint
+
+
+def test_splits_made_before_the_new_parameters_keep_their_fingerprints():
+    # Printed by the previous version of the project for the same data and parameters.
+    from recsys.data.cache import fingerprint
+
+    assert fingerprint(_raw(), PrepConfig()) == "76b733ca1d8056fc"
+    assert fingerprint(_raw(), PrepConfig(split="loo", seed=3)) == "3ad5599cb60f8e39"
+    # A new parameter at a value of its own makes a new split.
+    assert fingerprint(_raw(), PrepConfig(low_ratings="seen")) != "76b733ca1d8056fc"
+    assert fingerprint(_raw(), PrepConfig(split="global")) != "76b733ca1d8056fc"

@@ -119,3 +119,25 @@ def test_pyfunc_reports_a_malformed_request_as_invalid_parameter(tmp_path):
     assert error.value.error_code == "INVALID_PARAMETER_VALUE"
     assert error.value.get_http_status_code() == 400
     assert "k must be at least 1" in error.value.message
+
+
+def test_low_rated_items_stay_unrecommended_once_served(tmp_path):
+    import dataclasses
+
+    from recsys.data.dataset import Pairs
+
+    data = block_split()
+    split = data.split_frame()
+    test = split[split["split"] == "test"]
+    # Each user's test item (which the checkerboard ranks first) counts as low rated.
+    index = {u: i for i, u in enumerate(data.user_ids.tolist())}
+    items = {v: i for i, v in enumerate(data.item_ids.tolist())}
+    low = Pairs(test["user_id"].map(index).to_numpy(), test["item_id"].map(items).to_numpy())
+    served, trainer = _served(tmp_path, "ease", dataclasses.replace(data, seen_only=low))
+    assert len(served.data.seen_only) == len(low)
+    got = served.recommend(pd.DataFrame({"user_id": data.user_ids, "k": data.n_items}))
+    assert got.merge(test, on=["user_id", "item_id"]).empty
+    assert got.groupby("user_id").size().eq(data.n_items - 10).all()
+    expected = recommendations(trainer.model, trainer.data, k=data.n_items)
+    columns = ["user_id", "item_id", "rank"]
+    pd.testing.assert_frame_equal(got[columns], expected[columns], check_dtype=False)

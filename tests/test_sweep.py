@@ -42,6 +42,7 @@ CLOSED_FORM_HEAD = (
     b"num_samples: 2}\nparams:\n"
 )
 TESTS = Path(__file__).resolve().parent
+SPLIT_FILES = ["--train-file", "u1.base", "--test-file", "u1.test"]  # relative: none exists
 
 
 def _space_dir(tmp_path: Path, curve: str = sweep_fakes.CURVE_SPACE) -> Path:
@@ -503,6 +504,23 @@ def _main(main, argv):
         (["--sampled-negatives", "100000"], "--sampled-negatives must be at most 10000"),
         (["--resume", "--report-ks", "5,10"], "--report-ks cannot change"),
         (["--resume", "--sampled-negatives", "99"], "--sampled-negatives cannot change"),
+        (["--dataset", "ml-10m", "--dataset-option", "max_tags=-1"], "max_tags must be"),
+        (["--dataset", "ml-10m", "--dataset-option", "max_tags=many"], "wants int values"),
+        (["--split", "files"], "--split files needs --train-file and --test-file"),
+        (["--split", "files", "--train-file", "u1.base"], "needs --test-file"),
+        (["--split", "files", *SPLIT_FILES], "u1.base does not exist"),
+        (["--split", "files", "--train-file", "/", "--test-file", "/"], "/ is not a file"),
+        (["--split", "files", *SPLIT_FILES, "--ratios", "0.8,0.1,0.1"], "--ratios does not"),
+        (["--split", "files", *SPLIT_FILES, "--val-share", "1"], "--val-share 1.0 must be a"),
+        (["--split", "files", *SPLIT_FILES, "--fold", "2"], "--fold is for --split ml100k"),
+        (["--train-file", "u1.base"], "--train-file is for --split files or ml100k-fold"),
+        (["--split", "loo", "--fold", "1"], "--fold is for --split files or ml100k-fold"),
+        (["--val-share", "0.2"], "--val-share is for --split files or ml100k-fold"),
+        (["--split", "ml100k-fold", "--fold", "6"], "--fold must be one of 1, 2, 3, 4, 5"),
+        (["--split", "ml100k-fold"], "the cached and RecBole copies have no folds"),
+        (["--split", "ml100k-fold", "--data-dir", "/"], "/ holds no u1.base and u1.test"),
+        (["--split", "ml100k-fold", "--dataset", "ml-1m"], "not 'ml-1m''s"),
+        (["--split", "ml100k-fold", "--test-file", "t"], "drop --test-file"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, argv, expected):
@@ -513,6 +531,27 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, argv, expe
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     assert expected in err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--split", "kfold"], "argument --split: invalid choice: 'kfold'"),
+        (["--low-ratings", "keep"], "argument --low-ratings: invalid choice: 'keep'"),
+        (["--fold", "x"], "argument --fold: invalid int value: 'x'"),
+        (["--val-share", "a"], "argument --val-share: invalid float value: 'a'"),
+    ],
+)
+def test_flag_values_argparse_refuses_are_one_line_too(
+    tmp_path, monkeypatch, capsys, argv, expected
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert expected in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_credentials_in_a_tracking_uri_stay_out_of_the_error(tmp_path, monkeypatch):
@@ -542,6 +581,11 @@ def test_credentials_in_a_tracking_uri_stay_out_of_the_error(tmp_path, monkeypat
         ),
         ("itemknn", CLOSED_FORM_HEAD + b"  k: {choice: [0, 100]}\n", "k must be an integer >= 1"),
         ("itemknn", CLOSED_FORM_HEAD + b"  shrink: -1.0\n", "shrink must be a number >= 0"),
+        ("lightgcn", REAL_SPACE_HEAD + b"  dim: {grid: []}\n", "grid needs a non-empty list"),
+        ("lightgcn", REAL_SPACE_HEAD + b"  dim: {grid: 64}\n", "grid needs a non-empty list"),
+        ("lightgcn", REAL_SPACE_HEAD + b"  dim: {grid: [64, 64]}\n", "grid lists 64 twice"),
+        ("lightgcn", REAL_SPACE_HEAD + b"  dim: {grid: [32, 128]}\n", "default 64 is outside"),
+        ("lightgcn", REAL_SPACE_HEAD + b"  dim: {grid: [64, -5]}\n", "rejects dim=-5"),
     ],
 )
 def test_space_values_the_model_rejects_fail_before_ray(
@@ -554,6 +598,18 @@ def test_space_values_the_model_rejects_fail_before_ray(
     code, err = _main(cli.main, ["--models", model, "--space-dir", str(spaces)])
     assert code == 2 and err.count("\n") == 1 and f"{model}.yaml" in err, err
     assert expected in err
+    assert list(tmp_path.iterdir()) == [spaces]
+
+
+def test_a_grid_under_optuna_is_refused_before_ray(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spaces = tmp_path / "spaces"
+    spaces.mkdir()
+    (spaces / "lightgcn.yaml").write_bytes(REAL_SPACE_HEAD + b"  dim: {grid: [32, 64]}\n")
+    argv = ["--models", "lightgcn", "--space-dir", str(spaces), "--search", "optuna"]
+    code, err = _main(cli.main, argv)
+    assert code == 2 and err.count("\n") == 1 and "lightgcn.yaml" in err, err
+    assert "'dim' is a grid, which --search optuna cannot run" in err
     assert list(tmp_path.iterdir()) == [spaces]
 
 
@@ -749,6 +805,24 @@ def test_cli_dataset_and_split_flags_reach_the_loader():
     assert cfg.dataset_options == {"n_users": 300, "popularity_exponent": 0.5}
     prep = prep_config(cfg.prep)
     assert (prep.threshold, prep.split, prep.seed, prep.ratios) == (3.0, "loo", 7, None)
+    assert prep.low_ratings == "drop" and prep.train_file is None
+
+
+def test_cli_split_file_flags_reach_the_split(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["--split", "files", "--train-file", "a.tsv", "--test-file", "b.tsv"]
+    cfg = cli.parse_args([*argv, "--val-share", "0.2", "--low-ratings", "seen"])
+    prep = prep_config(cfg.prep)
+    # Paths are made absolute: the sweep may run from another folder.
+    assert (prep.train_file, prep.test_file) == (str(tmp_path / "a.tsv"), str(tmp_path / "b.tsv"))
+    assert (prep.split, prep.val_file, prep.val_share, prep.low_ratings) == (
+        "files", None, 0.2, "seen"
+    )  # fmt: skip
+    prep = prep_config(cli.parse_args(["--split", "ml100k-fold", "--fold", "3"]).prep)
+    assert (prep.split, prep.fold) == ("ml100k-fold", 3)
+    resumed = ["--resume", "--split", "files", *argv[2:]]
+    with pytest.raises(RecsysError, match="--split, --test-file, --train-file cannot change"):
+        cli.parse_args(resumed)
 
 
 class FaultAtEpoch(Callback):

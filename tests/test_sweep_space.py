@@ -115,6 +115,11 @@ def test_budget_overrides_clip_the_grace_period(tmp_path):
         ("  layers: {qrandint: [1, 4]}\n", ["'layers'", "[low, high, step]"]),
         ("  dim: {choice: [8], uniform: [1, 2]}\n", ["'dim'", "one-key mapping"]),
         ("  residual: {uniform: [0, 1]}\n", ["'residual'", "use choice"]),
+        ("  dim: {grid: []}\n", ["'dim'", "grid needs a non-empty list", "{grid: [32, 64]}"]),
+        ("  dim: {grid: 8}\n", ["'dim'", "grid needs a non-empty list"]),
+        ("  dim: {grid: {a: 8}}\n", ["'dim'", "grid needs a non-empty list"]),
+        ("  dim: {grid: [8, 16, 8]}\n", ["'dim'", "grid lists 8 twice"]),
+        ("  dim: {grid: [8, x]}\n", ["'dim'", "'x' is not a valid int"]),
     ],
 )
 def test_bad_parameter_is_named_with_its_fix(tmp_path, params, expected):
@@ -254,6 +259,7 @@ def test_a_cluster_of_several_machines_needs_shared_storage_and_a_tracking_serve
         ("  layers: {randint: [3, 4]}\n", ["'layers'", "default 2"]),
         ("  l2: {quniform: [0.0, 0.5, 0.15]}\n", ["'l2'", "default 0.2"]),  # off the grid
         ("  residual: {choice: [true]}\n", ["'residual'", "default False"]),
+        ("  dim: {grid: [16, 32]}\n", ["'dim'", "default 8 is outside grid [16, 32]"]),
     ],
 )
 def test_a_default_outside_its_distribution_is_an_error(tmp_path, params, expected):
@@ -294,3 +300,77 @@ def test_an_unknown_model_name_lists_the_models_and_groups():
 
     with pytest.raises(RecsysError, match="unknown model 'nope'.*or a group: default, seeds"):
         load_spaces(SweepConfig(models=("ease", "nope")))
+
+
+GRID = "  dim: {grid: [4, 8, 16]}\n  sampler: {grid: [uniform, dns]}\n"
+
+
+def test_a_grid_loads_and_converts_to_tune_grid_search(tmp_path):
+    from ray import tune
+
+    space = _space(tmp_path, GRID + "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n")
+    assert space.grid() == {"dim": (4, 8, 16), "sampler": ("uniform", "dns")}
+    assert space.grid_points() == 6 and space.searched() == ["dim", "sampler", "lr"]
+    assert space.first_trial == {"dim": 8, "sampler": "uniform", "lr": 1e-3}
+    converted = to_tune(space)
+    assert converted["dim"] == tune.grid_search([4, 8, 16])
+    assert converted["sampler"] == {"grid_search": ["uniform", "dns"]}
+
+
+def _budget(tmp_path, params, **cfg):
+    from recsys.tuning.config import SweepConfig, model_budget
+
+    space = _space(tmp_path, params)
+    return model_budget(space, SweepConfig(models=("toy",), **cfg)).num_samples
+
+
+def test_a_grid_multiplies_the_trials_unless_it_is_all_there_is(tmp_path, monkeypatch):
+    from recsys.models import ModelSpec
+
+    # model_budget asks the registry whether the model trains: the toy one does.
+    monkeypatch.setattr(
+        "recsys.tuning.config.get_spec", lambda name: ModelSpec("toy", ToyConfig, lambda *a: None)
+    )
+    drawn = GRID + "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n"
+    assert _budget(tmp_path, drawn) == 6 * 4  # the file's num_samples per grid point
+    assert _budget(tmp_path, drawn, num_samples=2) == 6 * 2
+    assert _budget(tmp_path, drawn, smoke=True) == 6 * 2
+    # Only grid parameters: a repeat would be the same trial, so the grid runs once.
+    assert _budget(tmp_path, GRID) == 6
+    assert _budget(tmp_path, GRID, num_samples=5) == 6
+    assert _budget(tmp_path, "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n") == 4  # no grid
+    assert _budget(tmp_path, "  dim: 8\n") == 1  # nothing searched
+
+
+def test_optuna_refuses_a_grid_in_one_line(tmp_path):
+    from recsys.tuning.config import SweepConfig, validate
+
+    (tmp_path / "lightgcn.yaml").write_text(BUDGET + "params:\n  dim: {grid: [32, 64]}\n")
+    cfg = SweepConfig(models=("lightgcn",), space_dir=str(tmp_path), search="optuna")
+    with pytest.raises(RecsysError, match="'dim' is a grid, which --search optuna cannot run"):
+        validate(cfg)
+    assert validate(SweepConfig(models=("lightgcn",), space_dir=str(tmp_path)))["lightgcn"]
+
+
+def test_every_grid_value_is_checked_against_the_model(tmp_path):
+    from recsys.tuning.config import SweepConfig, validate
+
+    (tmp_path / "lightgcn.yaml").write_text(BUDGET + "params:\n  dim: {grid: [64, -5]}\n")
+    with pytest.raises(RecsysError, match="lightgcn rejects dim=-5"):
+        validate(SweepConfig(models=("lightgcn",), space_dir=str(tmp_path)))
+
+
+# The seed projects' own configurations, which the shipped spaces must be able to draw.
+SEED_CONFIGS = {
+    "hybrid_vae": [{"hidden": 256, "batch_size": 64}, {"hidden": 512, "batch_size": 64}],
+    "lightgcn_hardneg": [{"sampler": "popularity", "pool_size": 2000, "p_pop": 0.7}],
+    "lightgcn": [{"batch_size": 4096}],
+}
+
+
+@pytest.mark.parametrize("model", sorted(SEED_CONFIGS))
+def test_the_seed_projects_configurations_lie_in_the_shipped_spaces(model):
+    space = load_space(model)
+    for config in SEED_CONFIGS[model]:
+        for name, value in config.items():
+            assert space.params[name].contains(value), (model, name, value)

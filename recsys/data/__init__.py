@@ -10,22 +10,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from recsys.data import predefined
 from recsys.data.cache import PrepConfig, fingerprint
 from recsys.data.cache import load as load_cached
 from recsys.data.cache import save as save_cached
 from recsys.data.dataset import Pairs, SplitData
 from recsys.data.files import data_home
 from recsys.data.interactions import Interactions
-from recsys.data.prepare import prepare
+from recsys.data.prepare import check_low_ratings, low_rated, prepare
 from recsys.data.split import split
 
 
 def build_split(raw: Interactions, config: PrepConfig, fp: str | None = None) -> SplitData:
-    """Prepares and splits raw interactions (no cache involved)."""
+    """Prepares and splits raw interactions (no cache involved).
+
+    For ``config.split`` ``files`` / ``ml100k-fold``, ``raw`` must carry the source's own split
+    (a ``split`` column: see :func:`recsys.data.predefined.with_split_files`).
+    """
+    check_low_ratings(config.low_ratings)
     prepared = prepare(
         raw, config.threshold, config.min_user_interactions, config.min_item_interactions
     )
-    parts = split(prepared, config.split, config.ratios, config.seed, config.by_time)
+    parts = split(
+        prepared, config.split, config.ratios, config.seed, config.by_time, config.val_share
+    )
+    seen_only = None
+    if config.low_ratings == "seen":
+        seen_only = Pairs(*low_rated(raw.frame, config.threshold, prepared))
     n_users, n_items = len(prepared.user_ids), len(prepared.item_ids)
     n_pos = len(prepared.users)
     summary = {
@@ -42,6 +53,8 @@ def build_split(raw: Interactions, config: PrepConfig, fp: str | None = None) ->
         "test_users": int(len(set(parts.test.users.tolist()))),
         **parts.counts,
     }
+    if seen_only is not None:
+        summary["seen_only"] = len(seen_only)
     return SplitData(
         name=raw.name,
         fingerprint=fp or fingerprint(raw, config),
@@ -52,6 +65,7 @@ def build_split(raw: Interactions, config: PrepConfig, fp: str | None = None) ->
         val=parts.val,
         test=parts.test,
         summary=summary,
+        seen_only=seen_only,
     )
 
 
@@ -68,13 +82,17 @@ def load_split(
     Args:
         dataset: a dataset name known to ``recsys.data.loaders`` or raw interactions.
         data_dir: directory of the source files, for datasets read from disk.
-        config: preparation and split parameters (default :class:`PrepConfig`).
+        config: preparation and split parameters (default :class:`PrepConfig`). With split
+            files (``files``, ``ml100k-fold``), the interactions are the files' and the dataset
+            gives its name and item texts (see :mod:`recsys.data.predefined`).
         cache_dir: where splits (and downloads) are cached (default ``~/.cache/recsys-tune``).
         use_cache: read and write the split cache.
         loader_options: passed to the dataset's loader.
     """
     config = config or PrepConfig()
     cache_dir = data_home(cache_dir)
+    name = dataset.name if isinstance(dataset, Interactions) else dataset
+    split_files = predefined.check_config(config, name, data_dir)
     if isinstance(dataset, Interactions):
         raw = dataset
     else:
@@ -83,6 +101,8 @@ def load_split(
         if "cache_dir" in dataset_options(dataset):
             loader_options.setdefault("cache_dir", cache_dir)
         raw = load_interactions(dataset, data_dir, **loader_options)
+    if split_files:
+        raw = predefined.with_split_files(raw, split_files)
     fp = fingerprint(raw, config)
     if use_cache and (cached := load_cached(cache_dir, fp)) is not None:
         return cached

@@ -28,10 +28,20 @@ class PrepConfig:
     Attributes:
         threshold: ratings >= threshold are positives (``None``: every interaction is one).
         min_user_interactions, min_item_interactions: iterative k-core bounds.
-        split: ``ratio``, ``loo`` or ``temporal``.
-        ratios: train/val/test fractions (``None``: 0.8/0.1/0.1 for ratio, 0.7/0.15/0.15 temporal).
+        split: one of ``recsys.data.split.STRATEGIES`` (``ratio``, ``loo``, ``temporal``,
+            ``global``, ``files``, ``ml100k-fold``).
+        ratios: train/val/test fractions (``None``: 0.8/0.1/0.1 for ratio and global,
+            0.7/0.15/0.15 temporal).
         by_time: ``loo`` holds out each user's latest interactions instead of random ones.
         seed: seeds the split.
+        low_ratings: ``drop`` (ratings below the threshold are left out) or ``seen`` (they are
+            no positives, but are masked from the user's rankings: ``SplitData.seen_only``).
+        train_file, val_file, test_file: ``files``: the split's own files (``val_file``
+            optional); see ``recsys.data.predefined``. Their content, not their paths, enters
+            the fingerprint.
+        fold: ``ml100k-fold``: which of ML-100K's ``u1``..``u5`` base/test pairs (default 1).
+        val_share: ``files``/``ml100k-fold`` without a validation file: the share of each
+            user's training pairs carved out as validation (default 0.1).
     """
 
     threshold: float | None = 4.0
@@ -41,12 +51,44 @@ class PrepConfig:
     ratios: tuple[float, float, float] | None = None
     by_time: bool = False
     seed: int = 42
+    low_ratings: str = "drop"
+    train_file: str | None = None
+    val_file: str | None = None
+    test_file: str | None = None
+    fold: int | None = None
+    val_share: float | None = None
+
+
+# The parameters of FORMAT_VERSION 1; those added since enter the fingerprint only when they are
+# not at their default, so that a split made before they existed keeps its fingerprint.
+_FIRST_FIELDS = (
+    "threshold",
+    "min_user_interactions",
+    "min_item_interactions",
+    "split",
+    "ratios",
+    "by_time",
+    "seed",
+)
+# Paths: the content of the files is hashed with the interactions (their ``split`` column).
+_CONTENT_FIELDS = ("train_file", "val_file", "test_file")
+
+
+def _fingerprinted(config: PrepConfig) -> dict:
+    defaults = PrepConfig()
+    return {
+        k: v
+        for k, v in asdict(config).items()
+        if k not in _CONTENT_FIELDS and (k in _FIRST_FIELDS or v != getattr(defaults, k))
+    }
 
 
 def content_hash(data: Interactions) -> str:
     """Hash of the interactions and item texts themselves, wherever they were read from."""
     h = hashlib.sha256()
-    frame = data.frame[["user_id", "item_id", "rating", "timestamp"]]
+    # A source's own split (split files) is part of the content.
+    columns = ["user_id", "item_id", "rating", "timestamp"]
+    frame = data.frame[columns + (["split"] if "split" in data.frame.columns else [])]
     h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     texts = sorted((str(k), str(v)) for k, v in data.item_text.items())
     h.update(json.dumps(texts).encode())
@@ -59,7 +101,7 @@ def fingerprint(data: Interactions, config: PrepConfig) -> str:
         "format": FORMAT_VERSION,
         "dataset": data.name,
         "content": content_hash(data),
-        "config": asdict(config),
+        "config": _fingerprinted(config),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -75,6 +117,12 @@ def save(data: SplitData, cache_dir: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{data.fingerprint}.", dir=final.parent))
     try:
         test = data.test if data.test is not None else Pairs.empty()
+        seen_only = {}
+        if data.seen_only is not None:
+            seen_only = {
+                "seen_only_users": data.seen_only.users,
+                "seen_only_items": data.seen_only.items,
+            }
         np.savez(
             tmp / "pairs.npz",
             train_users=data.train.users,
@@ -83,6 +131,7 @@ def save(data: SplitData, cache_dir: Path) -> Path:
             val_items=data.val.items,
             test_users=test.users,
             test_items=test.items,
+            **seen_only,
         )
         pd.DataFrame({"user_id": data.user_ids}).to_parquet(tmp / "users.parquet", index=False)
         pd.DataFrame({"item_id": data.item_ids, "text": data.item_text}).to_parquet(
@@ -120,6 +169,8 @@ def _read(path: Path, fp: str) -> SplitData:
     meta = json.loads((path / "meta.json").read_text())
     with np.load(path / "pairs.npz") as z:
         pairs = {s: Pairs(z[f"{s}_users"], z[f"{s}_items"]) for s in ("train", "val", "test")}
+        if "seen_only_users" in z.files:
+            pairs["seen_only"] = Pairs(z["seen_only_users"], z["seen_only_items"])
     items = pd.read_parquet(path / "items.parquet")
     return SplitData(
         name=meta["name"],
@@ -131,4 +182,5 @@ def _read(path: Path, fp: str) -> SplitData:
         val=pairs["val"],
         test=pairs["test"],
         summary=meta["summary"],
+        seen_only=pairs.get("seen_only"),
     )

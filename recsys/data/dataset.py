@@ -76,6 +76,10 @@ class SplitData:
         item_embeddings: (n_items, d) float32 Sentence-BERT embeddings of ``item_text``, attached
             once by the driver (``recsys.text``) when a model needs them, so that trials receive
             them through the object store instead of recomputing them.
+        seen_only: pairs the user has seen but that are no positives (ratings below the
+            threshold, with ``low_ratings="seen"``): never a target, yet masked from the user's
+            rankings like training items, in validation, test and recommendations. None (or
+            empty) when the split has none. The trials' copy keeps them: validation masks them.
     """
 
     name: str
@@ -88,6 +92,7 @@ class SplitData:
     test: Pairs | None
     summary: dict = field(default_factory=dict)
     item_embeddings: np.ndarray | None = None
+    seen_only: Pairs | None = None
 
     @property
     def n_users(self) -> int:
@@ -105,11 +110,23 @@ class SplitData:
         """Training interactions as a binary (n_users, n_items) sparse CSR tensor."""
         return self.train.csr(self.n_users, self.n_items)
 
+    def masked(self, splits: tuple[str, ...]) -> list[Pairs]:
+        """The pairs masked from a ranking that excludes ``splits`` (``train``, ``val``,
+        ``test``): theirs, plus :attr:`seen_only` when there are any."""
+        pairs = {"train": self.train, "val": self.val, "test": self.test}
+        out = [pairs[s] for s in splits if pairs[s] is not None]
+        if self.seen_only is not None and len(self.seen_only):
+            out.append(self.seen_only)
+        return out
+
     def split_frame(self) -> pd.DataFrame:
-        """All pairs with raw ids: columns ``user_id``, ``item_id``, ``split`` (train/val/test)."""
+        """All pairs with raw ids: columns ``user_id``, ``item_id``, ``split`` (train/val/test,
+        and ``seen_only`` for :attr:`seen_only` when there are any)."""
         parts = [("train", self.train), ("val", self.val)]
         if self.test is not None:
             parts.append(("test", self.test))
+        if self.seen_only is not None and len(self.seen_only):
+            parts.append(("seen_only", self.seen_only))
         frames = [
             pd.DataFrame(
                 {

@@ -10,7 +10,7 @@ from recsys.data.amazon import load_amazon2023
 from recsys.data.generic import load_generic
 from recsys.data.goodbooks import load_goodbooks
 from recsys.data.interactions import Interactions
-from recsys.data.movielens import load_ml1m, load_ml100k
+from recsys.data.movielens import load_ml1m, load_ml10m, load_ml100k
 from recsys.data.synthetic import load_synthetic
 from recsys.errors import RecsysError
 
@@ -18,6 +18,7 @@ from recsys.errors import RecsysError
 DATASETS: dict[str, Callable[..., Interactions]] = {
     "ml-100k": load_ml100k,
     "ml-1m": load_ml1m,
+    "ml-10m": load_ml10m,
     "goodbooks-10k": load_goodbooks,
     "amazon2023": load_amazon2023,
     "generic": load_generic,

@@ -1,4 +1,4 @@
-"""MovieLens 100K and 1M: ratings plus one "Title (year). Genres: A, B" text per movie.
+"""MovieLens 100K, 1M and 10M: ratings plus one "Title (year). Genres: A, B" text per movie.
 
 ML-100K is found, in order, in: a directory the user gives (GroupLens ``u.data`` + ``u.item``, or
 RecBole atomic files ``ml-100k.inter`` + ``ml-100k.item``); the cache
@@ -11,6 +11,14 @@ ones, or rated movies without a title, are logged as warnings (a subset may be d
 ML-1M is read from a directory with ``ratings.dat`` and ``movies.dat`` (GroupLens ``::`` format,
 latin-1) and, optionally, ``plots.csv``: a UTF-8 CSV with a header ``movie_id,plot`` whose plot
 text is appended to the movie's text as `` Plot: ...``.
+
+ML-10M is read from a directory with ``ratings.dat`` (``UserID::MovieID::Rating::Timestamp``,
+half-star ratings 0.5-5), ``movies.dat`` (``MovieID::Title::Genres``) and, optionally,
+``tags.dat`` (``UserID::MovieID::Tag::Timestamp``), or from the ``ml-10M100K/`` folder the
+GroupLens zip unpacks to. Each file is read as UTF-8, else as latin-1 (which decodes any byte).
+A movie's distinct tags (case and spacing ignored), most applied first, are appended to its text
+as `` Tags: a, b``, at most ``max_tags`` of them (Sentence-BERT reads only the first 256 word
+pieces of a text).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import tempfile
 import threading
 import urllib.request
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -63,6 +72,12 @@ ML1M_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
 ML100K_FIX = f"download {GROUPLENS_URL}, unzip it and pass --data-dir with u.data and u.item"
 ML100K_COUNTS = (943, 1_682, 100_000)  # users, rated movies, ratings of the published dataset
 ML1M_HINT = f"it must hold ratings.dat and movies.dat from {ML1M_URL}"
+ML10M_URL = "https://files.grouplens.org/datasets/movielens/ml-10m.zip"
+ML10M_HINT = f"it must hold ratings.dat and movies.dat (optionally tags.dat) from {ML10M_URL}"
+ML10M_FOLDER = "ml-10M100K"  # what the zip unpacks to
+ML10M_MAX_TAGS = 20
+# A tag may hold any text, "::" included: the ids and the timestamp fix the fields around it.
+_TAG_LINE = r"^(?P<user_id>[^:]*)::(?P<item_id>[^:]*)::(?P<tag>.*)::(?P<timestamp>[^:]*)$"
 _YEAR_IN_TITLE = r"^(?P<title>.*?)\s*\((?P<year>\d{4})\)\s*$"
 
 
@@ -126,25 +141,7 @@ def load_ml1m(data_dir: str | Path | None = None) -> Interactions:
         quoting=csv.QUOTE_NONE,
         label=str(ratings_path),
     )
-    movies = read_table(
-        _colons_to_tabs(movies_path),
-        columns=("item_id", "title", "genres"),
-        sep="\t",
-        header=False,
-        numeric=("item_id",),
-        dtype={"title": str, "genres": str},
-        quoting=csv.QUOTE_NONE,
-        label=str(movies_path),
-    )
-    parts = movies["title"].fillna("").str.extract(_YEAR_IN_TITLE)
-    items = pd.DataFrame(
-        {
-            "item_id": movies["item_id"].astype("int64"),
-            "title": parts["title"].fillna(movies["title"].fillna("")),
-            "year": parts["year"].fillna(""),
-            "genres": movies["genres"].fillna("").replace("(no genres listed)", ""),
-        }
-    )
+    items = _movies(movies_path)
     plots = None
     plots_path = find_file(directory, ["plots.csv"])
     if plots_path is not None:
@@ -155,14 +152,119 @@ def load_ml1m(data_dir: str | Path | None = None) -> Interactions:
     return _interactions("ml-1m", ratings, items, str(directory), plots)
 
 
-def movie_text(title: str, year: str, genres: list[str], plot: str = "") -> str:
-    """``"Toy Story (1995). Genres: Animation, Comedy. Plot: ..."``; empty parts are left out."""
+def load_ml10m(data_dir: str | Path | None = None, max_tags: int = ML10M_MAX_TAGS) -> Interactions:
+    """MovieLens 10M: 69,878 users, 10,677 rated movies, 10,000,054 half-star ratings.
+
+    Args:
+        data_dir: a folder with ``ratings.dat``, ``movies.dat`` and optionally ``tags.dat``, or
+            with the zip's ``ml-10M100K/`` folder; None means ``<data home>/ml-10m``.
+        max_tags: most tags appended to a movie's text (0: none).
+    """
+    check_ml10m_options(max_tags)
+    directory = require_dir(default_dir("ml-10m", data_dir, ML10M_HINT), "ml-10m", ML10M_HINT)
+    if find_file(directory, ["ratings.dat"]) is None and (directory / ML10M_FOLDER).is_dir():
+        directory = directory / ML10M_FOLDER
+    ratings_path = require_file(directory, ["ratings.dat"], "ml-10m", ML10M_HINT)
+    movies_path = require_file(directory, ["movies.dat"], "ml-10m", ML10M_HINT)
+    # Ten million lines: read with the C parser split at every ":" (so "::" leaves an empty
+    # field between two values) instead of a copy of the text with "::" replaced.
+    ratings = read_table(
+        ratings_path,
+        columns=("user_id", "_", "item_id", "__", "rating", "___", "timestamp"),
+        sep=":",
+        header=False,
+        numeric=COLUMNS,
+        dtype={"_": str, "__": str, "___": str},
+        quoting=csv.QUOTE_NONE,
+    )[list(COLUMNS)]
+    if ratings.empty:
+        raise RecsysError(f"{ratings_path} holds no ratings; {ML10M_HINT}")
+    items = _movies(movies_path, "utf-8")
+    tags = {}
+    tags_path = find_file(directory, ["tags.dat"])
+    if tags_path is not None and max_tags:
+        tags = _tags(tags_path, max_tags)
+    return _interactions("ml-10m", ratings, items, str(directory), tags=tags)
+
+
+def check_ml10m_options(max_tags: int = ML10M_MAX_TAGS) -> None:
+    """The checks of :func:`load_ml10m`'s options that need no file (run before Ray starts)."""
+    if isinstance(max_tags, bool) or not isinstance(max_tags, int) or max_tags < 0:
+        raise RecsysError(f"dataset 'ml-10m': max_tags must be an integer >= 0, got {max_tags!r}")
+
+
+load_ml10m.check_options = check_ml10m_options  # see recsys.data.loaders.check_options
+
+
+def movie_text(
+    title: str, year: str, genres: list[str], plot: str = "", tags: Sequence[str] = ()
+) -> str:
+    """``"Toy Story (1995). Genres: Animation, Comedy. Plot: .... Tags: pixar, fun"``; empty
+    parts are left out."""
     text = f"{title} ({year})" if year else title
     if genres:
         text += ". Genres: " + ", ".join(genres)
     if plot:
         text += ". Plot: " + plot.strip()
+    if tags:
+        text += ". Tags: " + ", ".join(tags)
     return text
+
+
+def _movies(path: Path, encoding: str = "latin-1") -> pd.DataFrame:
+    """``movies.dat`` (``MovieID::Title (year)::Genre|Genre``) as :data:`ITEM_COLUMNS`."""
+    movies = read_table(
+        _colons_to_tabs(path, encoding),
+        columns=("item_id", "title", "genres"),
+        sep="\t",
+        header=False,
+        numeric=("item_id",),
+        dtype={"title": str, "genres": str},
+        quoting=csv.QUOTE_NONE,
+        label=str(path),
+    )
+    parts = movies["title"].fillna("").str.extract(_YEAR_IN_TITLE)
+    return pd.DataFrame(
+        {
+            "item_id": movies["item_id"].astype("int64"),
+            "title": parts["title"].fillna(movies["title"].fillna("")),
+            "year": parts["year"].fillna(""),
+            "genres": movies["genres"].fillna("").replace("(no genres listed)", ""),
+        }
+    )
+
+
+def _tags(path: Path, max_tags: int) -> dict[int, list[str]]:
+    """``tags.dat``: movie id -> its distinct tags, most applied first (ties alphabetical)."""
+    text = _decoded(path, "utf-8")
+    lines = pd.Series(text.splitlines())
+    lines = lines[lines.str.strip() != ""]
+    fields = lines.str.extract(_TAG_LINE)
+    ids = fields[["user_id", "item_id"]].apply(pd.to_numeric, errors="coerce")
+    bad = (fields.isna().any(axis=1) | ids.isna().any(axis=1)).to_numpy()
+    if bad.any():
+        row = int(bad.argmax())
+        raise RecsysError(
+            f"{path}: malformed line {int(lines.index[row]) + 1}: expected "
+            f"UserID::MovieID::Tag::Timestamp, got {lines.iloc[row][:80]!r}; fix or remove it"
+        )
+    tag = fields["tag"].str.strip()
+    frame = pd.DataFrame(
+        {"item_id": ids["item_id"].astype("int64"), "tag": tag, "key": tag.str.casefold()}
+    )
+    frame = frame[frame["tag"] != ""]
+    # The first spelling of a tag names it; its count is how often it was applied to the movie.
+    counted = frame.groupby(["item_id", "key"], sort=False).agg(
+        tag=("tag", "first"), n=("tag", "size")
+    )
+    counted = counted.reset_index().sort_values(
+        ["item_id", "n", "key"], ascending=[True, False, True], kind="stable"
+    )
+    top = counted.groupby("item_id", sort=False).head(max_tags)
+    items, names = top["item_id"].to_numpy(), top["tag"].to_numpy(dtype=object)
+    starts = np.flatnonzero(np.r_[True, items[1:] != items[:-1]])
+    groups = np.split(names, starts[1:])
+    return dict(zip(items[starts].tolist(), (g.tolist() for g in groups), strict=True))
 
 
 def _fetch_grouplens(tmp: Path) -> _Tables:
@@ -372,9 +474,19 @@ def _untyped_header(text: str) -> str:
     return "\t".join(names) + sep + body
 
 
-def _colons_to_tabs(path: Path) -> str:
+def _colons_to_tabs(path: Path, encoding: str = "latin-1") -> str:
     # The C parser takes only one-character separators; "::" needs the much slower python one.
-    return read_text(path, encoding="latin-1").replace("::", "\t")
+    return _decoded(path, encoding).replace("::", "\t")
+
+
+def _decoded(path: Path, encoding: str) -> str:
+    """The file as ``encoding`` text; a UTF-8 file that does not decode is read as latin-1."""
+    if encoding != "utf-8":
+        return read_text(path, encoding=encoding)
+    try:
+        return read_text(path, encoding="utf-8")
+    except RecsysError:  # not UTF-8: GroupLens' older files are latin-1, which decodes any byte
+        return read_text(path, encoding="latin-1")
 
 
 def _read_cache(cache: Path) -> _Tables | None:
@@ -450,8 +562,9 @@ def _interactions(
     items: pd.DataFrame,
     source: str,
     plots: dict | None = None,
+    tags: dict | None = None,
 ) -> Interactions:
-    plots = plots or {}
+    plots, tags = plots or {}, tags or {}
     frame = make_frame(
         ratings["user_id"].to_numpy(np.int64),
         ratings["item_id"].to_numpy(np.int64),
@@ -461,5 +574,7 @@ def _interactions(
     text = {}
     for item_id, title, year, genres in items[list(ITEM_COLUMNS)].itertuples(index=False):
         names = [g for g in genres.split("|") if g]
-        text[int(item_id)] = movie_text(title, year, names, plots.get(int(item_id), ""))
+        text[int(item_id)] = movie_text(
+            title, year, names, plots.get(int(item_id), ""), tags.get(int(item_id), ())
+        )
     return Interactions(name=name, frame=frame, item_text=text, source=source)

@@ -21,6 +21,8 @@ class Prepared:
         user_ids, item_ids: raw id of each index.
         item_text: text of each item index.
         counts: interactions left after each preparation step, for the summary.
+        split: (n,) the split each pair's source gives it (``train``/``val``/``test``), when the
+            raw frame has a ``split`` column (split files); None otherwise.
     """
 
     users: np.ndarray
@@ -30,6 +32,19 @@ class Prepared:
     item_ids: np.ndarray
     item_text: list[str]
     counts: dict
+    split: np.ndarray | None = None
+
+
+LOW_RATINGS = ("drop", "seen")
+
+
+def check_low_ratings(value: str) -> str:
+    """``drop`` (ratings below the threshold are left out) or ``seen`` (see :func:`low_rated`)."""
+    if value not in LOW_RATINGS:
+        raise RecsysError(
+            f"unknown --low-ratings {value!r}; choose one of {', '.join(LOW_RATINGS)}"
+        )
+    return value
 
 
 def positives(frame: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
@@ -111,4 +126,29 @@ def prepare(
         item_ids=item_ids,
         item_text=[str(text.get(i, "") or "") for i in item_ids.tolist()],
         counts=counts,
+        split=frame["split"].to_numpy() if "split" in frame.columns else None,
     )
+
+
+def low_rated(
+    frame: pd.DataFrame, threshold: float | None, prepared: Prepared
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (user, item) indices of the pairs rated below ``threshold``, among the users and
+    items that ``prepared`` kept, and not positives themselves (a pair rated both high and low
+    is a positive).
+
+    Returns:
+        users, items: (m,) int64 indices into ``prepared``'s users and items, each pair once.
+    """
+    if threshold is None:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    rating = frame["rating"]
+    low = frame[rating.notna() & (rating < threshold)]
+    users = pd.Index(prepared.user_ids).get_indexer(low["user_id"])
+    items = pd.Index(prepared.item_ids).get_indexer(low["item_id"])
+    kept = (users >= 0) & (items >= 0)
+    users, items = users[kept].astype(np.int64), items[kept].astype(np.int64)
+    n_items = max(len(prepared.item_ids), 1)
+    keys = np.unique(users * n_items + items)
+    keys = keys[~np.isin(keys, prepared.users * n_items + prepared.items)]
+    return keys // n_items, keys % n_items

@@ -4,11 +4,18 @@ Strategies:
 - ``ratio``: per user, a random ``ratios`` share of its items (default 80/10/10);
 - ``loo``: leave-one-out per user, the validation and test items chosen at random or, with
   ``by_time``, the user's two latest (test = latest);
-- ``temporal``: global cut by timestamp (default 70/15/15): the earliest interactions train.
+- ``temporal``: global cut by timestamp (default 70/15/15): the earliest interactions train;
+- ``global``: a random share of all interactions (default 80/10/10), not per user;
+- ``files`` / ``ml100k-fold``: the split the source gives (``Prepared.split`` tags each pair
+  train, val or test: split files, ML-100K's ``u1.base``/``u1.test``...); without validation
+  pairs, a seeded ``val_share`` of each user's training pairs is carved out as validation, as
+  ``ratio`` would (at least one, none for a user with a single training pair).
 
 Users with too few interactions to give every split at least one item stay in train only and are
 counted. Invariants: the three splits are disjoint, and every validation/test user has training
-interactions (for ``temporal``, held-out pairs of users absent from train are dropped and counted).
+interactions (for the global strategies, ``temporal``, ``global`` and the predefined ones,
+held-out pairs of users absent from train are dropped and counted). Items are not filtered: an
+item held out but never trained on stays in the catalogue (a cold item the models still rank).
 """
 
 from __future__ import annotations
@@ -22,8 +29,16 @@ from recsys.data.dataset import Pairs
 from recsys.data.prepare import Prepared
 from recsys.errors import RecsysError
 
-STRATEGIES = ("ratio", "loo", "temporal")
-DEFAULT_RATIOS = {"ratio": (0.8, 0.1, 0.1), "temporal": (0.7, 0.15, 0.15)}
+STRATEGIES = ("ratio", "loo", "temporal", "global", "files", "ml100k-fold")
+# The strategies whose split comes with the data (``Prepared.split``), not from ``ratios``.
+PREDEFINED = ("files", "ml100k-fold")
+DEFAULT_RATIOS = {
+    "ratio": (0.8, 0.1, 0.1),
+    "temporal": (0.7, 0.15, 0.15),
+    "global": (0.8, 0.1, 0.1),
+}
+DEFAULT_VAL_SHARE = 0.1
+_CODES = {"train": 0, "val": 1, "test": 2}
 
 
 @dataclass(frozen=True)
@@ -82,21 +97,34 @@ def split(
     ratios: tuple[float, float, float] | None = None,
     seed: int = 42,
     by_time: bool = False,
+    val_share: float | None = None,
 ) -> SplitResult:
     """Splits prepared positives into train, validation and test pairs.
 
     Args:
         data: output of :func:`recsys.data.prepare.prepare`.
-        strategy: ``ratio``, ``loo`` or ``temporal``.
-        ratios: train/val/test fractions (``ratio``, ``temporal``); default per strategy.
+        strategy: one of :data:`STRATEGIES`.
+        ratios: train/val/test fractions (``ratio``, ``temporal``, ``global``); default per
+            strategy.
         seed: seeds every random choice.
         by_time: ``loo`` only: hold out each user's latest interactions instead of random ones.
+        val_share: predefined splits without validation pairs: the share of each user's
+            training pairs carved out as validation (default :data:`DEFAULT_VAL_SHARE`).
     """
     _check_strategy(strategy, data.timestamps, by_time)
     users, items, ts = data.users, data.items, data.timestamps
     rng = np.random.default_rng(seed)
     if strategy == "temporal":
-        users, items, code, counts = _temporal(users, items, ts, ratios, rng)
+        r = check_ratios(ratios or DEFAULT_RATIOS["temporal"])
+        # Ties in time are broken at random (seeded) so the cut is exact in size.
+        order = np.lexsort((rng.random(users.shape[0]), ts))
+        users, items, code, counts = _global_cut(users, items, order, r)
+    elif strategy == "global":
+        r = check_ratios(ratios or DEFAULT_RATIOS["global"])
+        order = rng.permutation(users.shape[0])
+        users, items, code, counts = _global_cut(users, items, order, r)
+    elif strategy in PREDEFINED:
+        users, items, code, counts = _predefined(data, strategy, val_share, rng)
     else:
         code, counts = _per_user(users, ts, strategy, ratios, by_time, rng)
     parts = [Pairs(users[code == c], items[code == c]) for c in (0, 1, 2)]
@@ -117,32 +145,72 @@ def _check_strategy(strategy: str, ts: np.ndarray, by_time: bool) -> None:
         )
 
 
-def _temporal(
-    users: np.ndarray,
-    items: np.ndarray,
-    ts: np.ndarray,
-    ratios: tuple[float, float, float] | None,
-    rng: np.random.Generator,
+def _global_cut(
+    users: np.ndarray, items: np.ndarray, order: np.ndarray, r: tuple[float, float, float]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Global cut by time; held-out pairs of users absent from train are dropped.
+    """One cut over all pairs in ``order`` (by time, or random): the first ``r[0]`` train, the
+    next ``r[1]`` validation, the rest test; held-out pairs of users absent from train dropped.
 
     Returns:
         users, items and split code of the pairs kept, and the counts for the summary.
     """
-    r = check_ratios(ratios or DEFAULT_RATIOS["temporal"])
-    # Ties in time are broken at random (seeded) so the cut is exact in size.
-    order = np.lexsort((rng.random(users.shape[0]), ts))
     n = users.shape[0]
     cut1, cut2 = int(round(n * r[0])), int(round(n * (r[0] + r[1])))
     code = np.zeros(n, dtype=np.int8)
     code[order[cut1:cut2]] = 1
     code[order[cut2:]] = 2
-    in_train = np.zeros(int(users.max()) + 1, dtype=bool)
+    return _drop_orphans(users, items, code, {"train_only_users": 0})
+
+
+def _drop_orphans(
+    users: np.ndarray, items: np.ndarray, code: np.ndarray, counts: dict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Drops (and counts) the held-out pairs of users without a training pair."""
+    in_train = np.zeros(int(users.max()) + 1 if users.size else 0, dtype=bool)
     in_train[users[code == 0]] = True
     orphan = (code > 0) & ~in_train[users]
-    counts = {"heldout_dropped_no_train": int(orphan.sum()), "train_only_users": 0}
     keep = ~orphan
+    counts = {"heldout_dropped_no_train": int(orphan.sum()), **counts}
     return users[keep], items[keep], code[keep], counts
+
+
+def _predefined(
+    data: Prepared, strategy: str, val_share: float | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """The source's own split (``data.split``), validation carved from train when it has none."""
+    if data.split is None:
+        raise RecsysError(
+            f"split {strategy!r} needs interactions tagged train/val/test by their source; give "
+            "--train-file and --test-file (or --split ml100k-fold), or choose another --split"
+        )
+    tags = np.asarray(data.split)
+    code = np.full(tags.shape[0], -1, dtype=np.int8)
+    for name, value in _CODES.items():
+        code[tags == name] = value
+    if (code < 0).any():
+        bad = tags[code < 0][0]
+        raise RecsysError(f"split tag {bad!r} is not one of {list(_CODES)}")
+    users, items = data.users, data.items
+    counts = {"train_only_users": 0, "val_carved_from_train": 0}
+    if not (code == 1).any():
+        share = DEFAULT_VAL_SHARE if val_share is None else val_share
+        check_val_share(share)
+        train = np.flatnonzero(code == 0)
+        carved, carve_counts = _per_user(
+            users[train], data.timestamps[train], "ratio", (1.0 - share, share, 0.0), False, rng
+        )
+        code[train[carved == 1]] = 1
+        counts = {**carve_counts, "val_carved_from_train": int((carved == 1).sum())}
+    return _drop_orphans(users, items, code, counts)
+
+
+def check_val_share(share: float) -> float:
+    """A validation share carved from training pairs: a fraction strictly between 0 and 1."""
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+        raise RecsysError(
+            f"--val-share {share!r} must be a fraction strictly between 0 and 1, e.g. 0.1"
+        )
+    return float(share)
 
 
 def _per_user(

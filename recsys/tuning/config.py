@@ -166,6 +166,12 @@ def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
     spaces = load_spaces(cfg)
     for space in spaces.values():
         check_space_values(space)
+        if cfg.search == "optuna" and space.grid():
+            raise RecsysError(
+                f"{space.path}: parameter {next(iter(space.grid()))!r} is a grid, which "
+                "--search optuna cannot run (its TPE draws, it does not enumerate); use "
+                "--search random, or {choice: [...]} for Optuna to draw from"
+            )
     return spaces
 
 
@@ -297,11 +303,15 @@ def _check_optuna() -> None:
 
 
 def _check_data_options(cfg: SweepConfig) -> None:
+    from recsys.data import predefined
     from recsys.data.loaders import check_options
+    from recsys.data.prepare import check_low_ratings
     from recsys.data.split import STRATEGIES, check_ratios
 
     prep = prep_config(cfg.prep)
     _check_choice("--split", prep.split, STRATEGIES)
+    check_low_ratings(prep.low_ratings)
+    predefined.check_config(prep, cfg.dataset, cfg.data_dir)  # split files exist, are readable
     if prep.ratios is not None:
         check_ratios(prep.ratios)
         if min(prep.ratios[1:]) <= 0:
@@ -356,7 +366,9 @@ def load_spaces(cfg: SweepConfig) -> dict[str, SearchSpace]:
 
 
 def model_budget(space: SearchSpace, cfg: SweepConfig) -> Budget:
-    """The space's budget with the command-line overrides; one epoch for closed-form models."""
+    """The space's budget with the command-line overrides; one epoch for closed-form models;
+    its ``num_samples`` is the model's number of trials (see ``SearchSpace.trials``: grid
+    points times samples)."""
     budget = space.budget
     if cfg.smoke:
         budget = budget.override(max_epochs=min(2, budget.max_epochs), num_samples=2)
@@ -364,9 +376,8 @@ def model_budget(space: SearchSpace, cfg: SweepConfig) -> Budget:
     budget = budget.override(max_epochs=cfg.max_epochs, num_samples=cfg.num_samples)
     if not get_spec(space.model).trainable:
         budget = Budget(1, 1, budget.reduction_factor, 1, budget.num_samples)
-    if not space.searched():
-        budget = dataclasses.replace(budget, num_samples=1)  # every trial would be the same
-    return budget
+    # Nothing searched: every trial would be the same; a grid: num_samples per grid point.
+    return dataclasses.replace(budget, num_samples=space.trials(budget.num_samples))
 
 
 def _corners(space: SearchSpace) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -376,7 +387,7 @@ def _corners(space: SearchSpace) -> Iterator[tuple[str, dict[str, Any]]]:
     yield "its fixed values", fixed
     for name, param in space.params.items():
         if not param.fixed:
-            for value in param.args[0] if param.dist == "choice" else param.args[:2]:
+            for value in param.args[0] if param.dist in ("choice", "grid") else param.args[:2]:
                 yield f"{name}={value!r}", {**fixed, name: value}
 
 

@@ -19,28 +19,58 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.sample import Domain
 
+from recsys.tuning.space import is_grid
 from recsys.tuning.trainable import DEFAULTS_KEY, MODEL_KEY, is_defaults_trial
 
 
 class RandomSearcher(Searcher):
     """Random search over Tune domains, from its own seeded generator (saved with the sweep),
-    after the given ``points_to_evaluate`` (as Tune's own searchers take them)."""
+    after the given ``points_to_evaluate`` (as Tune's own searchers take them).
+
+    ``tune.grid_search`` values among the domains are enumerated: suggestion ``i`` takes the
+    ``i``-th point of their product (last parameter fastest, round after round) and draws the
+    other parameters. A point to evaluate takes the place of its grid point's next turn, so
+    that every grid point gets the same number of trials.
+    """
 
     def __init__(
         self,
-        domains: Mapping[str, Domain],
+        domains: Mapping[str, Domain | dict],
         seed: int,
         points_to_evaluate: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         super().__init__()
-        self._domains = dict(domains)
+        self._names = list(domains)
+        self._grid = {n: list(d["grid_search"]) for n, d in domains.items() if is_grid(d)}
+        self._domains = {n: d for n, d in domains.items() if n not in self._grid}
         self._rng = np.random.default_rng(seed)
         self._points = [dict(p) for p in points_to_evaluate]
+        self._turn = 0  # grid turns handed out (skipped ones included)
+        self._taken: list[tuple] = []  # grid points whose next turn a point to evaluate took
 
     def suggest(self, trial_id: str) -> dict[str, Any]:
         if self._points:
-            return self._points.pop(0)
-        return {name: d.sample(random_state=self._rng) for name, d in self._domains.items()}
+            point = self._points.pop(0)
+            if self._grid:
+                self._taken.append(tuple(point.get(n) for n in self._grid))
+            return point
+        values = self._next_grid_point()
+        values.update({n: d.sample(random_state=self._rng) for n, d in self._domains.items()})
+        return {n: values[n] for n in self._names}
+
+    def _next_grid_point(self) -> dict[str, Any]:
+        """The grid values of the next turn not taken by a point to evaluate."""
+        while True:
+            index, point = self._turn, []
+            self._turn += 1
+            for values in reversed(self._grid.values()):  # mixed radix: last name fastest
+                index, at = divmod(index, len(values))
+                point.append(values[at])
+            point = tuple(reversed(point))
+            if point in self._taken:
+                self._taken.remove(point)
+                continue
+            return dict(zip(self._grid, point, strict=True))
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False

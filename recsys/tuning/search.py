@@ -148,6 +148,8 @@ def searcher(
 
     Each model's first trial is its defaults (``points_to_evaluate``). A space with nothing to
     search (Popularity's) gets random search's single trial: Optuna refuses an empty space.
+    Random search enumerates a space's ``grid`` parameters (``RandomSearcher``); ``validate``
+    has refused a grid under Optuna.
     """
     from recsys.tuning.per_model import ModelSearcher, RandomSearcher
 

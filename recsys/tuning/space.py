@@ -16,8 +16,18 @@ A search-space file is data. It has two sections::
       dropout: {uniform: [0.0, 0.5]}
       pool_size: {qrandint: [50, 200, 50]}   # low, high (included), step
       beta_max: {quniform: [0.1, 0.5, 0.1]}
+      hidden: {grid: [256, 512]}      # every value tried (Ray Tune's grid_search)
 
 Fields the file does not name keep their dataclass defaults. The file stem is the model's name.
+
+A ``grid`` is enumerated, not drawn: with grid parameters, a model's search runs every point of
+their product (in file order) ``num_samples`` times, each time with the other searched
+parameters drawn at random: ``num_samples`` x grid points trials, as Ray Tune multiplies them
+(``--num-samples`` and ``--smoke`` set the multiplier). When every searched parameter is a grid
+one, the grid runs once whatever ``num_samples`` says: a repeat would be the same config with
+the same seed. The defaults trial (below) is one of the grid's trials: it takes the place of the
+first turn of the grid point the defaults lie on. ``--search optuna`` refuses a grid (TPE draws
+from distributions, it does not enumerate): write ``{choice: [...]}`` for Optuna to sample from.
 
 Every search starts with the model's defaults: its first trial takes the dataclass default of
 each searched parameter (and the file's fixed values), and ASHA never stops that trial, so the
@@ -40,7 +50,8 @@ import yaml
 
 from recsys.errors import RecsysError
 
-DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint", "qrandint", "quniform")
+DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint", "qrandint", "quniform")
+_LISTS = ("choice", "grid")  # distributions over a list of values
 BUDGET_KEYS = ("max_epochs", "grace_period", "reduction_factor", "eval_every", "num_samples")
 _INT_DISTRIBUTIONS = ("randint", "qrandint")
 _FLOAT_DISTRIBUTIONS = ("uniform", "loguniform", "quniform")
@@ -80,9 +91,9 @@ class Budget:
 class Param:
     """One parameter: a fixed ``value`` (``dist`` is None) or a distribution with its ``args``.
 
-    ``args`` are ``(values,)`` for ``choice``, ``(low, high)`` for ``uniform``/``loguniform``/
-    ``randint`` and ``(low, high, q)`` for ``qrandint``/``quniform``; integer bounds include
-    ``high``.
+    ``args`` are ``(values,)`` for ``choice`` and ``grid``, ``(low, high)`` for ``uniform``/
+    ``loguniform``/``randint`` and ``(low, high, q)`` for ``qrandint``/``quniform``; integer
+    bounds include ``high``.
     """
 
     name: str
@@ -98,7 +109,7 @@ class Param:
         """Whether the distribution can draw ``value`` (a fixed parameter: equals it)."""
         if self.fixed:
             return value == self.value
-        if self.dist == "choice":
+        if self.dist in _LISTS:
             return value in self.args[0]
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
@@ -134,6 +145,23 @@ class SearchSpace:
     def searched(self) -> list[str]:
         """Names of the parameters that are sampled, in file order."""
         return [name for name, p in self.params.items() if not p.fixed]
+
+    def grid(self) -> dict[str, tuple]:
+        """The ``grid`` parameters and their values, in file order."""
+        return {name: p.args[0] for name, p in self.params.items() if p.dist == "grid"}
+
+    def grid_points(self) -> int:
+        """How many points the grid parameters' product has (1 without any)."""
+        return math.prod(len(values) for values in self.grid().values())
+
+    def trials(self, num_samples: int) -> int:
+        """The trials a search of ``num_samples`` runs: one without anything searched; each grid
+        point ``num_samples`` times, or once when only grid parameters are searched (a repeat
+        would be the very same trial)."""
+        if not self.searched():
+            return 1
+        drawn = len(self.searched()) > len(self.grid())
+        return self.grid_points() * (num_samples if drawn else 1)
 
 
 MAX_SPACE_BYTES = 64 * 1024
@@ -271,7 +299,7 @@ def _defaults(params: dict[str, Param], fields: dict[str, Any], path: Path) -> d
                 f"search starts with the defaults; fix it in the file or give the field a default"
             )
         if not p.contains(value):
-            shown = list(p.args[0]) if p.dist == "choice" else list(p.args)
+            shown = list(p.args[0]) if p.dist in _LISTS else list(p.args)
             raise RecsysError(
                 f"{path}: parameter {name!r}: the model's default {value!r} is outside "
                 f"{p.dist} {shown}; every search starts with the defaults, so widen the "
@@ -373,13 +401,21 @@ def _parse_param(name: str, spec: Any, hint: Any, path: Path) -> Param:
             f"{path}: parameter {name!r}: unknown distribution {dist!r}; use one of "
             f"{', '.join(DISTRIBUTIONS)}"
         )
-    if dist == "choice":
+    if dist in _LISTS:
         if not isinstance(args, list) or not args:
             raise RecsysError(
-                f"{path}: parameter {name!r}: choice needs a non-empty list, e.g. "
-                f"{{choice: [32, 64]}}"
+                f"{path}: parameter {name!r}: {dist} needs a non-empty list, e.g. "
+                f"{{{dist}: [32, 64]}}"
             )
-        return Param(name, "choice", (tuple(_check_value(name, v, kind, path) for v in args),))
+        values = tuple(_check_value(name, v, kind, path) for v in args)
+        if dist == "grid":
+            twice = [v for i, v in enumerate(values) if v in values[:i]]
+            if twice:
+                raise RecsysError(
+                    f"{path}: parameter {name!r}: grid lists {twice[0]!r} twice, which would "
+                    f"run the same trials twice; give each value once"
+                )
+        return Param(name, dist, (values,))
     quantized = dist in ("qrandint", "quniform")
     arity = 3 if quantized else 2
     form = "[low, high, step]" if quantized else "[low, high]"
@@ -417,7 +453,8 @@ def _parse_param(name: str, spec: Any, hint: Any, path: Path) -> Param:
 
 
 def to_tune(space: SearchSpace) -> dict[str, Any]:
-    """The Ray Tune ``param_space`` of a validated space: fixed values and Tune domains.
+    """The Ray Tune ``param_space`` of a validated space: fixed values, Tune domains and
+    ``tune.grid_search`` values (``{"grid_search": [...]}``, see :func:`is_grid`).
 
     Integer bounds in the files include ``high``; Ray's ``randint`` excludes it, hence ``+ 1``.
     """
@@ -429,6 +466,8 @@ def to_tune(space: SearchSpace) -> dict[str, Any]:
             out[name] = p.value
         elif p.dist == "choice":
             out[name] = tune.choice(list(p.args[0]))
+        elif p.dist == "grid":
+            out[name] = tune.grid_search(list(p.args[0]))
         elif p.dist == "uniform":
             out[name] = tune.uniform(*p.args)
         elif p.dist == "loguniform":
@@ -442,3 +481,8 @@ def to_tune(space: SearchSpace) -> dict[str, Any]:
         else:  # parse_space admits nothing else
             raise AssertionError(p.dist)
     return out
+
+
+def is_grid(value: Any) -> bool:
+    """Whether a ``to_tune`` value is a ``tune.grid_search`` (a one-key ``grid_search`` dict)."""
+    return isinstance(value, dict) and list(value) == ["grid_search"]
