@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from recsys.data.dataset import ItemEntities
 from recsys.data.interactions import Interactions
 from recsys.errors import RecsysError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,7 @@ class Prepared:
         user_ids, item_ids: raw id of each index.
         item_text: text of each item index.
         counts: interactions left after each preparation step, for the summary.
+        item_entities: the links of the items kept, re-indexed; None when the source has none.
     """
 
     users: np.ndarray
@@ -30,6 +35,7 @@ class Prepared:
     item_ids: np.ndarray
     item_text: list[str]
     counts: dict
+    item_entities: ItemEntities | None = None
 
 
 def positives(frame: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
@@ -111,4 +117,24 @@ def prepare(
         item_ids=item_ids,
         item_text=[str(text.get(i, "") or "") for i in item_ids.tolist()],
         counts=counts,
+        item_entities=index_entities(data, item_ids),
     )
+
+
+def index_entities(data: Interactions, item_ids: np.ndarray) -> ItemEntities | None:
+    """``data.item_entities`` of the prepared items, as item indices and entity indices (in
+    the order of the sorted names); links of items that preparation dropped are dropped, and
+    so are the entities left without a link."""
+    links = data.item_entities
+    if links is None:
+        return None
+    index = pd.Index(item_ids).get_indexer(links["item_id"])
+    kept = index >= 0
+    if len(links) and not kept.any():
+        log.warning(
+            "dataset %r: none of its %s item-entity links names a prepared item (are the item "
+            "ids of the two tables of the same type?); the dataset has no entities",
+            data.name,
+            f"{len(links):,}",
+        )
+    return ItemEntities.from_names(index[kept], links["entity"].to_numpy(object)[kept])
