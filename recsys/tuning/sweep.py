@@ -25,7 +25,7 @@ from recsys.seeds import derive_seed
 from recsys.tuning import console, endings, finalize, registry, results, tracking
 from recsys.tuning.config import SweepConfig, model_budget, validate
 from recsys.tuning.endings import SweepResult
-from recsys.tuning.inputs import for_trials, load_data
+from recsys.tuning.inputs import check_entities, for_trials, load_data
 from recsys.tuning.interrupts import sigterm_interrupts
 from recsys.tuning.leaderboard import Leaderboard
 from recsys.tuning.outcome import ModelOutcome
@@ -131,7 +131,9 @@ def _checked(
     notes = [note] if note else []
     for line in notes:
         console.say(line)
-    return _Run(state, spaces, budgets, resources, load_data(cfg, data), callbacks), notes
+    data = load_data(cfg, data)
+    check_entities(data, spaces.values())
+    return _Run(state, spaces, budgets, resources, data, callbacks), notes
 
 
 def _open_tracking(run: _Run) -> None:
