@@ -278,6 +278,9 @@ class LightGCN(TrainableRecommender):
         super().__init__()
         if layers > 0 and adjacency is None:
             raise ValueError("LightGCN with layers > 0 needs the normalised adjacency")
+        nodes = n_users + n_items + n_entities
+        if adjacency is not None and tuple(adjacency.shape) != (nodes, nodes):
+            raise ValueError(f"adjacency must be ({nodes}, {nodes}), got {tuple(adjacency.shape)}")
         self.n_users = n_users
         self.n_items = n_items
         self.layers = layers
