@@ -3,7 +3,9 @@
 Protocol: positives rating >= 4, per-user random 80/10/10 split, seed 42; each trainable model is
 early-stopped on validation NDCG@10 (evaluated every few epochs, with a warm-up so that the
 popularity plateau of LightGCN's first epochs does not stop it), then its best state is evaluated
-once on the test split with full ranking. Prints one row per model.
+once on the test split with full ranking. Prints one row per model. ``lightgcn_kg``'s entities
+are ML-100K's Freebase knowledge graph (the loader's ``entities=kg``, fetched once from the
+recbole wheel); the other models read no entities.
 
     python benchmarks/quality.py [--models lightgcn,ease] [--device cpu] [--data-dir DIR]
 """
@@ -37,6 +39,7 @@ BUDGET = {
     "lightgcn": (800, 5, 10, 100),
     "lightgcn_hardneg": (800, 5, 10, 100),
     "lightgcn_text": (800, 5, 10, 100),
+    "lightgcn_kg": (800, 5, 10, 100),
     "bpr_mf": (400, 5, 8, 100),
     "mult_vae": (300, 5, 8, 50),
     "hybrid_vae": (300, 5, 8, 50),
@@ -74,7 +77,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
 
-    data = with_item_embeddings(load_split("ml-100k", args.data_dir, PrepConfig(seed=args.seed)))
+    models = args.models.split(",")
+    entities = "kg" if "lightgcn_kg" in models else "auto"
+    split = load_split("ml-100k", args.data_dir, PrepConfig(seed=args.seed), entities=entities)
+    data = with_item_embeddings(split)
     print(
         f"ml-100k: {data.n_users} users, {data.n_items} items, train {len(data.train)}, "
         f"val {len(data.val)}, test {len(data.test)}; fingerprint {data.fingerprint}"
@@ -85,7 +91,7 @@ def main() -> None:
         f"{'test ndcg@10':>12} {'test rec@10':>11} {'reference':>13} {'seconds':>8}"
     )
     print(header)
-    for name in args.models.split(","):
+    for name in models:
         start = time.perf_counter()
         trainer = Trainer(name, {}, data, device=args.device, seed=args.seed)
         max_epochs, every, patience, warmup = BUDGET.get(name, (1, 1, None, 0))

@@ -13,6 +13,8 @@ Artifacts (written by :func:`save_artifacts`, read by :meth:`ServedModel.load`):
   ``seen_only`` are items the user rated below the threshold (``--low-ratings seen``): excluded
   from its lists too, never used to rebuild the model.
 - ``item_embeddings.npy``: only for models that read item-text embeddings.
+- ``item_entities.parquet``: only for models whose graph holds the items' entities: ``item``,
+  ``entity`` (indices) and ``name`` of each link (``ItemEntities.to_frame``).
 
 A request is a table with a ``user_id`` column of raw ids and an optional ``k`` column (default
 10). The answer has one row per recommended item: ``user_id``, ``item_id``, ``rank`` (1 = best),
@@ -42,7 +44,7 @@ import pandas as pd
 import torch
 
 from recsys.ann import AnnConfig, ItemIndex, recommend_ann
-from recsys.data.dataset import Pairs, SplitData
+from recsys.data.dataset import ItemEntities, Pairs, SplitData
 from recsys.errors import RecsysError
 from recsys.evaluate import UserItemIndex, recommend
 from recsys.models import get_spec
@@ -71,6 +73,7 @@ FILES = {
     "seen_items": "seen_items.parquet",
 }
 EMBEDDINGS = ("item_embeddings", "item_embeddings.npy")
+ENTITIES = ("item_entities", "item_entities.parquet")
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ def save_artifacts(folder: Path, card: ModelCard, model: Recommender, data: Spli
     if spec.needs_item_embeddings(spec.make_config(card.config)):
         paths[EMBEDDINGS[0]] = folder / EMBEDDINGS[1]
         np.save(paths[EMBEDDINGS[0]], np.asarray(data.item_embeddings, dtype=np.float32))
+    if spec.needs_item_entities(spec.make_config(card.config)) and data.item_entities is not None:
+        paths[ENTITIES[0]] = folder / ENTITIES[1]
+        data.item_entities.to_frame().to_parquet(paths[ENTITIES[0]], index=False)
     return {name: str(path) for name, path in paths.items()}
 
 
@@ -156,6 +162,7 @@ class ServedModel:
         seen = pd.read_parquet(artifacts["seen_items"])
         pairs = {s: seen[seen["split"] == s] for s in (*SEEN_SPLITS, SEEN_ONLY)}
         embeddings = artifacts.get(EMBEDDINGS[0])
+        entities = artifacts.get(ENTITIES[0])
         data = SplitData(
             name=card.dataset,
             fingerprint=card.fingerprint,
@@ -168,6 +175,9 @@ class ServedModel:
             item_embeddings=None if embeddings is None else np.load(embeddings),
             seen_only=Pairs(
                 pairs[SEEN_ONLY]["user"].to_numpy(), pairs[SEEN_ONLY]["item"].to_numpy()
+            ),
+            item_entities=(
+                None if entities is None else ItemEntities.from_frame(pd.read_parquet(entities))
             ),
         )
         spec = get_spec(card.model)

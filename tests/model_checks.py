@@ -1,4 +1,5 @@
-"""Checks shared by the model tests: ranking on the checkerboard, stand-in item text."""
+"""Checks shared by the model tests: ranking on the checkerboard, stand-in item text and
+entities."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from recsys.data.dataset import SplitData
+from recsys.data.dataset import ItemEntities, SplitData
 from recsys.models.base import Recommender
 
 
@@ -33,3 +34,15 @@ def with_random_text(data: SplitData, dim: int = 16) -> SplitData:
     vectors = np.random.default_rng(0).normal(size=(data.n_items, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return dataclasses.replace(data, item_embeddings=vectors)
+
+
+def with_random_entities(data: SplitData, n_entities: int = 6, per_item: int = 2) -> SplitData:
+    """``data`` with each item linked to ``per_item`` of ``n_entities`` random entities (random,
+    so that the entities alone do not solve the checkerboard: each one spans the groups)."""
+    rng = np.random.default_rng(0)
+    picks = np.argsort(rng.random((data.n_items, n_entities)), axis=1)[:, :per_item]
+    items = np.repeat(np.arange(data.n_items), per_item)
+    names = np.array([f"entity {e}" for e in range(n_entities)], dtype=object)
+    return dataclasses.replace(
+        data, item_entities=ItemEntities.from_names(items, names[picks.ravel()])
+    )

@@ -328,6 +328,93 @@ def test_unreadable_data_directory(tmp_path, monkeypatch):
         load_ml100k(locked)
 
 
+# --- ML-100K item entities: the knowledge graph, else genres ---------------------------------
+
+# Items 242 and 302 stand for Freebase entities m.a and m.b. Triples whose head is an item's entity
+# give its entities (m.a sequel m.b: the other movie is one too); m.x's own triple is not an item's.
+KG = (
+    "head_id:token\trelation_id:token\ttail_id:token\n"
+    "m.a\tfilm.film.actor\tm.x\n"
+    "m.a\tfilm.film.genre\tm.g\n"
+    "m.b\tfilm.film.genre\tm.g\n"
+    "m.b\tfilm.film.prequel\tm.a\n"
+    "m.x\tfilm.actor.film\tm.a\n"
+    "m.a\tfilm.film.starring\tm.x\n"
+)
+LINK = "item_id:token\tentity_id:token\n242\tm.a\n302\tm.b\n"
+KG_LINKS = {(242, "m.x"), (242, "m.g"), (302, "m.g"), (302, "m.a")}
+GENRE_LINKS = {
+    (242, "genre:Animation"),
+    (242, "genre:Children's"),
+    (242, "genre:Comedy"),
+    (302, "genre:Drama"),
+    (302, "genre:Musical"),
+}
+
+
+def links(data) -> set[tuple]:
+    return set(data.item_entities.itertuples(index=False, name=None))
+
+
+def write_recbole(folder: Path, kg: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ml-100k.inter").write_text(INTER)
+    (folder / "ml-100k.item").write_text(ITEM)
+    if kg:
+        (folder / "ml-100k.kg").write_text(KG)
+        (folder / "ml-100k.link").write_text(LINK)
+    return folder
+
+
+def recbole_wheel_with_kg(folder: Path) -> Path:
+    path = recbole_wheel(folder)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(movielens.RECBOLE_PREFIX + ".kg", KG)
+        archive.writestr(movielens.RECBOLE_PREFIX + ".link", LINK)
+    return path
+
+
+def test_ml100k_entities_are_the_knowledge_graphs_neighbours(tmp_path):
+    data = load_ml100k(write_recbole(tmp_path))
+    assert links(data) == KG_LINKS
+    assert len(data.item_entities) == len(KG_LINKS)  # the duplicate (242, m.x) counts once
+    assert data.summary()["entities"] == 3
+
+
+def test_ml100k_entities_fall_back_to_genres_or_are_chosen(tmp_path):
+    assert links(load_ml100k(write_grouplens(tmp_path / "grouplens"))) == GENRE_LINKS
+    assert links(load_ml100k(write_recbole(tmp_path / "plain", kg=False))) == GENRE_LINKS
+    folder = write_recbole(tmp_path / "kg")
+    assert links(load_ml100k(folder, entities="genres")) == GENRE_LINKS
+    assert links(load_interactions("ml-100k", folder, entities="kg")) == KG_LINKS
+    assert load_ml100k(folder, entities="none").item_entities is None
+    with pytest.raises(RecsysError, match="no ml-100k.kg and ml-100k.link.*entities=genres"):
+        load_ml100k(tmp_path / "plain", entities="kg")
+    with pytest.raises(RecsysError, match="entities must be one of auto, kg, genres, none"):
+        load_ml100k(folder, entities="freebase")
+
+
+def test_ml100k_knowledge_graph_from_the_wheel_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setattr(movielens, "download_recbole_wheel", recbole_wheel_with_kg)
+    assert links(load_ml100k(cache_dir=tmp_path)) == KG_LINKS
+    assert (tmp_path / "ml-100k" / movielens.KG_CACHE_FILE).is_file()
+    monkeypatch.setattr(movielens, "download_recbole_wheel", None)  # from the cache alone now
+    assert links(load_ml100k(cache_dir=tmp_path)) == KG_LINKS
+
+
+def test_ml100k_kg_asked_for_is_fetched_into_a_cache_without_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(movielens, "download_recbole_wheel", recbole_wheel)  # no KG inside
+    first = load_ml100k(cache_dir=tmp_path)
+    assert links(first) == GENRE_LINKS  # auto: no knowledge graph at hand
+    with pytest.raises(RecsysError, match="holds no ml-100k.kg"):
+        load_ml100k(cache_dir=tmp_path, entities="kg")
+    monkeypatch.setattr(movielens, "download_recbole_wheel", recbole_wheel_with_kg)
+    fetched = load_ml100k(cache_dir=tmp_path, entities="kg")
+    assert links(fetched) == KG_LINKS
+    pd.testing.assert_frame_equal(fetched.frame, first.frame)
+    assert links(load_ml100k(cache_dir=tmp_path)) == KG_LINKS  # auto finds it cached now
+
+
 # --- ML-1M -----------------------------------------------------------------------------------
 
 
@@ -356,6 +443,14 @@ def test_ml1m(tmp_path):
         1193: "One Flew Over the Cuckoo's Nest (1975). Genres: Drama. Plot: A rebel, in a ward.",
         661: "James and the Giant Peach (1996). Genres: Animation, Children's, Musical",
         3: "Amélie (2001). Genres: Comedy, Romance",
+    }
+    assert links(data) == {
+        (1193, "genre:Drama"),
+        (661, "genre:Animation"),
+        (661, "genre:Children's"),
+        (661, "genre:Musical"),
+        (3, "genre:Comedy"),
+        (3, "genre:Romance"),
     }
 
 
@@ -507,6 +602,12 @@ def test_goodbooks(tmp_path):
         260: "The Talisman by Stephen King, Peter Straub",
         8: "Odyssey by Anon (-750)",
     }
+    assert links(data) == {
+        (258, "author:J.R.R. Tolkien"),
+        (260, "author:Stephen King"),
+        (260, "author:Peter Straub"),
+        (8, "author:Anon"),
+    }
     assert len(load_goodbooks(tmp_path, to_read=False).frame) == 3
 
 
@@ -572,6 +673,11 @@ def test_amazon2023(tmp_path):
         "P1": "Hair Oil. Store: Acme. Category: All Beauty. Features: Light; Vegan. "
         "Description: Smells nice.",
         "0312": "Comb. Category: Beauty > Tools",
+    }
+    assert links(data) == {
+        ("P1", "store:Acme"),
+        ("0312", "category:Beauty"),
+        ("0312", "category:Tools"),
     }
     verified = load_amazon2023(tmp_path, verified_only=True)  # the one reviews file is found
     assert verified.frame["item_id"].tolist() == ["P1", "P1"]
@@ -646,6 +752,21 @@ def test_generic_csv_with_item_text(tmp_path):
     assert frame["rating"].iloc[0] == 4.5 and np.isnan(frame["rating"].iloc[1])
     assert frame["timestamp"].tolist() == [1704067200.0, 1704067260.0]
     assert data.item_text == {"a1": "First, item", "a2": "Second"}
+    assert data.item_entities is None
+
+
+def test_generic_item_entities(tmp_path):
+    (tmp_path / "interactions.csv").write_text("user_id,item_id\n1,007\n2,8\n")
+    (tmp_path / "tags.csv").write_text(
+        "item_id,tag\n007,spy\n007,spy\n8,\n8,cold war\n007,cold war\n"
+    )
+    data = load_generic(tmp_path, entities_path="tags.csv", entity_col="tag")
+    assert links(data) == {("007", "spy"), ("007", "cold war"), ("8", "cold war")}
+    assert len(data.item_entities) == 3  # the repeated row counts once, the empty one not at all
+    with pytest.raises(RecsysError, match="item entities file .*nope.csv not found"):
+        load_generic(tmp_path, entities_path="nope.csv")
+    with pytest.raises(RecsysError, match=r"tags\.csv: wrong columns"):
+        load_generic(tmp_path, entities_path="tags.csv")
 
 
 def test_generic_parquet_default_name(tmp_path):

@@ -1,11 +1,16 @@
 """Preparation (threshold, dedupe, k-core, remap), splits and their invariants, the split cache."""
 
+import dataclasses
+import json
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from recsys.data import Pairs, PrepConfig, build_split, load_split
-from recsys.data.interactions import Interactions, make_frame
+from recsys.data.cache import ENTITIES_FILE, fingerprint
+from recsys.data.interactions import Interactions, entity_frame, make_frame
 from recsys.data.prepare import k_core, prepare
 from recsys.data.split import split
 from recsys.errors import RecsysError
@@ -324,3 +329,75 @@ def test_splits_made_before_the_new_parameters_keep_their_fingerprints():
     # A new parameter at a value of its own makes a new split.
     assert fingerprint(_raw(), PrepConfig(low_ratings="seen")) != "76b733ca1d8056fc"
     assert fingerprint(_raw(), PrepConfig(split="global")) != "76b733ca1d8056fc"
+
+
+# --- item entities -------------------------------------------------------------------------
+
+
+def _with_entities(raw: Interactions, n_entities: int = 5) -> Interactions:
+    """Each of the toy's items linked to entities ``e(i % n)`` and ``e((i + 1) % n)``."""
+    items = [f"i{i}" for i in range(30) for _ in range(2)]
+    names = [f"e{(i + k) % n_entities}" for i in range(30) for k in range(2)]
+    return dataclasses.replace(raw, item_entities=entity_frame(items, names))
+
+
+def test_entities_follow_the_prepared_items():
+    frame = make_frame(["a", "a", "b"], [10, 20, 30], [5, 3, 4])
+    links = entity_frame(
+        [10, 10, 20, 30, 30, 99], ["drama", "Tom", "comedy", "drama", "drama", "drama"], "x:"
+    )
+    p = prepare(Interactions("t", frame, item_entities=links), threshold=4)
+    # Item 20 (rated 3) is gone, and "comedy" with it; 99 is no item; 10 -> 0, 30 -> 1.
+    assert p.item_ids.tolist() == [10, 30]
+    assert list(p.item_entities.names) == ["x:Tom", "x:drama"]  # sorted names
+    ie = p.item_entities
+    pairs = sorted(zip(ie.items.tolist(), ie.entities.tolist(), strict=True))
+    assert pairs == [(0, 0), (0, 1), (1, 1)]
+    assert prepare(Interactions("t", frame), threshold=4).item_entities is None
+
+
+def test_entities_naming_no_prepared_item_are_a_warning(caplog):
+    frame = make_frame(["a"], [10], [5])
+    links = entity_frame(["10"], ["drama"])  # a string id: the items are integers
+    with caplog.at_level(logging.WARNING):
+        p = prepare(Interactions("t", frame, item_entities=links), threshold=4)
+    assert len(p.item_entities) == 0 and "same type" in caplog.text
+
+
+def test_split_cache_keeps_entities_and_keys_on_them(tmp_path):
+    raw = _raw()
+    # Without entities the fingerprint is the one from before entities existed (d8d11b7), so
+    # splits cached then are still found.
+    assert fingerprint(raw, PrepConfig()) == "76b733ca1d8056fc"
+    linked = _with_entities(raw)
+    first = load_split(linked, cache_dir=tmp_path)
+    assert first.fingerprint != fingerprint(raw, PrepConfig())
+    assert first.summary["entities_prepared"] == 5 and first.item_entities.n_entities == 5
+    assert (tmp_path / "splits" / first.fingerprint / ENTITIES_FILE).exists()
+    again = load_split(linked, cache_dir=tmp_path)
+    for field in ("items", "entities", "names"):
+        np.testing.assert_array_equal(
+            getattr(again.item_entities, field), getattr(first.item_entities, field)
+        )
+    other = _with_entities(raw, n_entities=4)
+    assert load_split(other, cache_dir=tmp_path).item_entities.n_entities == 4
+    assert load_split(raw, cache_dir=tmp_path).item_entities is None
+
+
+def test_an_entry_cached_before_entities_existed_reads_as_none(tmp_path):
+    raw = _raw()
+    first = load_split(raw, cache_dir=tmp_path)
+    meta_path = tmp_path / "splits" / first.fingerprint / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["item_entities"]  # as the cache wrote it before
+    meta_path.write_text(json.dumps(meta))
+    assert load_split(raw, cache_dir=tmp_path).item_entities is None
+
+
+def test_a_cached_split_missing_its_entities_is_made_again(tmp_path):
+    linked = _with_entities(_raw())
+    first = load_split(linked, cache_dir=tmp_path)
+    (tmp_path / "splits" / first.fingerprint / ENTITIES_FILE).unlink()
+    with pytest.warns(UserWarning, match="cannot be read"):
+        again = load_split(linked, cache_dir=tmp_path)
+    assert len(again.item_entities) == len(first.item_entities)

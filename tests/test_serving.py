@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import block_split
-from model_checks import with_random_text
+from model_checks import with_random_entities, with_random_text
 
 from recsys.errors import RecsysError
 from recsys.serving import ModelCard, RecsysPyfunc, ServedModel, save_artifacts
@@ -21,6 +21,7 @@ CONFIGS = {
     "itemknn": {"k": 5, "shrink": 1.0},
     "bpr_mf": {"dim": 8, "lr": 0.05, "batch_size": 64},
     "lightgcn": {"dim": 8, "layers": 2, "lr": 0.05, "batch_size": 64},
+    "lightgcn_kg": {"dim": 8, "layers": 2, "lr": 0.05, "batch_size": 64},
     "mult_vae": {"hidden": 16, "latent": 8, "batch_size": 16},
     "hybrid_vae": {"hidden": 16, "latent": 8, "batch_size": 16},
     "semantic": {"weighting": "idf", "popularity_blend": 0.1},
@@ -28,7 +29,7 @@ CONFIGS = {
 
 
 def _served(tmp_path, model: str, data=None, epochs: int = 3) -> tuple[ServedModel, Trainer]:
-    data = with_random_text(data if data is not None else block_split())
+    data = with_random_entities(with_random_text(data if data is not None else block_split()))
     trainer = Trainer(model, CONFIGS[model], data, device="cpu", seed=1)
     for _ in trainer.run(epochs):
         pass

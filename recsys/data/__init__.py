@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from recsys.data import predefined
 from recsys.data.cache import PrepConfig, fingerprint
 from recsys.data.cache import load as load_cached
 from recsys.data.cache import save as save_cached
-from recsys.data.dataset import Pairs, SplitData
+from recsys.data.dataset import ItemEntities, Pairs, SplitData
 from recsys.data.files import data_home
 from recsys.data.interactions import Interactions
-from recsys.data.prepare import check_low_ratings, low_rated, prepare
+from recsys.data.prepare import Prepared, check_low_ratings, low_rated, prepare
 from recsys.data.split import split
 
 
@@ -52,6 +54,7 @@ def build_split(raw: Interactions, config: PrepConfig, fp: str | None = None) ->
         "val_users": int(len(set(parts.val.users.tolist()))),
         "test_users": int(len(set(parts.test.users.tolist()))),
         **parts.counts,
+        **_entity_summary(prepared),
     }
     if seen_only is not None:
         summary["seen_only"] = len(seen_only)
@@ -66,7 +69,19 @@ def build_split(raw: Interactions, config: PrepConfig, fp: str | None = None) ->
         test=parts.test,
         summary=summary,
         seen_only=seen_only,
+        item_entities=prepared.item_entities,
     )
+
+
+def _entity_summary(prepared: Prepared) -> dict:
+    links = prepared.item_entities
+    if links is None:
+        return {}
+    return {
+        "entities_prepared": links.n_entities,
+        "item_entity_links_prepared": len(links),
+        "items_with_entities": int(np.unique(links.items).size),
+    }
 
 
 def load_split(
@@ -114,6 +129,7 @@ def load_split(
 
 __all__ = [
     "Interactions",
+    "ItemEntities",
     "Pairs",
     "PrepConfig",
     "SplitData",

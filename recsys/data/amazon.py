@@ -5,7 +5,8 @@ Files, from https://amazon-reviews-2023.github.io: ``<Category>.jsonl`` with one
 ...) and ``meta_<Category>.jsonl`` with one product per line (``parent_asin``, ``title``,
 ``store``, ``categories``, ``features``, ``description``, ...), either possibly gzipped
 (``.jsonl.gz``). The item text is built from the product's title, store, categories, first
-features and the start of its description.
+features and the start of its description. Its entities (``Interactions.item_entities``) are its
+categories (``category:<name>``, every level of the path) and its store (``store:<name>``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 from recsys.data.files import default_dir, find_file, require_dir
-from recsys.data.interactions import Interactions, make_frame
+from recsys.data.interactions import Interactions, entity_frame, make_frame
 from recsys.errors import RecsysError
 
 URL = "https://amazon-reviews-2023.github.io"
@@ -71,11 +72,21 @@ def load_amazon2023(
     )
     products = _read_jsonl(meta, META_SCHEMA, required=("parent_asin",))
     products = products[products["parent_asin"].isin(frame["item_id"].unique()).to_numpy()]
-    text = {
-        str(product["parent_asin"]): product_text(product)
-        for product in products.to_dict("records")
-    }
-    return Interactions("amazon2023", frame, text, str(reviews))
+    records = products.to_dict("records")
+    text = {str(product["parent_asin"]): product_text(product) for product in records}
+    return Interactions("amazon2023", frame, text, str(reviews), product_links(records))
+
+
+def product_links(products: list[dict]) -> pd.DataFrame:
+    """Item-entity links of the products' categories (each level of the path) and store."""
+    items, names = [], []
+    for product in products:
+        own = [f"category:{c}" for c in _strings(product.get("categories"))]
+        store = _plain(product.get("store"))
+        own += [f"store:{store}"] if store else []
+        items += [str(product["parent_asin"])] * len(own)
+        names += own
+    return entity_frame(np.asarray(items, dtype=object), np.asarray(names, dtype=object))
 
 
 def product_text(product: dict) -> str:

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.data.dataset import Pairs, SplitData
-from recsys.data.interactions import Interactions
+from recsys.data.dataset import ItemEntities, Pairs, SplitData
+from recsys.data.interactions import ENTITY_COLUMNS, Interactions
 
 # Bumped whenever preparation or splitting changes what a given set of parameters produces.
 FORMAT_VERSION = 1
+ENTITIES_FILE = "item_entities.parquet"
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,13 @@ def _fingerprinted(config: PrepConfig) -> dict:
 
 
 def content_hash(data: Interactions) -> str:
-    """Hash of the interactions and item texts themselves, wherever they were read from."""
+    """Hash of the interactions, item texts and item entities themselves, wherever they were
+    read from.
+
+    A dataset without entities hashes exactly as before entities existed, so its cached splits
+    stay valid; one with entities hashes them too, so an entry cached without them (or with
+    other ones: genres instead of a knowledge graph) is never read for it.
+    """
     h = hashlib.sha256()
     # A source's own split (split files) is part of the content.
     columns = ["user_id", "item_id", "rating", "timestamp"]
@@ -92,6 +99,10 @@ def content_hash(data: Interactions) -> str:
     h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     texts = sorted((str(k), str(v)) for k, v in data.item_text.items())
     h.update(json.dumps(texts).encode())
+    if data.item_entities is not None:
+        h.update(b"item_entities")
+        links = data.item_entities[list(ENTITY_COLUMNS)]
+        h.update(pd.util.hash_pandas_object(links, index=False).to_numpy().tobytes())
     return h.hexdigest()
 
 
@@ -137,7 +148,11 @@ def save(data: SplitData, cache_dir: Path) -> Path:
         pd.DataFrame({"item_id": data.item_ids, "text": data.item_text}).to_parquet(
             tmp / "items.parquet", index=False
         )
-        (tmp / "meta.json").write_text(json.dumps({"name": data.name, "summary": data.summary}))
+        entities = data.item_entities is not None
+        if entities:
+            data.item_entities.to_frame().to_parquet(tmp / ENTITIES_FILE, index=False)
+        meta = {"name": data.name, "summary": data.summary, "item_entities": entities}
+        (tmp / "meta.json").write_text(json.dumps(meta))
         try:
             os.replace(tmp, final)
         except OSError:  # another process cached the same split first: theirs is identical
@@ -172,6 +187,10 @@ def _read(path: Path, fp: str) -> SplitData:
         if "seen_only_users" in z.files:
             pairs["seen_only"] = Pairs(z["seen_only_users"], z["seen_only_items"])
     items = pd.read_parquet(path / "items.parquet")
+    entities = None
+    # Entries written before entities existed have no key: their data had none.
+    if meta.get("item_entities", False):
+        entities = ItemEntities.from_frame(pd.read_parquet(path / ENTITIES_FILE))
     return SplitData(
         name=meta["name"],
         fingerprint=fp,
@@ -183,4 +202,5 @@ def _read(path: Path, fp: str) -> SplitData:
         test=pairs["test"],
         summary=meta["summary"],
         seen_only=pairs.get("seen_only"),
+        item_entities=entities,
     )

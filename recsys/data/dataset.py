@@ -61,6 +61,74 @@ class Pairs:
 
 
 @dataclass(frozen=True)
+class ItemEntities:
+    """Item -> entity links of a prepared dataset (genres, authors, a knowledge graph's
+    neighbours of each item), as (item, entity) index pairs and the entities' names.
+
+    Every entity has at least one link (both constructors, preparation and :meth:`shared`, keep
+    only linked ones), so :meth:`to_frame` loses nothing.
+
+    Attributes:
+        items: (m,) int64 item indices, sorted, each (item, entity) pair once.
+        entities: (m,) int64 entity indices in ``0..n_entities-1``.
+        names: (n_entities,) raw name of each entity index.
+    """
+
+    items: np.ndarray
+    entities: np.ndarray
+    names: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "items", np.ascontiguousarray(self.items, dtype=np.int64))
+        object.__setattr__(self, "entities", np.ascontiguousarray(self.entities, dtype=np.int64))
+        object.__setattr__(self, "names", np.asarray(self.names, dtype=object))
+        if self.items.shape != self.entities.shape or self.items.ndim != 1:
+            raise ValueError("ItemEntities: items and entities must be 1-D of the same length")
+        if len(self) and not 0 <= self.entities.min() <= self.entities.max() < self.n_entities:
+            raise ValueError("ItemEntities: an entity index lies outside names")
+
+    def __len__(self) -> int:
+        return int(self.items.shape[0])
+
+    @property
+    def n_entities(self) -> int:
+        return int(self.names.shape[0])
+
+    @classmethod
+    def from_names(cls, items: np.ndarray, names: np.ndarray) -> ItemEntities:
+        """Links from item indices and one entity name per link; entity indices follow the
+        sorted names, duplicate links count once."""
+        codes, unique = pd.factorize(pd.Series(names, dtype=object), sort=True)
+        pairs = np.unique(np.stack([np.asarray(items, dtype=np.int64), codes]), axis=1)
+        return cls(pairs[0], pairs[1], np.asarray(unique, dtype=object))
+
+    def shared(self, min_items: int) -> ItemEntities:
+        """Only the entities linked to at least ``min_items`` items, re-indexed in their order.
+
+        An entity of one item joins no two items: in a graph it only adds a leaf to that item.
+        """
+        counts = np.bincount(self.entities, minlength=self.n_entities)
+        kept = counts >= min_items
+        new_index = np.cumsum(kept) - 1
+        links = kept[self.entities]
+        return ItemEntities(self.items[links], new_index[self.entities[links]], self.names[kept])
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per link: ``item`` (index), ``entity`` (index) and ``name``."""
+        return pd.DataFrame(
+            {"item": self.items, "entity": self.entities, "name": self.names[self.entities]}
+        )
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> ItemEntities:
+        """The inverse of :meth:`to_frame`."""
+        entities = frame["entity"].to_numpy(np.int64)
+        names = np.empty(int(entities.max()) + 1 if len(entities) else 0, dtype=object)
+        names[entities] = frame["name"].to_numpy(object)
+        return cls(frame["item"].to_numpy(np.int64), entities, names)
+
+
+@dataclass(frozen=True)
 class SplitData:
     """Everything a model, a trial or the evaluator needs, and nothing from the raw files.
 
@@ -80,6 +148,8 @@ class SplitData:
             threshold, with ``low_ratings="seen"``): never a target, yet masked from the user's
             rankings like training items, in validation, test and recommendations. None (or
             empty) when the split has none. The trials' copy keeps them: validation masks them.
+        item_entities: the items' links to entities (genres, authors, knowledge-graph
+            neighbours) when the dataset's loader has them, else None.
     """
 
     name: str
@@ -93,6 +163,7 @@ class SplitData:
     summary: dict = field(default_factory=dict)
     item_embeddings: np.ndarray | None = None
     seen_only: Pairs | None = None
+    item_entities: ItemEntities | None = None
 
     @property
     def n_users(self) -> int:

@@ -1,4 +1,5 @@
-"""Any interactions table (CSV, TSV or Parquet) with named columns, plus an optional item-text CSV.
+"""Any interactions table (CSV, TSV or Parquet) with named columns, plus an optional item-text CSV
+and an optional item-entity CSV (one ``item, entity`` link per row: genres, tags, brands...).
 
 User and item ids are read as strings, so that ids like ``007`` survive and the ids of the
 interactions and of the item-text file always match. A timestamp column may hold numbers (seconds)
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.files import default_dir, find_file, read_table, require_dir
-from recsys.data.interactions import Interactions, make_frame
+from recsys.data.interactions import Interactions, entity_frame, make_frame
 from recsys.errors import RecsysError
 
 DEFAULT_NAMES = ("interactions.csv", "interactions.tsv", "interactions.parquet")
@@ -32,6 +33,8 @@ def load_generic(
     sep: str = ",",
     item_text_path: str | Path | None = None,
     text_col: str = "text",
+    entities_path: str | Path | None = None,
+    entity_col: str = "entity",
     name: str = "generic",
 ) -> Interactions:
     """Interactions from one table with named columns.
@@ -46,6 +49,9 @@ def load_generic(
         sep: field separator of a text file (``.tsv`` files default to a tab).
         item_text_path: optional CSV with columns ``item_col`` and ``text_col``.
         text_col: text column of ``item_text_path``.
+        entities_path: optional CSV with columns ``item_col`` and ``entity_col``, one link of an
+            item to an entity (an attribute value) per row; an item may have several rows.
+        entity_col: entity column of ``entities_path``.
         name: dataset name recorded in the result.
     """
     directory, path = _locate(data_dir, path)
@@ -67,7 +73,10 @@ def load_generic(
     text: dict[str, str] = {}
     if item_text_path is not None:
         text = _item_text(_inside(directory, item_text_path), item_col, text_col)
-    return Interactions(name, frame, text, str(path))
+    links = None
+    if entities_path is not None:
+        links = _item_entities(_inside(directory, entities_path), item_col, entity_col)
+    return Interactions(name, frame, text, str(path), links)
 
 
 def _locate(data_dir: str | Path | None, path: str | Path | None) -> tuple[Path | None, Path]:
@@ -123,6 +132,17 @@ def _item_text(text_path: Path, item_col: str, text_col: str) -> dict[str, str]:
     items = read_table(text_path, columns=(item_col, text_col), dtype={item_col: str})
     items = items.dropna(subset=[item_col])
     return dict(zip(items[item_col], items[text_col].fillna("").astype(str), strict=True))
+
+
+def _item_entities(path: Path, item_col: str, entity_col: str) -> pd.DataFrame:
+    """Item-entity links from the entities CSV; rows without an id or an entity are skipped."""
+    if not path.is_file():
+        raise RecsysError(f"dataset 'generic': item entities file {path} not found")
+    table = read_table(
+        path, columns=(item_col, entity_col), dtype=dict.fromkeys((item_col, entity_col), str)
+    )
+    table = table.dropna()
+    return entity_frame(table[item_col].to_numpy(object), table[entity_col].to_numpy(object))
 
 
 def _inside(directory: Path | None, path: str | Path) -> Path:

@@ -4,6 +4,8 @@ Files, as in https://github.com/zygmuntz/goodbooks-10k: ``ratings.csv``
 (``user_id,book_id,rating``), ``books.csv`` (``book_id,...,authors,original_publication_year,
 original_title,title,...``) and, optionally, ``to_read.csv`` (``user_id,book_id``).
 
+Each book's authors are its entities (``author:<name>``, ``Interactions.item_entities``).
+
 A "to read" shelving is an implicit positive: it gets rating NaN, which the preparation step keeps
 as a positive whatever the rating threshold. A shelving of a book the user also rated is dropped
 (the rating says more).
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.files import default_dir, find_file, read_table, require_dir, require_file
-from recsys.data.interactions import Interactions, make_frame
+from recsys.data.interactions import Interactions, entity_frame, make_frame
 
 URL = "https://github.com/zygmuntz/goodbooks-10k"
 HINT = f"it must hold ratings.csv and books.csv (and optionally to_read.csv) from {URL}"
@@ -78,7 +80,16 @@ def load_goodbooks(data_dir: str | Path | None = None, *, to_read: bool = True) 
         )
     }
     frame = make_frame(users, books, values)
-    return Interactions("goodbooks-10k", frame, text, str(directory))
+    return Interactions("goodbooks-10k", frame, text, str(directory), author_links(table))
+
+
+def author_links(books: pd.DataFrame) -> pd.DataFrame:
+    """Item-entity links of the books' authors (``authors`` is a comma-separated list)."""
+    authors = books[["book_id", "authors"]].assign(
+        authors=books["authors"].fillna("").str.split(",")
+    )
+    links = authors.explode("authors", ignore_index=True)
+    return entity_frame(links["book_id"].to_numpy(np.int64), links["authors"].fillna(""), "author:")
 
 
 def book_text(title: str, authors: str, year: float) -> str:

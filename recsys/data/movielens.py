@@ -8,6 +8,13 @@ user's index configuration applies. Whatever is fetched is cached, so later load
 Every source passes one check: an empty ratings file is an error; counts other than the published
 ones, or rated movies without a title, are logged as warnings (a subset may be deliberate).
 
+Item entities (``Interactions.item_entities``, for graph models such as ``lightgcn_kg``): for
+ML-100K, the Freebase knowledge graph RecBole ships beside the ratings (``ml-100k.kg``: triples
+``head_id, relation_id, tail_id``; ``ml-100k.link``: ``item_id -> entity_id``): each movie's
+entities are the tails of the triples whose head is the movie's own entity (its actors,
+directors, writers, genres, languages, awards...). Where no knowledge graph is at hand (GroupLens
+files, a cache written without it) the movie's genres are its entities. ML-1M's are its genres.
+
 ML-1M is read from a directory with ``ratings.dat`` and ``movies.dat`` (GroupLens ``::`` format,
 latin-1) and, optionally, ``plots.csv``: a UTF-8 CSV with a header ``movie_id,plot`` whose plot
 text is appended to the movie's text as `` Plot: ...``.
@@ -33,7 +40,7 @@ import threading
 import urllib.request
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -49,7 +56,13 @@ from recsys.data.files import (
     require_dir,
     require_file,
 )
-from recsys.data.interactions import COLUMNS, Interactions, make_frame
+from recsys.data.interactions import (
+    COLUMNS,
+    ENTITY_COLUMNS,
+    Interactions,
+    entity_frame,
+    make_frame,
+)
 from recsys.errors import RecsysError
 from recsys.io import atomic_path
 
@@ -66,6 +79,13 @@ GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 GROUPLENS_TIMEOUT_S = 5.0
 RECBOLE_REQUIREMENT = "recbole==1.2.1"
 RECBOLE_PREFIX = "recbole/dataset_example/ml-100k/ml-100k"
+KG_COLUMNS = ("head_id", "relation_id", "tail_id")
+LINK_COLUMNS = ("item_id", "entity_id")
+# load_ml100k's ``entities``: the knowledge graph when one is at hand (else genres), only the
+# knowledge graph (fetched if need be), only genres, or no entities at all.
+ENTITY_SOURCES = ("auto", "kg", "genres", "none")
+GENRE_PREFIX = "genre:"
+KG_CACHE_FILE = "kg.parquet"
 PIP_TIMEOUT_S = 300.0
 ML1M_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
 
@@ -82,26 +102,46 @@ _YEAR_IN_TITLE = r"^(?P<title>.*?)\s*\((?P<year>\d{4})\)\s*$"
 
 
 def load_ml100k(
-    data_dir: str | Path | None = None, cache_dir: str | Path | None = None
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    entities: str = "auto",
 ) -> Interactions:
     """MovieLens 100K: 943 users, 1,682 movies, 100,000 ratings from 1 to 5.
 
     Args:
         data_dir: a folder with ``u.data`` + ``u.item`` or ``ml-100k.inter`` + ``ml-100k.item``
-            (or an ``ml-100k/`` subfolder holding them). When None, the cache, then the GroupLens
-            zip, then the ``recbole==1.2.1`` wheel are tried.
+            (or an ``ml-100k/`` subfolder holding them), and optionally the knowledge graph
+            ``ml-100k.kg`` + ``ml-100k.link``. When None, the cache, then the GroupLens zip, then
+            the ``recbole==1.2.1`` wheel are tried.
         cache_dir: data home for the cached copy (default: ``$RECSYS_TUNE_DATA`` or
             ``~/.cache/recsys-tune``).
+        entities: the items' entities: ``"auto"`` the knowledge graph when the source has it
+            (the folder, the cache, the wheel) and the genres otherwise; ``"kg"`` the knowledge
+            graph only (without ``data_dir``, fetched from the wheel into the cache when the
+            cache lacks it); ``"genres"``; ``"none"``.
     """
+    if entities not in ENTITY_SOURCES:
+        raise RecsysError(
+            f"dataset 'ml-100k': entities must be one of {', '.join(ENTITY_SOURCES)}, got "
+            f"{entities!r}"
+        )
     if data_dir is not None:
         tables, source = _read_ml100k_dir(Path(data_dir).expanduser())
-        return _ml100k(tables, source, ML100K_FIX)
+        if entities == "kg" and tables.kg is None:
+            raise RecsysError(
+                f"dataset 'ml-100k': entities='kg' but {source} has no ml-100k.kg and "
+                "ml-100k.link; copy them there from the recbole==1.2.1 wheel "
+                f"({RECBOLE_PREFIX}.kg/.link), or pass entities=genres"
+            )
+        return _ml100k(tables, source, ML100K_FIX, entities)
 
     cache = data_home(cache_dir) / "ml-100k"
     refetch = f"delete {cache} to fetch it again, or {ML100K_FIX}"
     cached = _read_cache(cache)
     if cached is not None:
-        return _ml100k(cached, str(cache), refetch)
+        if entities == "kg" and cached.kg is None:
+            cached = _with_fetched_kg(cached, cache)
+        return _ml100k(cached, str(cache), refetch, entities)
 
     tried = [f"cache {cache} (empty)"]
     fetchers = (
@@ -117,9 +157,32 @@ def load_ml100k(
             log.info("ml-100k: %s failed: %s", label, reason)
             tried.append(f"{label} ({reason})")
             continue
-        _write_cache(cache, tables.ratings, tables.items)
-        return _ml100k(tables, f"{label} -> {cache}", refetch)
+        _write_cache(cache, tables.ratings, tables.items, tables.kg)
+        if entities == "kg" and tables.kg is None:
+            tables = _with_fetched_kg(tables, cache)
+        return _ml100k(tables, f"{label} -> {cache}", refetch, entities)
     raise RecsysError("could not load ml-100k; tried " + "; ".join(tried) + f". Fix: {ML100K_FIX}")
+
+
+def _with_fetched_kg(tables: _Tables, cache: Path) -> _Tables:
+    """``tables`` with the knowledge graph of the recbole wheel, which is fetched and cached."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="recsys-ml100k-") as tmp:
+            kg = _read_recbole_kg(download_recbole_wheel(Path(tmp)))
+    except (OSError, subprocess.SubprocessError, zipfile.BadZipFile) as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise RecsysError(
+            f"dataset 'ml-100k': entities='kg' needs the knowledge graph, and fetching "
+            f"{RECBOLE_REQUIREMENT} failed ({reason}); put ml-100k.kg and ml-100k.link in "
+            "--data-dir, or pass entities=genres"
+        ) from None
+    if kg is None:
+        raise RecsysError(
+            f"dataset 'ml-100k': the {RECBOLE_REQUIREMENT} wheel holds no ml-100k.kg/.link; "
+            "put them in --data-dir, or pass entities=genres"
+        )
+    _write_frames(cache, [(KG_CACHE_FILE, kg)])
+    return replace(tables, kg=kg)
 
 
 def load_ml1m(data_dir: str | Path | None = None) -> Interactions:
@@ -149,7 +212,31 @@ def load_ml1m(data_dir: str | Path | None = None) -> Interactions:
             plots_path, columns=("movie_id", "plot"), numeric=("movie_id",), dtype={"plot": str}
         )
         plots = dict(zip(table["movie_id"].astype("int64"), table["plot"].fillna(""), strict=True))
-    return _interactions("ml-1m", ratings, items, str(directory), plots)
+    return _interactions(
+        "ml-1m", ratings, items, str(directory), plots, item_entities=genre_links(items)
+    )
+
+
+def genre_links(items: pd.DataFrame) -> pd.DataFrame:
+    """Item-entity links of the movies' genres (``ITEM_COLUMNS`` tables): ``genre:Comedy``..."""
+    genres = items[["item_id", "genres"]].assign(genres=items["genres"].fillna("").str.split("|"))
+    links = genres.explode("genres", ignore_index=True)
+    return entity_frame(links["item_id"].to_numpy(), links["genres"].fillna(""), GENRE_PREFIX)
+
+
+def kg_links(kg: pd.DataFrame, link: pd.DataFrame) -> pd.DataFrame:
+    """Item-entity links of a RecBole knowledge graph: each item's one-hop neighbours.
+
+    Args:
+        kg: triples, columns ``KG_COLUMNS``.
+        link: ``LINK_COLUMNS``: the entity that stands for each item.
+
+    Returns:
+        ``ENTITY_COLUMNS`` links: each item to the tails of the triples whose head is its entity
+        (the Freebase ids of its actors, genres, director...), in the order of the files.
+    """
+    heads = link.merge(kg, left_on="entity_id", right_on="head_id", sort=False)
+    return entity_frame(heads["item_id"].to_numpy(np.int64), heads["tail_id"])
 
 
 def load_ml10m(data_dir: str | Path | None = None, max_tags: int = ML10M_MAX_TAGS) -> Interactions:
@@ -184,7 +271,9 @@ def load_ml10m(data_dir: str | Path | None = None, max_tags: int = ML10M_MAX_TAG
     tags_path = find_file(directory, ["tags.dat"])
     if tags_path is not None and max_tags:
         tags = _tags(tags_path, max_tags)
-    return _interactions("ml-10m", ratings, items, str(directory), tags=tags)
+    return _interactions(
+        "ml-10m", ratings, items, str(directory), tags=tags, item_entities=genre_links(items)
+    )
 
 
 def check_ml10m_options(max_tags: int = ML10M_MAX_TAGS) -> None:
@@ -325,12 +414,14 @@ def _check_resolves(host: str, timeout: float) -> None:
 
 @dataclass(frozen=True)
 class _Tables:
-    """ML-100K ratings (``COLUMNS``) and movies (``ITEM_COLUMNS``) with the files they came from."""
+    """ML-100K ratings (``COLUMNS``) and movies (``ITEM_COLUMNS``) with the files they came from,
+    and the knowledge graph's item-entity links (``ENTITY_COLUMNS``) when the source has them."""
 
     ratings: pd.DataFrame
     items: pd.DataFrame
     ratings_file: str
     items_file: str
+    kg: pd.DataFrame | None = None
 
 
 def _read_ml100k_dir(directory: Path) -> tuple[_Tables, str]:
@@ -341,13 +432,46 @@ def _read_ml100k_dir(directory: Path) -> tuple[_Tables, str]:
             data, item = folder / "u.data", folder / "u.item"
             ratings = _grouplens_ratings(read_text(data), str(data))
             items = _grouplens_items(read_text(item, encoding="latin-1"), str(item))
-            return _Tables(ratings, items, str(data), str(item)), str(folder)
+            tables = _Tables(ratings, items, str(data), str(item), _read_kg_dir(folder))
+            return tables, str(folder)
         if find_file(folder, ["ml-100k.inter"]) and find_file(folder, ["ml-100k.item"]):
             inter = read_text(folder / "ml-100k.inter")
             item = read_text(folder / "ml-100k.item")
-            return _recbole_frames(inter, item, str(folder / "ml-100k")), str(folder)
+            tables = _recbole_frames(inter, item, str(folder / "ml-100k"))
+            return replace(tables, kg=_read_kg_dir(folder)), str(folder)
     present = sorted(p.name for p in directory.iterdir())[:10]
     raise RecsysError(f"dataset 'ml-100k': {directory} holds {present}; {hint}")
+
+
+def _read_kg_dir(folder: Path) -> pd.DataFrame | None:
+    """The knowledge graph's links from ``ml-100k.kg`` + ``ml-100k.link``, None without both."""
+    if not (find_file(folder, ["ml-100k.kg"]) and find_file(folder, ["ml-100k.link"])):
+        return None
+    label = str(folder / "ml-100k")
+    return _kg_frames(read_text(folder / "ml-100k.kg"), read_text(folder / "ml-100k.link"), label)
+
+
+def _kg_frames(kg: str, link: str, label: str) -> pd.DataFrame:
+    """Links from the RecBole atomic ``.kg`` and ``.link`` texts; ``label`` names them."""
+    triples = read_table(
+        _untyped_header(_nonblank(kg, label + ".kg")),
+        columns=KG_COLUMNS,
+        sep="\t",
+        dtype=dict.fromkeys(KG_COLUMNS, str),
+        quoting=csv.QUOTE_NONE,
+        label=label + ".kg",
+    )
+    links = read_table(
+        _untyped_header(_nonblank(link, label + ".link")),
+        columns=LINK_COLUMNS,
+        sep="\t",
+        numeric=("item_id",),
+        dtype={"entity_id": str},
+        quoting=csv.QUOTE_NONE,
+        label=label + ".link",
+    )
+    links["item_id"] = links["item_id"].astype("int64")
+    return kg_links(triples.dropna(), links.dropna())
 
 
 def _grouplens_ratings(text: str, label: str) -> pd.DataFrame:
@@ -413,7 +537,20 @@ def _read_recbole_zip(path: Path) -> _Tables:
             item = archive.read(RECBOLE_PREFIX + ".item").decode("utf-8")
         except KeyError as exc:
             raise RecsysError(f"{path} lacks the ML-100K files ({exc})") from None
-    return _recbole_frames(inter, item, f"{path.name}:{RECBOLE_PREFIX}")
+    tables = _recbole_frames(inter, item, f"{path.name}:{RECBOLE_PREFIX}")
+    return replace(tables, kg=_read_recbole_kg(path))
+
+
+def _read_recbole_kg(path: Path) -> pd.DataFrame | None:
+    """The knowledge graph's links inside the wheel at ``path``; None when it lacks them."""
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        kg_name, link_name = RECBOLE_PREFIX + ".kg", RECBOLE_PREFIX + ".link"
+        if not {kg_name, link_name} <= names:
+            return None
+        kg = archive.read(kg_name).decode("utf-8")
+        link = archive.read(link_name).decode("utf-8")
+    return _kg_frames(kg, link, f"{path.name}:{RECBOLE_PREFIX}")
 
 
 def _recbole_frames(inter: str, item: str, label: str) -> _Tables:
@@ -502,25 +639,52 @@ def _read_cache(cache: Path) -> _Tables | None:
     if list(ratings.columns) != list(COLUMNS) or list(items.columns) != list(ITEM_COLUMNS):
         log.warning("ml-100k: ignoring cache %s with unexpected columns", cache)
         return None
-    return _Tables(ratings, items, str(ratings_path), str(items_path))
+    return _Tables(ratings, items, str(ratings_path), str(items_path), _read_kg_cache(cache))
 
 
-def _write_cache(cache: Path, ratings: pd.DataFrame, items: pd.DataFrame) -> None:
-    """Writes the canonical parquet pair; a failure only costs the next load a new download."""
+def _read_kg_cache(cache: Path) -> pd.DataFrame | None:
+    """The cached knowledge-graph links; None when absent or unreadable (fetched again)."""
+    path = cache / KG_CACHE_FILE
+    if not path.is_file():
+        return None
     try:
-        for name, frame in (("items.parquet", items), ("ratings.parquet", ratings)):
+        kg = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        log.warning("ml-100k: ignoring unreadable cache %s (%s)", path, exc)
+        return None
+    if list(kg.columns) != list(ENTITY_COLUMNS):
+        log.warning("ml-100k: ignoring cache %s with unexpected columns", path)
+        return None
+    return kg
+
+
+def _write_cache(
+    cache: Path, ratings: pd.DataFrame, items: pd.DataFrame, kg: pd.DataFrame | None = None
+) -> None:
+    """Writes the canonical parquet pair (and the knowledge graph's links when given); a failure
+    only costs the next load a new download."""
+    frames = [("items.parquet", items), ("ratings.parquet", ratings)]
+    if kg is not None:
+        frames.insert(0, (KG_CACHE_FILE, kg))  # first: a cache with ratings is read as complete
+    _write_frames(cache, frames)
+
+
+def _write_frames(cache: Path, frames: list[tuple[str, pd.DataFrame]]) -> None:
+    try:
+        for name, frame in frames:
             with atomic_path(cache / name) as tmp:
                 frame.reset_index(drop=True).to_parquet(tmp, index=False)
     except OSError as exc:
         log.warning("ml-100k: could not cache the data in %s (%s)", cache, exc)
 
 
-def _ml100k(tables: _Tables, source: str, fix: str) -> Interactions:
+def _ml100k(tables: _Tables, source: str, fix: str, entities: str = "auto") -> Interactions:
     """Checks ML-100K tables from any source against the published dataset, then builds it.
 
     Args:
         source: where the data came from, for :attr:`Interactions.source`.
         fix: how to get a complete copy from this source, for the messages.
+        entities: see :func:`load_ml100k`; with ``"kg"`` the tables hold the knowledge graph.
     """
     ratings = tables.ratings
     if ratings.empty:
@@ -536,7 +700,14 @@ def _ml100k(tables: _Tables, source: str, fix: str) -> Interactions:
             fix,
         )
     _warn_untitled(tables, fix)
-    return _interactions("ml-100k", ratings, tables.items, source)
+    links = None
+    if entities in ("auto", "kg") and tables.kg is not None:
+        links = tables.kg
+    elif entities in ("auto", "genres"):
+        links = genre_links(tables.items)
+    kind = "none" if links is None else "knowledge graph" if links is tables.kg else "genres"
+    log.info("ml-100k: item entities from %s (entities=%r)", kind, entities)
+    return _interactions("ml-100k", ratings, tables.items, source, item_entities=links)
 
 
 def _warn_untitled(tables: _Tables, fix: str) -> None:
@@ -563,6 +734,7 @@ def _interactions(
     source: str,
     plots: dict | None = None,
     tags: dict | None = None,
+    item_entities: pd.DataFrame | None = None,
 ) -> Interactions:
     plots, tags = plots or {}, tags or {}
     frame = make_frame(
@@ -577,4 +749,6 @@ def _interactions(
         text[int(item_id)] = movie_text(
             title, year, names, plots.get(int(item_id), ""), tags.get(int(item_id), ())
         )
-    return Interactions(name=name, frame=frame, item_text=text, source=source)
+    return Interactions(
+        name=name, frame=frame, item_text=text, source=source, item_entities=item_entities
+    )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from recsys.data.dataset import ItemEntities
 from recsys.data.interactions import Interactions
 from recsys.errors import RecsysError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class Prepared:
         counts: interactions left after each preparation step, for the summary.
         split: (n,) the split each pair's source gives it (``train``/``val``/``test``), when the
             raw frame has a ``split`` column (split files); None otherwise.
+        item_entities: the links of the items kept, re-indexed; None when the source has none.
     """
 
     users: np.ndarray
@@ -33,6 +38,7 @@ class Prepared:
     item_text: list[str]
     counts: dict
     split: np.ndarray | None = None
+    item_entities: ItemEntities | None = None
 
 
 LOW_RATINGS = ("drop", "seen")
@@ -127,6 +133,7 @@ def prepare(
         item_text=[str(text.get(i, "") or "") for i in item_ids.tolist()],
         counts=counts,
         split=frame["split"].to_numpy() if "split" in frame.columns else None,
+        item_entities=index_entities(data, item_ids),
     )
 
 
@@ -152,3 +159,22 @@ def low_rated(
     keys = np.unique(users * n_items + items)
     keys = keys[~np.isin(keys, prepared.users * n_items + prepared.items)]
     return keys // n_items, keys % n_items
+
+
+def index_entities(data: Interactions, item_ids: np.ndarray) -> ItemEntities | None:
+    """``data.item_entities`` of the prepared items, as item indices and entity indices (in
+    the order of the sorted names); links of items that preparation dropped are dropped, and
+    so are the entities left without a link."""
+    links = data.item_entities
+    if links is None:
+        return None
+    index = pd.Index(item_ids).get_indexer(links["item_id"])
+    kept = index >= 0
+    if len(links) and not kept.any():
+        log.warning(
+            "dataset %r: none of its %s item-entity links names a prepared item (are the item "
+            "ids of the two tables of the same type?); the dataset has no entities",
+            data.name,
+            f"{len(links):,}",
+        )
+    return ItemEntities.from_names(index[kept], links["entity"].to_numpy(object)[kept])

@@ -25,7 +25,11 @@ def _always(cfg: Any) -> bool:
     return True
 
 
-_TEXT_LIGHTGCN = {"build": lightgcn.build, "needs_item_embeddings": lightgcn.uses_item_text}
+_TEXT_LIGHTGCN = {
+    "build": lightgcn.build,
+    "needs_item_embeddings": lightgcn.uses_item_text,
+    "needs_item_entities": lightgcn.uses_item_entities,
+}
 
 MODELS: dict[str, ModelSpec] = {
     "popularity": ModelSpec(
@@ -37,6 +41,7 @@ MODELS: dict[str, ModelSpec] = {
         "lightgcn_hardneg", lightgcn.LightGCNHardNegConfig, **_TEXT_LIGHTGCN
     ),
     "lightgcn_text": ModelSpec("lightgcn_text", lightgcn.LightGCNTextConfig, **_TEXT_LIGHTGCN),
+    "lightgcn_kg": ModelSpec("lightgcn_kg", lightgcn.LightGCNKGConfig, **_TEXT_LIGHTGCN),
     "itemknn": ModelSpec("itemknn", itemknn.ItemKNNConfig, itemknn.build, trainable=False),
     "ease": ModelSpec("ease", ease.EASEConfig, ease.build, trainable=False),
     "gfcf": ModelSpec("gfcf", gfcf.GFCFConfig, gfcf.build, trainable=False),

@@ -14,7 +14,7 @@ from torch import nn
 from recsys.errors import RecsysError
 
 if TYPE_CHECKING:
-    from recsys.data.dataset import SplitData
+    from recsys.data.dataset import ItemEntities, SplitData
 
 
 class Recommender(nn.Module):
@@ -85,6 +85,9 @@ class ModelSpec:
         trainable: whether the model is trained by epochs (False: fitted once in ``build``).
         needs_item_embeddings: ``needs_item_embeddings(cfg)``: whether a model built from
             ``cfg`` reads ``data.item_embeddings`` (Sentence-BERT vectors of the item texts).
+        needs_item_entities: ``needs_item_entities(cfg)``: whether a model built from ``cfg``
+            reads ``data.item_entities`` (which only the dataset's loader can provide; building
+            it on data without them raises :func:`require_item_entities`'s error).
     """
 
     name: str
@@ -92,6 +95,7 @@ class ModelSpec:
     build: Callable[[Any, SplitData, torch.device], Recommender]
     trainable: bool = True
     needs_item_embeddings: Callable[[Any], bool] = _never
+    needs_item_entities: Callable[[Any], bool] = _never
 
     def make_config(self, config: Mapping[str, Any]) -> Any:
         """``config_cls(**config)`` with an error naming any unknown key.
@@ -126,6 +130,28 @@ class ModelSpec:
                 f"hyperparameter {key!r} of model {self.name!r} must be {kind}, got {value!r}"
             ) from None
         return value
+
+
+ENTITY_SOURCES_HINT = (
+    "ml-100k (its knowledge graph, or genres: --dataset-option entities=kg|genres), ml-1m "
+    "(genres), goodbooks-10k (authors), amazon2023 (categories, store), generic (--dataset-option "
+    "entities_path=FILE, a CSV of item,entity rows)"
+)
+
+
+def require_item_entities(data: SplitData, needed_by: str) -> ItemEntities:
+    """``data.item_entities``; a RecsysError naming the fix when the data has none.
+
+    Args:
+        needed_by: what needs them, for the message (a model, a config value).
+    """
+    if data.item_entities is None:
+        raise RecsysError(
+            f"{needed_by} needs item entities and dataset {data.name!r} has none; use a dataset "
+            f"whose loader links items to entities: {ENTITY_SOURCES_HINT}; or a model over the "
+            "user-item graph (lightgcn)"
+        )
+    return data.item_entities
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for Recommendation",
 SIGIR 2020. The hard-negative and semantic-init variants are the same class with another
 negative sampler (``recsys.models.samplers``, which the training loop draws from) or item
-initialiser (``recsys.models.text_init``).
+initialiser (``recsys.models.text_init``); the knowledge-graph variant (``lightgcn_kg``) is the
+same class over another graph (``graph="user_item_entity"``: the items' entities become nodes).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys.data.dataset import Pairs, SplitData
+from recsys.data.dataset import ItemEntities, Pairs, SplitData
 from recsys.errors import RecsysError, require
-from recsys.models.base import PairBatch, TrainableRecommender
+from recsys.models.base import PairBatch, TrainableRecommender, require_item_entities
 from recsys.models.samplers import SAMPLERS
 from recsys.models.text_init import TEXT_INITS, compress_item_embeddings
 
 ITEM_INITS = ("random", "text")
+# The propagation graph: users and items, or users, items and the items' entities.
+GRAPHS = ("user_item", "user_item_entity")
 
 
 @dataclass(frozen=True)
@@ -77,12 +80,21 @@ class LightGCNConfig(PairwiseConfig):
         item_init: ``"random"`` (normal, std ``init_std``) or ``"text"`` (item-text embeddings).
         text_init: how text embeddings are compressed to ``dim``: ``"autoencoder"`` or ``"pca"``.
         freeze_item_epochs: item embeddings stay fixed for this many first epochs.
+        graph: ``"user_item"`` (the training interactions) or ``"user_item_entity"`` (those and
+            the items' links to their entities, ``data.item_entities``).
+        entity_weight: ``user_item_entity``: weight of an item-entity edge in the adjacency
+            before normalisation (a user-item edge weighs 1).
+        min_entity_items: ``user_item_entity``: only entities linked to at least this many
+            items become nodes (an entity of one item joins no two items).
     """
 
     layers: int = 3
     item_init: str = "random"
     text_init: str = "autoencoder"
     freeze_item_epochs: int = 0
+    graph: str = "user_item"
+    entity_weight: float = 1.0
+    min_entity_items: int = 2
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -98,6 +110,19 @@ class LightGCNConfig(PairwiseConfig):
         require(
             self.freeze_item_epochs >= 0,
             f"freeze_item_epochs must be >= 0, got {self.freeze_item_epochs}",
+        )
+        require(
+            self.graph in GRAPHS, f"graph must be one of {', '.join(GRAPHS)}, got {self.graph!r}"
+        )
+        require(self.entity_weight > 0, f"entity_weight must be > 0, got {self.entity_weight}")
+        require(
+            self.min_entity_items >= 1,
+            f"min_entity_items must be >= 1, got {self.min_entity_items}",
+        )
+        require(
+            self.graph == "user_item" or self.layers >= 1,
+            f"graph {self.graph!r} needs layers >= 1 (with 0 no entity reaches an item), got "
+            f"{self.layers}",
         )
 
 
@@ -115,28 +140,52 @@ class LightGCNTextConfig(LightGCNConfig):
     item_init: str = "text"
 
 
-def normalized_adjacency(train: Pairs, n_users: int, n_items: int) -> torch.Tensor:
-    """Symmetric-normalised adjacency ``D^-1/2 A D^-1/2`` of the bipartite training graph.
+@dataclass(frozen=True)
+class LightGCNKGConfig(LightGCNConfig):
+    """LightGCN over the user-item-entity graph: the items' entities (a knowledge graph's
+    neighbours, genres, authors...) are nodes with embeddings of their own."""
 
-    Users are nodes ``0..n_users-1``, items ``n_users..n_users+n_items-1``; duplicate pairs
-    count once. Only ``train`` is read: validation and test pairs never enter the graph.
+    graph: str = "user_item_entity"
+
+
+def normalized_adjacency(
+    train: Pairs,
+    n_users: int,
+    n_items: int,
+    item_entities: ItemEntities | None = None,
+    entity_weight: float = 1.0,
+) -> torch.Tensor:
+    """Symmetric-normalised adjacency ``D^-1/2 A D^-1/2`` of the training graph.
+
+    Users are nodes ``0..n_users-1``, items ``n_users..n_users+n_items-1`` and, with
+    ``item_entities``, entities ``n_users+n_items..N-1``. ``A`` holds 1 for each training pair
+    (duplicates count once) and ``entity_weight`` for each item-entity link, both ways; ``D``
+    is its row sums. Only ``train`` is read: validation and test pairs never enter the graph.
 
     Returns:
-        (n_users + n_items, n_users + n_items) float32 sparse CSR tensor, symmetric.
+        (N, N) float32 sparse CSR tensor, symmetric; N = n_users + n_items (+ n_entities).
     """
     keys = np.unique(train.keys(n_items))
-    users = keys // n_items
-    items = keys % n_items + n_users
+    heads = keys // n_items
+    tails = keys % n_items + n_users
+    weights = np.ones(keys.shape[0])
     n = n_users + n_items
-    rows = np.concatenate([users, items])
-    cols = np.concatenate([items, users])
+    if item_entities is not None:
+        heads = np.concatenate([heads, item_entities.items + n_users])
+        tails = np.concatenate([tails, item_entities.entities + n])
+        weights = np.concatenate([weights, np.full(len(item_entities), float(entity_weight))])
+        n += item_entities.n_entities
+    rows = np.concatenate([heads, tails])
+    cols = np.concatenate([tails, heads])
     order = np.lexsort((cols, rows))
     rows, cols = rows[order], cols[order]
-    degree = np.bincount(rows, minlength=n).astype(np.float64)
+    edge = np.concatenate([weights, weights])[order]
+    # With unit weights these are LightGCN's integer degrees and 1/sqrt(d_i d_j) exactly.
+    degree = np.bincount(rows, weights=edge, minlength=n)
     inv_sqrt = np.divide(1.0, np.sqrt(degree), out=np.zeros(n), where=degree > 0)
-    values = (inv_sqrt[rows] * inv_sqrt[cols]).astype(np.float32)
+    values = (inv_sqrt[rows] * edge * inv_sqrt[cols]).astype(np.float32)
     crow = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(degree.astype(np.int64), out=crow[1:])
+    np.cumsum(np.bincount(rows, minlength=n), out=crow[1:])
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
         # int32 indices: the CPU (MKL) sparse product converts int64 ones on every call.
@@ -184,6 +233,15 @@ def propagate(adjacency: torch.Tensor, x: torch.Tensor, layers: int) -> torch.Te
 class LightGCN(TrainableRecommender):
     """LightGCN (He et al., SIGIR 2020); with ``layers=0`` it is BPR-MF (Rendle et al., UAI 2009).
 
+    Final embeddings ``E = (E0 + A E0 + ... + A^K E0) / (K + 1)`` over the normalised graph
+    ``A``; score ``s(u, i) = e_u . e_i``; loss BPR on (user, positive, negative) triples plus
+    L2 on their layer-0 embeddings. With entities (``n_entities > 0``) the graph also holds the
+    items' entities, each with a layer-0 embedding of its own that is learnt through the
+    propagation only (scores and the BPR loss stay user-item): an item with few or no
+    interactions still receives, through its entities, the embeddings of the items and users
+    around them (as in KGAT's collaborative knowledge graph, Wang et al., KDD 2019, without
+    relation types or attention).
+
     Training is exact: the propagation is recomputed at every optimisation step. Scoring
     propagates once and reuses the result until the parameters change.
 
@@ -192,12 +250,13 @@ class LightGCN(TrainableRecommender):
         n_items: number of items.
         dim: embedding size.
         layers: propagation layers K.
-        adjacency: (n_users + n_items)^2 normalised training adjacency (see
-            :func:`normalized_adjacency`); may be None when ``layers == 0``.
+        adjacency: (N, N) normalised training adjacency, N = n_users + n_items + n_entities
+            (see :func:`normalized_adjacency`); may be None when ``layers == 0``.
         l2: weight of ``(|e_u|^2 + |e_i|^2 + |e_j|^2) / 2 / B`` on layer-0 embeddings.
         init_std: std of the normal initialisation.
         item_init: optional (n_items, dim) initial item embeddings (e.g. from item text).
         freeze_item_epochs: item embeddings receive no update in the first epochs.
+        n_entities: entity nodes after the items in ``adjacency`` (0: the user-item graph).
     """
 
     batch_kind = "pairs"
@@ -214,10 +273,14 @@ class LightGCN(TrainableRecommender):
         init_std: float = 0.1,
         item_init: torch.Tensor | None = None,
         freeze_item_epochs: int = 0,
+        n_entities: int = 0,
     ) -> None:
         super().__init__()
         if layers > 0 and adjacency is None:
             raise ValueError("LightGCN with layers > 0 needs the normalised adjacency")
+        nodes = n_users + n_items + n_entities
+        if adjacency is not None and tuple(adjacency.shape) != (nodes, nodes):
+            raise ValueError(f"adjacency must be ({nodes}, {nodes}), got {tuple(adjacency.shape)}")
         self.n_users = n_users
         self.n_items = n_items
         self.layers = layers
@@ -229,6 +292,12 @@ class LightGCN(TrainableRecommender):
         elif tuple(item_init.shape) != (n_items, dim):
             raise ValueError(f"item_init must be ({n_items}, {dim}), got {tuple(item_init.shape)}")
         self.item_weight = nn.Parameter(item_init.detach().clone().float())
+        self.n_entities = n_entities
+        # Drawn after the users' and items' (and only when there are entities), so that a
+        # model without entities is LightGCN's to the bit for the same seed.
+        self.entity_embedding = (
+            nn.Parameter(torch.randn(n_entities, dim) * init_std) if n_entities else None
+        )
         # Derived from the training data at build time, so not part of a checkpoint.
         self.register_buffer("adjacency", adjacency, persistent=False)
         self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
@@ -239,10 +308,16 @@ class LightGCN(TrainableRecommender):
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final user (n_users, dim) and item (n_items, dim) embeddings, with autograd."""
         x = self._propagate(self._layer0())
-        return x[: self.n_users], x[self.n_users :]
+        return x[: self.n_users], x[self.n_users : self.n_users + self.n_items]
+
+    def _embeddings(self) -> list[nn.Parameter]:
+        """Layer-0 embeddings of the graph's nodes, in node order."""
+        if self.entity_embedding is None:
+            return [self.user_weight, self.item_weight]
+        return [self.user_weight, self.item_weight, self.entity_embedding]
 
     def _layer0(self) -> torch.Tensor:
-        return torch.cat([self.user_weight, self.item_weight])
+        return torch.cat(self._embeddings())
 
     def _propagate(self, x: torch.Tensor) -> torch.Tensor:
         return propagate(self.adjacency, x, self.layers) if self.layers else x
@@ -264,9 +339,7 @@ class LightGCN(TrainableRecommender):
         """Final embeddings without autograd, recomputed only after the parameters changed."""
         # Version counters move on in-place updates (load_state_dict, a non-fused optimizer
         # step, a manual edit); ``loss`` covers the steps of fused optimizers.
-        key = tuple(
-            (p.data_ptr(), p._version, p.device) for p in (self.user_weight, self.item_weight)
-        )
+        key = tuple((p.data_ptr(), p._version, p.device) for p in self._embeddings())
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
                 users, items = self.propagate()
@@ -289,12 +362,40 @@ def uses_item_text(cfg: LightGCNConfig) -> bool:
     return cfg.item_init == "text"
 
 
-def build(cfg: LightGCNConfig, data: SplitData, device: torch.device) -> LightGCN:
-    """A LightGCN on ``device`` whose graph sees only ``data.train``.
+def uses_item_entities(cfg: LightGCNConfig) -> bool:
+    """Whether the graph holds the items' entities (the registry's ``needs_item_entities``)."""
+    return cfg.graph == "user_item_entity"
 
-    The registry's builder for ``lightgcn``, ``lightgcn_hardneg``, ``lightgcn_text`` and, with
-    zero layers, ``bpr_mf``. The negative sampler named by ``cfg.sampler`` is the training
-    loop's (``recsys.train.Trainer``).
+
+def graph_entities(cfg: LightGCNConfig, data: SplitData) -> ItemEntities | None:
+    """The entities that become nodes: ``data.item_entities`` linked to at least
+    ``cfg.min_entity_items`` items; None for the user-item graph, or when none is left (the
+    model is then plain LightGCN, with a warning).
+
+    Raises:
+        RecsysError: the graph needs entities and the data has none at all.
+    """
+    if not uses_item_entities(cfg):
+        return None
+    shared = require_item_entities(data, f"graph={cfg.graph!r}").shared(cfg.min_entity_items)
+    if not len(shared):
+        warnings.warn(
+            f"dataset {data.name!r}: no entity is linked to {cfg.min_entity_items} or more items, "
+            "so the graph has no entity edge and the model is plain LightGCN; lower "
+            "min_entity_items or give the items shared entities",
+            stacklevel=2,
+        )
+        return None
+    return shared
+
+
+def build(cfg: LightGCNConfig, data: SplitData, device: torch.device) -> LightGCN:
+    """A LightGCN on ``device`` whose graph sees only ``data.train`` (and, for the
+    ``user_item_entity`` graph, ``data.item_entities``).
+
+    The registry's builder for ``lightgcn``, ``lightgcn_hardneg``, ``lightgcn_text``,
+    ``lightgcn_kg`` and, with zero layers, ``bpr_mf``. The negative sampler named by
+    ``cfg.sampler`` is the training loop's (``recsys.train.Trainer``).
     """
     item_init = None
     if uses_item_text(cfg):
@@ -306,9 +407,12 @@ def build(cfg: LightGCNConfig, data: SplitData, device: torch.device) -> LightGC
         item_init = compress_item_embeddings(
             data.item_embeddings, cfg.dim, cfg.text_init, cfg.init_std
         )
+    entities = graph_entities(cfg, data)
     adjacency = None
     if cfg.layers:
-        adjacency = normalized_adjacency(data.train, data.n_users, data.n_items)
+        adjacency = normalized_adjacency(
+            data.train, data.n_users, data.n_items, entities, cfg.entity_weight
+        )
     model = LightGCN(
         data.n_users,
         data.n_items,
@@ -319,5 +423,6 @@ def build(cfg: LightGCNConfig, data: SplitData, device: torch.device) -> LightGC
         init_std=cfg.init_std,
         item_init=item_init,
         freeze_item_epochs=cfg.freeze_item_epochs,
+        n_entities=entities.n_entities if entities is not None else 0,
     )
     return model.to(device)

@@ -414,3 +414,10 @@ def needs_item_embeddings(space: SearchSpace) -> bool:
     has made sure the model accepts them all)."""
     spec = get_spec(space.model)
     return any(spec.needs_item_embeddings(spec.make_config(v)) for _, v in _corners(space))
+
+
+def needs_item_entities(space: SearchSpace) -> bool:
+    """Whether any trial of ``space`` may build a model whose graph holds the items' entities
+    (the model's ``needs_item_entities`` at each of the space's corners)."""
+    spec = get_spec(space.model)
+    return any(spec.needs_item_entities(spec.make_config(v)) for _, v in _corners(space))

@@ -21,10 +21,11 @@ def verbose() -> bool:
     return _verbose
 
 
-def say(line: str) -> None:
-    """A line of progress or information (silenced by ``--quiet``)."""
+def say(*lines: str) -> None:
+    """Lines of progress or information (silenced by ``--quiet``)."""
     if _verbose:
-        print(line, flush=True)
+        for line in lines:
+            print(line, flush=True)
 
 
 def warn(line: str) -> None:

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from recsys.errors import RecsysError
 from recsys.tuning import console
-from recsys.tuning.config import SweepConfig, check_fits_data, needs_item_embeddings, prep_config
+from recsys.tuning.config import (
+    SweepConfig,
+    check_fits_data,
+    needs_item_embeddings,
+    needs_item_entities,
+    prep_config,
+)
 from recsys.tuning.space import SearchSpace
 
 if TYPE_CHECKING:
@@ -34,6 +40,21 @@ def load_data(cfg: SweepConfig, data: SplitData | None = None) -> SplitData:
         f"{len(data.train)}/{len(data.val)}/{len(data.test)} train/val/test pairs, "
         f"fingerprint {data.fingerprint}"
     )
+    return data
+
+
+def check_entities(data: SplitData, spaces: Iterable[SearchSpace]) -> SplitData:
+    """Before any trial: a model whose graph needs item entities has them in ``data``, which
+    is returned.
+
+    Raises:
+        RecsysError: which model, and how to load a dataset with entities.
+    """
+    from recsys.models.base import require_item_entities
+
+    for space in spaces:
+        if needs_item_entities(space):
+            require_item_entities(data, f"model {space.model!r}")
     return data
 
 

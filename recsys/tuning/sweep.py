@@ -26,7 +26,7 @@ from recsys.tuning import console, endings, finalize, registry, results, trackin
 from recsys.tuning.config import SweepConfig, model_budget, validate
 from recsys.tuning.endings import SweepResult
 from recsys.tuning.finalize import tracked_step
-from recsys.tuning.inputs import for_trials, load_data
+from recsys.tuning.inputs import check_entities, for_trials, load_data
 from recsys.tuning.interrupts import sigterm_interrupts
 from recsys.tuning.leaderboard import Leaderboard
 from recsys.tuning.outcome import ModelOutcome
@@ -129,9 +129,9 @@ def _checked(
     check_shared(cluster, state.storage, state.tracking_uri)
     resources, note = resolve_resources(cluster, cfg.cpus_per_trial, cfg.gpus_per_trial)
     notes = [note] if note else []
-    for line in notes:
-        console.say(line)
-    return _Run(state, spaces, budgets, resources, load_data(cfg, data), callbacks), notes
+    console.say(*notes)
+    data = check_entities(load_data(cfg, data), spaces.values())
+    return _Run(state, spaces, budgets, resources, data, callbacks), notes
 
 
 def _open_tracking(run: _Run) -> None:
