@@ -40,6 +40,8 @@ BUDGET = {
     "bpr_mf": (400, 5, 8, 100),
     "mult_vae": (300, 5, 8, 50),
     "hybrid_vae": (300, 5, 8, 50),
+    # iALS (implicit's ALS): an epoch is one ALS iteration; the default peaks after 5-6.
+    "ials": (50, 1, 5, 5),
 }
 
 

@@ -26,6 +26,7 @@ CONTRACT: dict[str, tuple[dict, int]] = {
     "popularity": ({}, 1),
     "itemknn": ({"k": 10, "shrink": 1.0}, 1),
     "ease": ({"l2": 10.0}, 1),
+    "ials": ({"factors": 8, "regularization": 1.0}, 10),
     "bpr_mf": ({"dim": 8, "lr": 0.05, "batch_size": 64}, 10),
     "lightgcn": ({"dim": 8, "lr": 0.05, "batch_size": 64}, 10),
     "lightgcn_hardneg": ({"dim": 8, "lr": 0.05, "batch_size": 64}, 10),

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from recsys.errors import RecsysError
-from recsys.models import bpr_mf, ease, hybrid_vae, itemknn, lightgcn, mult_vae, popularity
+from recsys.models import (
+    bpr_mf,
+    ease,
+    hybrid_vae,
+    ials,
+    itemknn,
+    lightgcn,
+    mult_vae,
+    popularity,
+)
 from recsys.models.base import ModelSpec, Recommender
 
 
@@ -27,6 +36,7 @@ MODELS: dict[str, ModelSpec] = {
     "lightgcn_text": ModelSpec("lightgcn_text", lightgcn.LightGCNTextConfig, **_TEXT_LIGHTGCN),
     "itemknn": ModelSpec("itemknn", itemknn.ItemKNNConfig, itemknn.build, trainable=False),
     "ease": ModelSpec("ease", ease.EASEConfig, ease.build, trainable=False),
+    "ials": ModelSpec("ials", ials.IALSConfig, ials.build),
     "mult_vae": ModelSpec("mult_vae", mult_vae.MultVAEConfig, mult_vae.build),
     "hybrid_vae": ModelSpec(
         "hybrid_vae",
