@@ -32,6 +32,7 @@ CONTRACT: dict[str, tuple[dict, int]] = {
     "lightgcn_hardneg": ({"dim": 8, "lr": 0.05, "batch_size": 64}, 10),
     "lightgcn_text": ({"dim": 8, "lr": 0.05, "batch_size": 64, "text_init": "pca"}, 10),
     "mult_vae": ({"hidden": 32, "latent": 8, "anneal_steps": 50, "lr": 1e-2, "batch_size": 8}, 30),
+    "mult_dae": ({"hidden": 32, "latent": 8, "lr": 1e-2, "batch_size": 8}, 30),
     "hybrid_vae": (
         {"hidden": 32, "latent": 8, "anneal_steps": 50, "lr": 1e-2, "batch_size": 8},
         30,

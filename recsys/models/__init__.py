@@ -38,6 +38,7 @@ MODELS: dict[str, ModelSpec] = {
     "ease": ModelSpec("ease", ease.EASEConfig, ease.build, trainable=False),
     "ials": ModelSpec("ials", ials.IALSConfig, ials.build),
     "mult_vae": ModelSpec("mult_vae", mult_vae.MultVAEConfig, mult_vae.build),
+    "mult_dae": ModelSpec("mult_dae", mult_vae.MultDAEConfig, mult_vae.build_dae),
     "hybrid_vae": ModelSpec(
         "hybrid_vae",
         hybrid_vae.HybridVAEConfig,
