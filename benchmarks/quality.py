@@ -42,7 +42,11 @@ BUDGET = {
     "lightgcn_kg": (800, 5, 10, 100),
     "bpr_mf": (400, 5, 8, 100),
     "mult_vae": (300, 5, 8, 50),
+    # Mult-DAE: Mult-VAE's network without sampling or KL term, so its budget.
+    "mult_dae": (300, 5, 8, 50),
     "hybrid_vae": (300, 5, 8, 50),
+    # iALS (implicit's ALS): an epoch is one ALS iteration; the default peaks after 5-6.
+    "ials": (50, 1, 5, 5),
 }
 
 

@@ -10,7 +10,7 @@ import torch
 
 from recsys.errors import RecsysError
 from recsys.models import MODELS
-from recsys.models.lightgcn import LightGCN, normalized_adjacency, propagate
+from recsys.models.lightgcn import LightGCN, drop_edges, normalized_adjacency, propagate
 from recsys.models.text_init import compress_item_embeddings
 from recsys.train import Trainer
 
@@ -237,3 +237,99 @@ def test_search_space_values_are_cast(blocks):
     trainer = Trainer("lightgcn", {"dim": np.int64(8), "lr": 1, "layers": 2.0}, blocks)
     assert trainer.cfg.dim == 8 and isinstance(trainer.cfg.dim, int)
     assert isinstance(trainer.cfg.lr, float) and trainer.cfg.layers == 2
+
+
+def reference_loss(self, batch):
+    """``LightGCN.loss`` as it was before edge dropout existed (commit d8d11b7), verbatim."""
+    self._cache = None
+    x0 = self._layer0()
+    nodes = torch.cat([batch.users, batch.pos + self.n_users, batch.neg + self.n_users])
+    u, i, j = propagate(self.adjacency, x0, self.layers).index_select(0, nodes).chunk(3)
+    bpr = torch.nn.functional.softplus((u * (j - i)).sum(dim=1)).mean()
+    reg = x0.index_select(0, nodes).square().sum() / (2 * batch.users.shape[0])
+    return {"loss": bpr + self.l2 * reg, "bpr": bpr, "l2": reg}
+
+
+def run_epochs(data, config, epochs=3):
+    trainer = Trainer("lightgcn", {**FAST, **config}, data, seed=0)
+    losses = [trainer.train_epoch() for _ in range(epochs)]
+    return losses, trainer.model.state_dict(), torch.get_rng_state()
+
+
+def test_edge_dropout_zero_trains_bit_for_bit_like_the_code_before_it(blocks, monkeypatch):
+    losses, state, rng = run_epochs(blocks, {"edge_dropout": 0.0})
+    with monkeypatch.context() as patch:
+        patch.setattr(LightGCN, "loss", reference_loss)
+        ref_losses, ref_state, ref_rng = run_epochs(blocks, {})
+    assert losses == ref_losses  # floats compared exactly
+    for key in ref_state:
+        torch.testing.assert_close(state[key], ref_state[key], rtol=0, atol=0)
+    # No extra random draw: the negatives and the generator's state are the same as before.
+    assert torch.equal(rng, ref_rng)
+    dropped_losses, _, dropped_rng = run_epochs(blocks, {"edge_dropout": 0.3})
+    assert dropped_losses != losses and not torch.equal(dropped_rng, rng)
+
+
+def dropout_model(blocks, rate, layers=1):
+    torch.manual_seed(0)
+    adjacency = normalized_adjacency(blocks.train, blocks.n_users, blocks.n_items).double()
+    model = LightGCN(
+        blocks.n_users, blocks.n_items, 4, layers, adjacency, init_std=1.0, edge_dropout=rate
+    )
+    return model.double()
+
+
+def test_dropped_graph_keeps_entries_with_one_minus_rate_scaled_and_its_transpose(blocks):
+    model = dropout_model(blocks, 0.4)
+    full = model.adjacency.to_dense()
+    torch.manual_seed(1)
+    dropped, transpose = drop_edges(model.adjacency, model.mirror, 0.4)
+    dense = dropped.to_dense()
+    kept = dense != 0
+    # Kept entries are the full graph's scaled by 1/(1 - rate); the others are 0.
+    torch.testing.assert_close(dense[kept], full[kept] / 0.6)
+    assert (full[~kept & (full != 0)] != 0).all() and not (dense[full == 0] != 0).any()
+    # Each direction of an edge is dropped on its own (the reference's mask over all values).
+    share = kept.sum() / (full != 0).sum()
+    assert 0.5 < share < 0.7 and not torch.equal(kept, kept.T)
+    torch.testing.assert_close(transpose.to_dense(), dense.T, rtol=0, atol=0)
+    # The backward pass through the asymmetric draw is the dense one.
+    x = torch.randn(full.shape[0], 3, dtype=torch.float64, requires_grad=True)
+    propagate(dropped, x, 2, transpose).square().sum().backward()
+    x2 = x.detach().clone().requires_grad_(True)
+    ((x2 + dense @ x2 + dense @ dense @ x2) / 3).square().sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad)
+
+
+def test_edge_dropout_redraws_each_step_averages_to_the_full_graph_and_spares_scoring(blocks):
+    model = dropout_model(blocks, 0.5)
+    model.train()
+    with torch.no_grad():
+        full_users, full_items = model.propagate()
+        draws = torch.stack([torch.cat(model.propagate(dropped=True)) for _ in range(1000)])
+    assert not torch.equal(draws[0], draws[1])
+    # E[A_dropped] = A, so with one layer the mean of (x + A_dropped x) / 2 is the full graph's
+    # (a draw's spread is up to 0.25 here, the mean's about 0.008; unscaled it would be 0.1+ off).
+    assert draws.std(0).max() > 0.1
+    full = torch.cat([full_users, full_items])
+    torch.testing.assert_close(draws.mean(0), full, rtol=0, atol=0.04)
+    # Scoring (eval) and the DNS sampler's scores use the full graph, in either mode.
+    users = torch.arange(blocks.n_users)
+    expected = full_users @ full_items.T
+    torch.testing.assert_close(model.score(users), expected, rtol=0, atol=0)
+    model.eval()
+    torch.testing.assert_close(model.score(users), expected, rtol=0, atol=0)
+    without = dropout_model(blocks, 0.0)
+    without.eval()
+    torch.testing.assert_close(without.score(users), expected, rtol=0, atol=0)
+
+
+def test_edge_dropout_is_validated_and_trains(blocks):
+    with pytest.raises(RecsysError, match="edge_dropout"):
+        Trainer("lightgcn", {"edge_dropout": 1.0}, blocks)
+    trainer = Trainer("lightgcn", {**FAST, "lr": 0.01, "edge_dropout": 0.2}, blocks, seed=0)
+    first = trainer.train_epoch()
+    for _ in range(4):
+        last = trainer.train_epoch()
+    assert last["bpr"] < 0.9 * first["bpr"]
+    assert MODELS["lightgcn"].config_cls().edge_dropout == 0.0

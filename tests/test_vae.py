@@ -1,4 +1,5 @@
-"""Mult-VAE and HybridVAE: the checkerboard, loss going down, annealing, frozen text vectors."""
+"""Mult-VAE, Mult-DAE and HybridVAE: the checkerboard, loss going down, annealing, the DAE's
+deterministic encoder, frozen text vectors."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from recsys.models import get_spec
 from recsys.models.base import UserBatch
 from recsys.models.history import History
 from recsys.models.hybrid_vae import TextDecoder
+from recsys.models.mult_vae import MultVAE
 from recsys.models.vae import gaussian_kl, multinomial_nll
 from recsys.train import Trainer
+from recsys.tuning.space import load_space
 
 SMALL = {"hidden": 32, "latent": 8, "anneal_steps": 50}
 # Small, fast training settings; no clipping (HybridVAE's default clips at 5).
@@ -186,3 +189,74 @@ def test_text_decoder_residual_is_added_to_the_text_vectors():
     with torch.no_grad():
         decoder.residual.fill_(0.5)
     torch.testing.assert_close(decoder.item_matrix(), vectors + 0.5)
+
+
+DAE = {"hidden": 32, "latent": 8, "dropout": 0.0}
+
+
+def dae(data: SplitData, **overrides):
+    torch.manual_seed(0)
+    spec = get_spec("mult_dae")
+    return spec.build(spec.make_config({**DAE, **overrides}), data, torch.device("cpu"))
+
+
+def test_dae_loss_without_dropout_is_the_multinomial_nll_of_its_network(blocks):
+    model = dae(blocks)
+    users = torch.arange(6)
+    rows = History(blocks.train_csr()).rows(users)
+    model.train()
+    out = model.loss(UserBatch(users, rows))
+    assert set(out) == {"loss", "nll"} and out["loss"] is out["nll"]
+    # By hand, from the weights: Liang et al.'s MultiDAE, tanh after every layer but the last.
+    enc, dec = model.encoder, model.decoder
+    layers = [enc.hidden, enc.out, dec[1], dec[3]]
+    h = rows / rows.norm(dim=1, keepdim=True)
+    for index, layer in enumerate(layers):
+        h = h @ layer.weight.T + layer.bias
+        if index < len(layers) - 1:
+            h = torch.tanh(h)
+    log_p = h - torch.logsumexp(h, dim=1, keepdim=True)
+    expected = -(log_p * rows).sum(dim=1).mean()
+    torch.testing.assert_close(out["loss"], expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(out["loss"], multinomial_nll(model(rows)[0], rows), rtol=0, atol=0)
+    assert enc.out.out_features == DAE["latent"]  # the code alone: no log-variance half
+
+
+def test_dae_decodes_its_code_without_sampling_in_training_and_scoring(blocks):
+    users = torch.arange(blocks.n_users)
+    rows = History(blocks.train_csr()).rows(users)
+    model = dae(blocks)
+    model.train()
+    logits, code, logvar = model(rows)
+    assert logvar is None
+    torch.testing.assert_close(model(rows)[0], logits, rtol=0, atol=0)
+    model.eval()
+    torch.testing.assert_close(model.score(users), logits, rtol=0, atol=0)
+    torch.testing.assert_close(model.score(users), model.score(users), rtol=0, atol=0)
+    # The same check fails for the VAE: it samples z in training.
+    vae = build("mult_vae", blocks, dropout=0.0)
+    vae.train()
+    assert not torch.equal(vae(rows)[0], vae(rows)[0])
+
+
+def test_dae_has_no_kl_weight_and_defaults_to_the_papers_l2(blocks):
+    with pytest.raises(RecsysError, match="unknown hyperparameter.*beta_max"):
+        Trainer("mult_dae", {**DAE, "beta_max": 0.2}, blocks)
+    trainer = Trainer("mult_dae", DAE, blocks)
+    # 0.01 / batch_size on sum |W|^2 in Liang et al.'s code is Adam's weight decay 2 * 0.01 / 500.
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == pytest.approx(4e-5)
+    with pytest.raises(ValueError, match="no KL term"):
+        MultVAE(blocks.train_csr(), 8, 4, 0.0, beta_max=0.2, variational=False)
+
+
+def test_dae_state_dict_round_trip_and_space_file(blocks):
+    trainer = Trainer("mult_dae", {**DAE, **TRAIN}, blocks, seed=0)
+    trainer.train_epoch()
+    trainer.model.eval()
+    clone = dae(blocks)
+    clone.load_state_dict(trainer.model.state_dict())
+    clone.eval()
+    users = torch.arange(blocks.n_users)
+    torch.testing.assert_close(clone.score(users), trainer.model.score(users), rtol=0, atol=0)
+    space = load_space("mult_dae")
+    assert "beta_max" not in space.params and space.model == "mult_dae"

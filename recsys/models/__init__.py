@@ -10,6 +10,7 @@ from recsys.models import (
     ease,
     gfcf,
     hybrid_vae,
+    ials,
     itemknn,
     lightgcn,
     mult_vae,
@@ -47,7 +48,9 @@ MODELS: dict[str, ModelSpec] = {
     "gfcf": ModelSpec("gfcf", gfcf.GFCFConfig, gfcf.build, trainable=False),
     "rp3beta": ModelSpec("rp3beta", rp3beta.RP3betaConfig, rp3beta.build, trainable=False),
     "userknn": ModelSpec("userknn", userknn.UserKNNConfig, userknn.build, trainable=False),
+    "ials": ModelSpec("ials", ials.IALSConfig, ials.build),
     "mult_vae": ModelSpec("mult_vae", mult_vae.MultVAEConfig, mult_vae.build),
+    "mult_dae": ModelSpec("mult_dae", mult_vae.MultDAEConfig, mult_vae.build_dae),
     "hybrid_vae": ModelSpec(
         "hybrid_vae",
         hybrid_vae.HybridVAEConfig,

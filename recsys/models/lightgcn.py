@@ -22,6 +22,7 @@ from recsys.errors import RecsysError, require
 from recsys.models.base import PairBatch, TrainableRecommender, require_item_entities
 from recsys.models.samplers import SAMPLERS
 from recsys.models.text_init import TEXT_INITS, compress_item_embeddings
+from recsys.sparse import sparse_csr
 
 ITEM_INITS = ("random", "text")
 # The propagation graph: users and items, or users, items and the items' entities.
@@ -86,6 +87,8 @@ class LightGCNConfig(PairwiseConfig):
             before normalisation (a user-item edge weighs 1).
         min_entity_items: ``user_item_entity``: only entities linked to at least this many
             items become nodes (an entity of one item joins no two items).
+        edge_dropout: share of the training graph's entries dropped at each training step (see
+            :func:`drop_edges`); 0 trains on the full graph. Scoring always uses the full graph.
     """
 
     layers: int = 3
@@ -95,6 +98,7 @@ class LightGCNConfig(PairwiseConfig):
     graph: str = "user_item"
     entity_weight: float = 1.0
     min_entity_items: int = 2
+    edge_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -123,6 +127,10 @@ class LightGCNConfig(PairwiseConfig):
             self.graph == "user_item" or self.layers >= 1,
             f"graph {self.graph!r} needs layers >= 1 (with 0 no entity reaches an item), got "
             f"{self.layers}",
+        )
+        require(
+            0.0 <= self.edge_dropout < 1.0,
+            f"edge_dropout must lie in [0, 1) (1 would drop every edge), got {self.edge_dropout}",
         )
 
 
@@ -198,34 +206,87 @@ def normalized_adjacency(
         )
 
 
-class _SymmetricSpMM(torch.autograd.Function):
-    """``A @ x`` for a constant symmetric sparse ``A``: the backward is ``A @ grad`` again,
-    which avoids transposing the CSR matrix on every step."""
+def transpose_index(adjacency: torch.Tensor) -> torch.Tensor:
+    """For a CSR matrix whose pattern is symmetric (``normalized_adjacency``'s): the slot in
+    ``values()`` of each stored entry's mirror, so that ``values()[index]`` are the values of
+    the transpose in the same CSR pattern.
+
+    Returns:
+        (nnz,) int64 on ``adjacency``'s device.
+    """
+    crow = adjacency.crow_indices().cpu().numpy().astype(np.int64)
+    cols = adjacency.col_indices().cpu().numpy().astype(np.int64)
+    n = adjacency.shape[1]
+    rows = np.repeat(np.arange(adjacency.shape[0]), np.diff(crow))
+    # CSR order is ascending (row, col): the mirror (col, row) is found by binary search.
+    index = np.searchsorted(rows * n + cols, cols * n + rows)
+    return torch.from_numpy(index).to(adjacency.crow_indices().device)
+
+
+def drop_edges(
+    adjacency: torch.Tensor, mirror: torch.Tensor, rate: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One draw of edge dropout on the normalised adjacency, and its transpose.
+
+    As in the LightGCN authors' code (``__dropout_x`` in gusye1234/LightGCN-PyTorch): each
+    stored entry (each direction of an edge on its own) is kept with probability
+    ``1 - rate`` and scaled by ``1 / (1 - rate)``, with no renormalisation, so the expected
+    matrix is the full one. Dropped entries become explicit zeros of the same CSR pattern.
+
+    Args:
+        adjacency: (N, N) normalised sparse CSR adjacency (symmetric pattern).
+        mirror: :func:`transpose_index` of ``adjacency``.
+        rate: drop probability in (0, 1).
+
+    Returns:
+        The dropped (N, N) CSR matrix and its transpose (the backward pass's matrix).
+    """
+    values = adjacency.values()
+    kept = torch.rand(values.shape, device=values.device) >= rate
+    values = values * kept / (1.0 - rate)
+    parts = (adjacency.crow_indices(), adjacency.col_indices())
+    size = tuple(adjacency.shape)
+    return sparse_csr(*parts, values, size), sparse_csr(*parts, values[mirror], size)
+
+
+class _SparseMM(torch.autograd.Function):
+    """``A @ x`` for a constant sparse ``A`` given with its transpose ``A^T``, the backward's
+    matrix; for the symmetric training graph both are the same tensor, which avoids transposing
+    the CSR matrix on every step."""
 
     @staticmethod
-    def forward(ctx, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        ctx.adjacency = adjacency
+    def forward(
+        ctx, adjacency: torch.Tensor, transpose: torch.Tensor, x: torch.Tensor
+    ) -> torch.Tensor:
+        ctx.transpose = transpose
         return torch.sparse.mm(adjacency, x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
-        return None, torch.sparse.mm(ctx.adjacency, grad)
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        return None, None, torch.sparse.mm(ctx.transpose, grad)
 
 
-def propagate(adjacency: torch.Tensor, x: torch.Tensor, layers: int) -> torch.Tensor:
+def propagate(
+    adjacency: torch.Tensor,
+    x: torch.Tensor,
+    layers: int,
+    transpose: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean of ``x, A x, ..., A^K x`` (LightGCN's layer combination with alpha_k = 1/(K+1)).
 
     Args:
-        adjacency: (N, N) symmetric normalised sparse CSR adjacency.
+        adjacency: (N, N) normalised sparse CSR adjacency.
         x: (N, d) layer-0 embeddings.
         layers: K.
+        transpose: ``A^T`` as a CSR matrix; None when ``A`` is symmetric.
 
     Returns:
         (N, d) final embeddings.
     """
+    transpose = adjacency if transpose is None else transpose
     total = x
     for _ in range(layers):
-        x = _SymmetricSpMM.apply(adjacency, x)
+        x = _SparseMM.apply(adjacency, transpose, x)
         total = total + x
     return total / (layers + 1) if layers else total
 
@@ -242,8 +303,10 @@ class LightGCN(TrainableRecommender):
     around them (as in KGAT's collaborative knowledge graph, Wang et al., KDD 2019, without
     relation types or attention).
 
-    Training is exact: the propagation is recomputed at every optimisation step. Scoring
-    propagates once and reuses the result until the parameters change.
+    Training is exact: the propagation is recomputed at every optimisation step, with edge
+    dropout over a fresh draw of the graph each step when ``edge_dropout > 0`` (one draw for all
+    K layers, as in the authors' code). Scoring, and the DNS sampler's scores, propagate over the
+    full graph once and reuse the result until the parameters change.
 
     Args:
         n_users: number of users.
@@ -257,6 +320,8 @@ class LightGCN(TrainableRecommender):
         item_init: optional (n_items, dim) initial item embeddings (e.g. from item text).
         freeze_item_epochs: item embeddings receive no update in the first epochs.
         n_entities: entity nodes after the items in ``adjacency`` (0: the user-item graph).
+        edge_dropout: drop probability of each graph entry in a training step (see
+            :func:`drop_edges`); 0 (or ``layers == 0``) trains on the full graph.
     """
 
     batch_kind = "pairs"
@@ -274,6 +339,7 @@ class LightGCN(TrainableRecommender):
         item_init: torch.Tensor | None = None,
         freeze_item_epochs: int = 0,
         n_entities: int = 0,
+        edge_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if layers > 0 and adjacency is None:
@@ -300,14 +366,22 @@ class LightGCN(TrainableRecommender):
         )
         # Derived from the training data at build time, so not part of a checkpoint.
         self.register_buffer("adjacency", adjacency, persistent=False)
+        self.edge_dropout = edge_dropout if layers else 0.0
+        mirror = transpose_index(adjacency) if self.edge_dropout else None
+        self.register_buffer("mirror", mirror, persistent=False)
         self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
 
     def on_epoch_start(self, epoch: int) -> None:
         self.item_weight.requires_grad_(epoch >= self.freeze_item_epochs)
 
-    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final user (n_users, dim) and item (n_items, dim) embeddings, with autograd."""
-        x = self._propagate(self._layer0())
+    def propagate(self, dropped: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final user (n_users, dim) and item (n_items, dim) embeddings, with autograd.
+
+        Args:
+            dropped: over a fresh edge-dropout draw of the graph (a training step's), not the
+                full graph; the same as the full graph when ``edge_dropout`` is 0.
+        """
+        x = self._propagate(self._layer0(), dropped)
         return x[: self.n_users], x[self.n_users : self.n_users + self.n_items]
 
     def _embeddings(self) -> list[nn.Parameter]:
@@ -319,8 +393,13 @@ class LightGCN(TrainableRecommender):
     def _layer0(self) -> torch.Tensor:
         return torch.cat(self._embeddings())
 
-    def _propagate(self, x: torch.Tensor) -> torch.Tensor:
-        return propagate(self.adjacency, x, self.layers) if self.layers else x
+    def _propagate(self, x: torch.Tensor, dropped: bool = False) -> torch.Tensor:
+        if not self.layers:
+            return x
+        if dropped and self.edge_dropout:
+            adjacency, transpose = drop_edges(self.adjacency, self.mirror, self.edge_dropout)
+            return propagate(adjacency, x, self.layers, transpose)
+        return propagate(self.adjacency, x, self.layers)
 
     def loss(self, batch: PairBatch) -> dict[str, torch.Tensor]:
         # An optimizer step follows. Version counters (see final_embeddings) would catch it too,
@@ -330,7 +409,7 @@ class LightGCN(TrainableRecommender):
         # One gather of users, positives and negatives (node ids) for the final and the
         # layer-0 embeddings: fewer kernels and one index_add each in the backward pass.
         nodes = torch.cat([batch.users, batch.pos + self.n_users, batch.neg + self.n_users])
-        u, i, j = self._propagate(x0).index_select(0, nodes).chunk(3)
+        u, i, j = self._propagate(x0, dropped=self.training).index_select(0, nodes).chunk(3)
         bpr = F.softplus((u * (j - i)).sum(dim=1)).mean()
         reg = x0.index_select(0, nodes).square().sum() / (2 * batch.users.shape[0])
         return {"loss": bpr + self.l2 * reg, "bpr": bpr, "l2": reg}
@@ -424,5 +503,6 @@ def build(cfg: LightGCNConfig, data: SplitData, device: torch.device) -> LightGC
         item_init=item_init,
         freeze_item_epochs=cfg.freeze_item_epochs,
         n_entities=entities.n_entities if entities is not None else 0,
+        edge_dropout=cfg.edge_dropout,
     )
     return model.to(device)
