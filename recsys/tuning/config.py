@@ -30,6 +30,7 @@ DEFAULT_MODELS = (
     "rp3beta",
     "userknn",
     "semantic",
+    "ials",
 )
 # The seed projects' and course notebooks' models: the text-aware LightGCNs and HybridVAE, and
 # what they were compared with.
@@ -41,6 +42,8 @@ SEED_MODELS = (
     "mult_vae",
     "userknn",
     "semantic",
+    "mult_dae",
+    "lightgcn_kg",
 )
 # The non-neural baselines and classic neural ones a fair leaderboard needs.
 BASELINE_MODELS = (
@@ -50,8 +53,10 @@ BASELINE_MODELS = (
     "ease",
     "gfcf",
     "rp3beta",
+    "ials",
     "bpr_mf",
     "mult_vae",
+    "mult_dae",
 )
 # Names --models also accepts, each standing for the models it lists ("all": every registered).
 MODEL_GROUPS: dict[str, tuple[str, ...]] = {
