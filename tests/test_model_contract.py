@@ -35,6 +35,7 @@ CONTRACT: dict[str, tuple[dict, int]] = {
         {"hidden": 32, "latent": 8, "anneal_steps": 50, "lr": 1e-2, "batch_size": 8},
         30,
     ),
+    "ncf_mlp": ({"dim": 8, "hidden": 16, "n_layers": 2, "lr": 0.01, "batch_size": 32}, 12),
 }
 # Popularity ranks every user's unseen items alike, so no per-user answer exists for it; its
 # known answer is the training counts (checked below).

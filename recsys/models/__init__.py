@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from recsys.errors import RecsysError
-from recsys.models import bpr_mf, ease, hybrid_vae, itemknn, lightgcn, mult_vae, popularity
+from recsys.models import (
+    bpr_mf,
+    ease,
+    hybrid_vae,
+    itemknn,
+    lightgcn,
+    mult_vae,
+    ncf_mlp,
+    popularity,
+)
 from recsys.models.base import ModelSpec, Recommender
 
 
@@ -34,6 +43,7 @@ MODELS: dict[str, ModelSpec] = {
         hybrid_vae.build,
         needs_item_embeddings=_always,
     ),
+    "ncf_mlp": ModelSpec("ncf_mlp", ncf_mlp.NCFMLPConfig, ncf_mlp.build),
 }
 
 
