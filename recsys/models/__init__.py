@@ -14,6 +14,7 @@ from recsys.models import (
     mult_vae,
     ncf_mlp,
     popularity,
+    two_tower,
 )
 from recsys.models.base import ModelSpec, Recommender
 
@@ -44,6 +45,12 @@ MODELS: dict[str, ModelSpec] = {
         needs_item_embeddings=_always,
     ),
     "ncf_mlp": ModelSpec("ncf_mlp", ncf_mlp.NCFMLPConfig, ncf_mlp.build),
+    "two_tower": ModelSpec(
+        "two_tower",
+        two_tower.TwoTowerConfig,
+        two_tower.build,
+        needs_item_embeddings=two_tower.uses_item_text,
+    ),
 }
 
 
