@@ -10,6 +10,7 @@ from recsys.models import get_spec, ncf_mlp
 from recsys.models.base import PairBatch
 from recsys.models.ncf_mlp import NCFMLP, NCFMLPConfig
 from recsys.train import Trainer
+from recsys.tuning.space import load_space, to_tune
 
 SMALL = {"dim": 4, "hidden": 8, "n_layers": 2}
 
@@ -97,3 +98,13 @@ def test_popularity_sampler_is_the_configs(blocks):
 def test_registry_entry_is_trainable_without_text():
     spec = get_spec("ncf_mlp")
     assert spec.trainable and not spec.needs_item_embeddings(spec.config_cls())
+
+
+def test_the_search_space_starts_with_the_defaults():
+    space = load_space("ncf_mlp")
+    defaults = NCFMLPConfig()
+    assert space.first_trial == {name: getattr(defaults, name) for name in space.searched()}
+    # Every corner of the tower sizes is a valid config (hidden halves n_layers - 1 times).
+    for hidden in space.params["hidden"].args[0]:
+        NCFMLPConfig(hidden=hidden, n_layers=space.params["n_layers"].args[1])
+    to_tune(space)
