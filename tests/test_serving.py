@@ -23,6 +23,9 @@ CONFIGS = {
     "lightgcn": {"dim": 8, "layers": 2, "lr": 0.05, "batch_size": 64},
     "mult_vae": {"hidden": 16, "latent": 8, "batch_size": 16},
     "hybrid_vae": {"hidden": 16, "latent": 8, "batch_size": 16},
+    "ncf_mlp": {"dim": 8, "hidden": 16, "n_layers": 2, "batch_size": 64},
+    # With item text: the served copy rebuilds its item tower from the stored text vectors.
+    "two_tower": {"dim": 8, "hidden": 16, "batch_size": 64, "item_text": True},
 }
 
 
