@@ -47,6 +47,12 @@ BUDGET = {
     "hybrid_vae": (300, 5, 8, 50),
     # iALS (implicit's ALS): an epoch is one ALS iteration; the default peaks after 5-6.
     "ials": (50, 1, 5, 5),
+    # NCF's MLP tower over [p_u; q_i], BCE on 4 sampled negatives: peaks near epoch 16 at the
+    # paper's settings, then overfits (0.125 by epoch 60).
+    "ncf_mlp": (60, 2, 8, 10),
+    # Two towers (pooled history | item id), in-batch softmax with log-Q: validation 0.20-0.21
+    # from epoch 10 to 40.
+    "two_tower": (80, 2, 10, 10),
 }
 
 

@@ -42,6 +42,8 @@ CONTRACT: dict[str, tuple[dict, int]] = {
         30,
     ),
     "semantic": ({}, 1),
+    "ncf_mlp": ({"dim": 8, "hidden": 16, "n_layers": 2, "lr": 0.01, "batch_size": 32}, 12),
+    "two_tower": ({"dim": 8, "hidden": 16, "lr": 0.01, "batch_size": 32, "item_text": True}, 6),
 }
 # Popularity ranks every user's unseen items alike, so no per-user answer exists for it; its
 # known answer is the training counts (checked below). Semantic retrieval ranks by item text

@@ -25,6 +25,9 @@ CONFIGS = {
     "mult_vae": {"hidden": 16, "latent": 8, "batch_size": 16},
     "hybrid_vae": {"hidden": 16, "latent": 8, "batch_size": 16},
     "semantic": {"weighting": "idf", "popularity_blend": 0.1},
+    "ncf_mlp": {"dim": 8, "hidden": 16, "n_layers": 2, "batch_size": 64},
+    # With item text: the served copy rebuilds its item tower from the stored text vectors.
+    "two_tower": {"dim": 8, "hidden": 16, "batch_size": 64, "item_text": True},
 }
 
 

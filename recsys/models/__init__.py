@@ -14,9 +14,11 @@ from recsys.models import (
     itemknn,
     lightgcn,
     mult_vae,
+    ncf_mlp,
     popularity,
     rp3beta,
     semantic,
+    two_tower,
     userknn,
 )
 from recsys.models.base import ModelSpec, Recommender
@@ -63,6 +65,13 @@ MODELS: dict[str, ModelSpec] = {
         semantic.build,
         trainable=False,
         needs_item_embeddings=_always,
+    ),
+    "ncf_mlp": ModelSpec("ncf_mlp", ncf_mlp.NCFMLPConfig, ncf_mlp.build),
+    "two_tower": ModelSpec(
+        "two_tower",
+        two_tower.TwoTowerConfig,
+        two_tower.build,
+        needs_item_embeddings=two_tower.uses_item_text,
     ),
 }
 

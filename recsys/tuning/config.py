@@ -44,6 +44,8 @@ SEED_MODELS = (
     "semantic",
     "mult_dae",
     "lightgcn_kg",
+    "ncf_mlp",
+    "two_tower",
 )
 # The non-neural baselines and classic neural ones a fair leaderboard needs.
 BASELINE_MODELS = (
