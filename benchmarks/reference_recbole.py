@@ -253,7 +253,7 @@ ROWS: tuple[Row, ...] = (
         note="MLP tower only (RecBole mf_train False)",
     ),
     Row("dmf", "DMF", None, {}, {}, Budget(epochs=30, every=3, patience=3)),
-    Row("cdae", "CDAE", None, NO_NEGATIVES, {}, Budget(epochs=100, every=5, patience=4)),
+    Row("cdae", "CDAE", None, NO_NEGATIVES, {}, Budget(epochs=300, every=5, patience=4)),
     Row(
         "cke",
         "CKE",
@@ -519,6 +519,14 @@ def select(spec: str) -> list[Row]:
     return chosen
 
 
+def progress(side: Side) -> str:
+    """One side's outcome on the progress line: NDCG@10, epochs and seconds, or its status."""
+    if side.ndcg is None:
+        return side.status
+    text = f"ndcg@10 {side.ndcg:.4f}, epochs {side.epochs}, {side.seconds:.0f} s"
+    return f"{text} ({side.status})" if side.status else text
+
+
 def fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -617,12 +625,7 @@ def main() -> None:
         if theirs.info:
             theirs.status = count_mismatch(theirs.info, data)
         ours = run_ours(row, data, args.seed) if args.sides != "recbole" else Side(status="not run")
-        print(
-            f"  RecBole {fmt(theirs.ndcg)} ({theirs.epochs} epochs, {fmt(theirs.seconds, 0)} s)"
-            f" {theirs.status}; ours {fmt(ours.ndcg)} ({ours.epochs} epochs, "
-            f"{fmt(ours.seconds, 0)} s) {ours.status}",
-            flush=True,
-        )
+        print(f"  RecBole: {progress(theirs)}; ours: {progress(ours)}", flush=True)
         results.append((row, theirs, ours))
     print()
     print_table(results)
