@@ -28,7 +28,6 @@ DEFAULT_MODELS = (
     "mult_vae",
     "gfcf",
     "rp3beta",
-    "userknn",
     "semantic",
     "ials",
 )
