@@ -20,7 +20,7 @@ from torch import nn
 from recsys.data.dataset import ItemEntities, Pairs, SplitData
 from recsys.errors import RecsysError, require
 from recsys.models.base import PairBatch, TrainableRecommender, require_item_entities
-from recsys.models.samplers import SAMPLERS
+from recsys.models.samplers import check_sampler_fields
 from recsys.models.text_init import TEXT_INITS, compress_item_embeddings
 from recsys.sparse import sparse_csr
 
@@ -63,13 +63,7 @@ class PairwiseConfig:
         require(self.l2 >= 0, f"l2 must be >= 0, got {self.l2}")
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         require(self.init_std > 0, f"init_std must be > 0, got {self.init_std}")
-        require(
-            self.sampler in SAMPLERS,
-            f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}",
-        )
-        require(0.0 <= self.p_pop <= 1.0, f"p_pop must lie in [0, 1], got {self.p_pop}")
-        require(self.pool_size >= 1, f"pool_size must be >= 1, got {self.pool_size}")
-        require(self.n_candidates >= 1, f"n_candidates must be >= 1, got {self.n_candidates}")
+        check_sampler_fields(self)
 
 
 @dataclass(frozen=True)

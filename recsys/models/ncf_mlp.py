@@ -18,7 +18,7 @@ from torch import nn
 from recsys.data.dataset import SplitData
 from recsys.errors import require
 from recsys.models.base import PairBatch, TrainableRecommender
-from recsys.models.samplers import SAMPLERS
+from recsys.models.samplers import check_sampler_fields
 
 # Largest (users x items x first-layer width) activation built at once when scoring: 2^24
 # float32 values are 64 MiB, the evaluator's own score-batch size.
@@ -73,13 +73,7 @@ class NCFMLPConfig:
         require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         require(self.init_std > 0, f"init_std must be > 0, got {self.init_std}")
-        require(
-            self.sampler in SAMPLERS,
-            f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}",
-        )
-        require(0.0 <= self.p_pop <= 1.0, f"p_pop must lie in [0, 1], got {self.p_pop}")
-        require(self.pool_size >= 1, f"pool_size must be >= 1, got {self.pool_size}")
-        require(self.n_candidates >= 1, f"n_candidates must be >= 1, got {self.n_candidates}")
+        check_sampler_fields(self)
 
     @property
     def widths(self) -> tuple[int, ...]:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from recsys.data.dataset import Pairs, SplitData
-from recsys.errors import RecsysError
+from recsys.errors import RecsysError, require
 
 SAMPLERS = ("uniform", "popularity", "dns")
 
@@ -197,6 +197,18 @@ class DynamicNegativeSampler(NegativeSampler):
         with torch.no_grad():
             best = score_fn(users, candidates).argmax(dim=1, keepdim=True)
         return candidates.gather(1, best).squeeze(1)
+
+
+def check_sampler_fields(cfg: Any) -> None:
+    """The checks of a config's sampler fields (``sampler``, ``p_pop``, ``pool_size``,
+    ``n_candidates``), shared by every model that samples negatives."""
+    require(
+        cfg.sampler in SAMPLERS,
+        f"sampler must be one of {', '.join(SAMPLERS)}, got {cfg.sampler!r}",
+    )
+    require(0.0 <= cfg.p_pop <= 1.0, f"p_pop must lie in [0, 1], got {cfg.p_pop}")
+    require(cfg.pool_size >= 1, f"pool_size must be >= 1, got {cfg.pool_size}")
+    require(cfg.n_candidates >= 1, f"n_candidates must be >= 1, got {cfg.n_candidates}")
 
 
 def sampler_for(cfg: Any, data: SplitData, device: torch.device | str) -> NegativeSampler:
