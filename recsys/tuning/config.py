@@ -59,12 +59,13 @@ BASELINE_MODELS = (
     "mult_vae",
     "mult_dae",
 )
-# Names --models also accepts, each standing for the models it lists ("all": every registered).
+# Names --models also accepts, each standing for the models it lists ("all": every model
+# registered when the names are expanded).
 MODEL_GROUPS: dict[str, tuple[str, ...]] = {
     "default": DEFAULT_MODELS,
     "seeds": SEED_MODELS,
     "baselines": BASELINE_MODELS,
-    "all": tuple(MODELS),
+    "all": (),
 }
 SEARCHES = ("random", "optuna")
 SCHEDULERS = ("asha", "fifo")
@@ -133,6 +134,11 @@ class SweepConfig:
         return dataclasses.replace(self, **changes, verbose=given.verbose, resume=True)
 
 
+def group_members(group: str) -> tuple[str, ...]:
+    """The models of a group of :data:`MODEL_GROUPS`; ``all``: every registered model, now."""
+    return tuple(MODELS) if group == "all" else MODEL_GROUPS[group]
+
+
 def expand_models(text: str) -> tuple[str, ...]:
     """``--models``: comma-separated model names and group names (:data:`MODEL_GROUPS`), in
     order, each model once (``default,gfcf`` adds GF-CF to the default sweep).
@@ -146,7 +152,7 @@ def expand_models(text: str) -> tuple[str, ...]:
         raise RecsysError(f"--models names {dupes[0]!r} twice; name each model once")
     models: list[str] = []
     for token in tokens:
-        for name in MODEL_GROUPS.get(token, (token,)):
+        for name in group_members(token) if token in MODEL_GROUPS else (token,):
             if name not in models:
                 models.append(name)
     return tuple(models)
