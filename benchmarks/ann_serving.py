@@ -45,32 +45,15 @@ import torch
 
 from recsys.ann import DEFAULT_MAX_SEEN, AnnConfig, ItemIndex, index_top_k, list_count
 from recsys.data.dataset import Pairs, SplitData
-from recsys.models.base import Recommender
+from recsys.models.fixed import FixedVectors
 from recsys.serving import ModelCard, ServedModel
 
 CLUSTERS = 256
 
 
-class Dot(Recommender):
-    """Fixed user and item vectors; score = their inner product."""
-
-    def __init__(self, users: torch.Tensor, items: torch.Tensor) -> None:
-        super().__init__()
-        self.n_users, self.n_items = users.shape[0], items.shape[0]
-        self.register_buffer("users", users)
-        self.register_buffer("items", items)
-
-    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        return self.users[users]
-
-    def item_vectors(self) -> torch.Tensor:
-        return self.items
-
-    def score(self, users: torch.Tensor) -> torch.Tensor:
-        return self.user_vectors(users) @ self.items.T
-
-
-def synthetic(n_items: int, dim: int, n_users: int, seed: int = 0) -> tuple[Dot, SplitData]:
+def synthetic(
+    n_items: int, dim: int, n_users: int, seed: int = 0
+) -> tuple[FixedVectors, SplitData]:
     """The model and its seen items (see the module docstring)."""
     rng = np.random.default_rng(seed)
     spectrum = (np.arange(1, dim + 1) ** -0.5).astype(np.float32)
@@ -113,7 +96,7 @@ def synthetic(n_items: int, dim: int, n_users: int, seed: int = 0) -> tuple[Dot,
         val=Pairs.empty(),
         test=None,
     )
-    return Dot(torch.from_numpy(profiles), torch.from_numpy(items)), data
+    return FixedVectors(torch.from_numpy(profiles), torch.from_numpy(items)), data
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
@@ -161,7 +144,7 @@ def measure(n_items: int, dim: int, args: argparse.Namespace) -> dict[str, float
     return figures
 
 
-def against_hnsw(model: Dot, ivf: ItemIndex, users: torch.Tensor) -> dict[str, float]:
+def against_hnsw(model: FixedVectors, ivf: ItemIndex, users: torch.Tensor) -> dict[str, float]:
     """The served IVF index and an HNSW index alone: recall@10, build and search times."""
     items = model.item_vectors().numpy()
     queries = model.user_vectors(users)

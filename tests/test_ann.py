@@ -15,7 +15,8 @@ from model_checks import with_random_text
 from recsys.ann import AnnConfig, ItemIndex, list_count
 from recsys.data.dataset import Pairs, SplitData
 from recsys.errors import RecsysError
-from recsys.models.base import Recommender, VectorScorer
+from recsys.models.base import VectorScorer
+from recsys.models.fixed import FixedVectors
 from recsys.serving import ModelCard, RecsysPyfunc, ServedModel, save_artifacts
 from recsys.train import Trainer
 
@@ -25,26 +26,7 @@ LOW = AnnConfig(min_items=1_000)
 OFF = AnnConfig(min_items=None)
 
 
-class Dot(Recommender):
-    """A stand-in factor model: fixed user and item vectors, score = their inner product."""
-
-    def __init__(self, users: torch.Tensor, items: torch.Tensor) -> None:
-        super().__init__()
-        self.n_users, self.n_items = users.shape[0], items.shape[0]
-        self.register_buffer("users", users)
-        self.register_buffer("items", items)
-
-    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        return self.users[users]
-
-    def item_vectors(self) -> torch.Tensor:
-        return self.items
-
-    def score(self, users: torch.Tensor) -> torch.Tensor:
-        return self.user_vectors(users) @ self.items.T
-
-
-def synthetic() -> tuple[Dot, SplitData]:
+def synthetic() -> tuple[FixedVectors, SplitData]:
     """Item vectors in 64 clusters, with a decaying spectrum (as learned and text embeddings
     have; isotropic noise has no neighbourhoods to index) and unequal norms; each user has seen
     0-80 random items (user HEAVY 1,500), and their vector is the mean of those plus noise."""
@@ -71,7 +53,7 @@ def synthetic() -> tuple[Dot, SplitData]:
         val=Pairs(users[val], seen[val]),
         test=None,
     )
-    model = Dot(
+    model = FixedVectors(
         torch.tensor(profiles, dtype=torch.float32), torch.tensor(items, dtype=torch.float32)
     )
     return model, data
