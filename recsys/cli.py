@@ -158,6 +158,14 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
         help="after the search, train each model's best config with this many seeds in all "
         "and report the mean and spread on test (default 1: the best checkpoint alone)",
     )
+    p.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="K-fold cross-validation: search on fold 1's validation, train each best config "
+        "again on folds 2..K and report the mean over folds and their spread (--split ratio: "
+        "seeded per-user folds; ml100k-fold: u1..uK; not with --seeds or --fold)",
+    )
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
@@ -238,6 +246,7 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
         max_concurrent_trials=a.max_concurrent_trials,
         max_failures=a.max_failures,
         seeds=a.seeds,
+        folds=a.folds,
         smoke=a.smoke,
         verbose=0 if a.quiet else 1,
         command=" ".join(["python", "launch/sweep.py", *redact_command(argv)]),
@@ -346,6 +355,10 @@ def format_summary(result: SweepResult) -> str:
     if result.failed_models or result.trials_failed:
         lines.append(f"          retry the failed trials with: {state.resume_command()}")
     board = result.leaderboard
+    if board.folds:
+        from recsys.tuning.results import markdown_folds
+
+        lines.append(markdown_folds(board).rstrip())
     if board.sampled:
         from recsys.tuning.leaderboard import order_agreement
 

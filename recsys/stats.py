@@ -23,18 +23,25 @@ _CHUNK = 256  # resamples per matrix product: chunk x users counts, kept small i
 
 
 def bootstrap_ci(
-    values: np.ndarray, n_resamples: int = N_RESAMPLES, level: float = LEVEL, seed: int = 0
+    values: np.ndarray,
+    n_resamples: int = N_RESAMPLES,
+    level: float = LEVEL,
+    seed: int = 0,
+    strata: np.ndarray | None = None,
 ) -> np.ndarray:
     """Percentile-bootstrap intervals of the mean over users, for one or several metrics.
 
     Each resample draws ``len(values)`` users with replacement (the same draws for every
-    metric, so intervals of different metrics come from the same resamples).
+    metric, so intervals of different metrics come from the same resamples). With ``strata``
+    (cross-validation: each row a (fold, user) pair), each stratum's users are resampled
+    within it and the statistic is the mean of the strata's means: the mean over folds.
 
     Args:
         values: (U,) or (U, M) per-user values.
         n_resamples: bootstrap resamples.
         level: the interval's coverage (0.95: the 2.5th and 97.5th percentiles).
         seed: the resampling's seed; the same seed gives the same bounds.
+        strata: (U,) the stratum (fold) of each row; None: one stratum.
 
     Returns:
         (2,) ``[low, high]`` for (U,) input, else (M, 2).
@@ -48,12 +55,15 @@ def bootstrap_ci(
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     rng = np.random.default_rng(seed)
-    means = np.empty((n_resamples, x.shape[1]))
+    groups = [x] if strata is None else [x[strata == s] for s in np.unique(strata)]
+    means = np.zeros((n_resamples, x.shape[1]))
     for start in range(0, n_resamples, _CHUNK):
         size = min(_CHUNK, n_resamples - start)
-        # How often each user is drawn in each resample: a multinomial row per resample.
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=size)
-        means[start : start + size] = counts @ x / n
+        for group in groups:
+            m = len(group)
+            # How often each user is drawn in each resample: a multinomial row per resample.
+            counts = rng.multinomial(m, np.full(m, 1.0 / m), size=size)
+            means[start : start + size] += counts @ group / m / len(groups)
     tail = (1 - level) / 2 * 100
     bounds = np.percentile(means, [tail, 100 - tail], axis=0).T  # (M, 2)
     return bounds[0] if single else bounds

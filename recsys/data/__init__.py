@@ -18,6 +18,7 @@ from recsys.data.cache import load as load_cached
 from recsys.data.cache import save as save_cached
 from recsys.data.dataset import ItemEntities, Pairs, SplitData
 from recsys.data.files import data_home
+from recsys.data.folds import split_fold
 from recsys.data.interactions import Interactions
 from recsys.data.prepare import Prepared, check_low_ratings, low_rated, prepare
 from recsys.data.split import split
@@ -33,9 +34,13 @@ def build_split(raw: Interactions, config: PrepConfig, fp: str | None = None) ->
     prepared = prepare(
         raw, config.threshold, config.min_user_interactions, config.min_item_interactions
     )
-    parts = split(
-        prepared, config.split, config.ratios, config.seed, config.by_time, config.val_share
-    )
+    if config.folds is not None and config.split == "ratio":
+        fold = 1 if config.fold is None else config.fold
+        parts = split_fold(prepared, config.folds, fold, config.seed, config.val_share)
+    else:
+        parts = split(
+            prepared, config.split, config.ratios, config.seed, config.by_time, config.val_share
+        )
     seen_only = None
     if config.low_ratings == "seen":
         seen_only = Pairs(*low_rated(raw.frame, config.threshold, prepared))
@@ -127,6 +132,48 @@ def load_split(
     return data
 
 
+def load_folds(
+    dataset: str | Interactions,
+    data_dir: str | Path | None = None,
+    config: PrepConfig | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    **loader_options,
+) -> list[SplitData]:
+    """Every fold of ``config.folds`` (see :mod:`recsys.data.folds`), fold 1 first, each a
+    :func:`load_split` of its own (cached by its fingerprint).
+
+    Raises:
+        RecsysError: bad fold parameters; folds whose users or items differ (every fold must
+            rank the same catalogue for the same users, so that they compare user by user).
+    """
+    from recsys.data.folds import fold_config
+    from recsys.errors import RecsysError
+
+    config = config or PrepConfig()
+    if config.folds is None:
+        raise RecsysError("load_folds needs PrepConfig.folds (--folds K)")
+    splits = [
+        load_split(
+            dataset, data_dir, fold_config(config, config.folds, f), cache_dir, use_cache,
+            **loader_options,
+        )
+        for f in range(1, config.folds + 1)
+    ]  # fmt: skip
+    first = splits[0]
+    for f, other in enumerate(splits[1:], 2):
+        if not (
+            np.array_equal(first.user_ids, other.user_ids)
+            and np.array_equal(first.item_ids, other.item_ids)
+        ):
+            raise RecsysError(
+                f"fold {f} of {first.name} has other users or items than fold 1 "
+                f"({other.n_users}/{other.n_items} against {first.n_users}/{first.n_items}): "
+                "its files are not folds of one dataset"
+            )
+    return splits
+
+
 __all__ = [
     "Interactions",
     "ItemEntities",
@@ -134,5 +181,6 @@ __all__ = [
     "PrepConfig",
     "SplitData",
     "build_split",
+    "load_folds",
     "load_split",
 ]

@@ -40,9 +40,12 @@ class PrepConfig:
         train_file, val_file, test_file: ``files``: the split's own files (``val_file``
             optional); see ``recsys.data.predefined``. Their content, not their paths, enters
             the fingerprint.
-        fold: ``ml100k-fold``: which of ML-100K's ``u1``..``u5`` base/test pairs (default 1).
-        val_share: ``files``/``ml100k-fold`` without a validation file: the share of each
-            user's training pairs carved out as validation (default 0.1).
+        fold: ``ml100k-fold``: which of ML-100K's ``u1``..``u5`` base/test pairs (default 1);
+            with ``folds``, which of the K folds this split is.
+        val_share: ``files``/``ml100k-fold`` without a validation file, and ``folds``: the
+            share of each user's training pairs carved out as validation (default 0.1).
+        folds: K-fold cross-validation (``ratio``: seeded per-user folds; ``ml100k-fold``:
+            ``u1``..``uK``); see ``recsys.data.folds``. None: one split.
     """
 
     threshold: float | None = 4.0
@@ -58,6 +61,7 @@ class PrepConfig:
     test_file: str | None = None
     fold: int | None = None
     val_share: float | None = None
+    folds: int | None = None
 
 
 # The parameters of FORMAT_VERSION 1; those added since enter the fingerprint only when they are

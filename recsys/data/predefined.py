@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.files import read_table, read_text
+from recsys.data.folds import check_folds
 from recsys.data.interactions import COLUMNS, Interactions, make_frame
 from recsys.data.split import PREDEFINED, check_val_share
 from recsys.errors import RecsysError
@@ -60,9 +61,11 @@ def check_config(config, dataset: str, data_dir: str | Path | None) -> dict[str,
     """
     files = {"train": config.train_file, "val": config.val_file, "test": config.test_file}
     given = [f"--{k}-file" for k, v in files.items() if v is not None]
+    if config.folds is not None:
+        check_folds(config)
     if config.split not in PREDEFINED:
         for flag, value in (("--fold", config.fold), ("--val-share", config.val_share)):
-            if value is not None:
+            if value is not None and config.folds is None:  # folds: its fold, its val share
                 given.append(flag)
         if given:
             one = len(given) == 1
@@ -71,6 +74,8 @@ def check_config(config, dataset: str, data_dir: str | Path | None) -> dict[str,
                 f"not --split {config.split}; drop {'it' if one else 'them'} or choose one of "
                 "those splits"
             )
+        if config.val_share is not None:
+            check_val_share(config.val_share)
         return {}
     if config.ratios is not None:
         raise RecsysError(

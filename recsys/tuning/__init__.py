@@ -22,7 +22,8 @@ After the search (Tune's shapes end in ``records``):
 - ``records``: ``TrialRecord`` per trial and ``TrialEnd``, the one rule of how a trial ended.
 - ``best``: pure functions of records: the best checkpoint (``Choice``), the search's cost, the
   curves.
-- ``replicas``: ``--seeds``: the best configs trained again with other seeds, as Ray tasks.
+- ``replicas``: ``--seeds``: the best configs trained again with other seeds, as Ray tasks;
+  ``--folds``: on the other folds (``folds``: each fold's split, protocol and trials' copy).
 - ``scoring``: the chosen checkpoint and the seed runs scored on validation and test.
 - ``outcome``: ``ModelOutcome``, frozen, what every later step reads.
 - ``finalize``: one model after the search: scored, its files and runs, its outcome saved.

@@ -109,6 +109,7 @@ class SweepConfig:
     max_concurrent_trials: int | None = None
     max_failures: int = 2
     seeds: int = 1
+    folds: int | None = None
     reuse_actors: bool = True
     verbose: int = 1
     command: str = ""
@@ -323,7 +324,8 @@ def _check_data_options(cfg: SweepConfig) -> None:
     prep = prep_config(cfg.prep)
     _check_choice("--split", prep.split, STRATEGIES)
     check_low_ratings(prep.low_ratings)
-    predefined.check_config(prep, cfg.dataset, cfg.data_dir)  # split files exist, are readable
+    for fold in fold_configs(cfg):  # split files exist, are readable (every fold's)
+        predefined.check_config(fold, cfg.dataset, cfg.data_dir)
     if prep.ratios is not None:
         check_ratios(prep.ratios)
         if min(prep.ratios[1:]) <= 0:
@@ -344,6 +346,33 @@ def _check_data_options(cfg: SweepConfig) -> None:
     if not cfg.dataset_options:  # a split passed in directly has no loader to ask
         return
     check_options(cfg.dataset, cfg.dataset_options)
+
+
+def fold_configs(cfg: SweepConfig) -> list[Any]:
+    """The ``PrepConfig`` of each split the sweep reads: one, or with ``--folds K`` each fold's
+    (``recsys.data.folds``), fold 1 first (the search's).
+
+    Raises:
+        RecsysError: ``--folds`` beside ``--fold`` or ``--seeds``.
+    """
+    prep = prep_config(cfg.prep)
+    if cfg.folds is None:
+        return [prep]
+    if prep.fold is not None:
+        raise RecsysError(
+            f"--fold picks one split and --folds {cfg.folds} runs folds 1..{cfg.folds}; drop --fold"
+        )
+    if cfg.seeds > 1:
+        raise RecsysError(
+            "--folds and --seeds both train each best config again after the search; give one: "
+            "--folds K for the spread over splits, --seeds N for the spread over seeds"
+        )
+    from recsys.data.folds import fold_config
+
+    k = cfg.folds
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise RecsysError(f"--folds must be an integer of at least 2, got {k!r}")
+    return [fold_config(prep, k, f) for f in range(1, k + 1)]
 
 
 def prep_config(prep: dict[str, Any]) -> Any:

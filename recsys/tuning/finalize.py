@@ -1,10 +1,11 @@
 """After the search, one model at a time: its best checkpoint scored on validation and test,
-its seed runs scored, its results files, its best MLflow run (a run per seed under it), its
-logged model, and its outcome saved in the sweep's state (a resumed sweep does not redo it)."""
+its seed (or fold) runs scored, its results files, its best MLflow run (a run per seed or fold
+under it), its logged model, and its outcome saved in the sweep's state (a resumed sweep does
+not redo it)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from recsys.io import redact
@@ -13,7 +14,7 @@ from recsys.tuning.best import Choice, ModelFailed, choose, search_cost
 from recsys.tuning.outcome import ModelOutcome
 from recsys.tuning.records import TrialRecord
 from recsys.tuning.replicas import Replicas
-from recsys.tuning.scoring import EvalProtocol, Scored, add_seed_runs, score
+from recsys.tuning.scoring import EvalProtocol, Fold, Scored, add_fold_runs, add_seed_runs, score
 from recsys.tuning.state import SweepState
 
 if TYPE_CHECKING:
@@ -43,10 +44,11 @@ def outcomes(
     chosen: dict[str, Choice],
     replicas: Replicas,
     protocol: EvalProtocol,
+    folds: Sequence[Fold] = (),
 ) -> list[ModelOutcome]:
     """:func:`model_outcome` of every model of the sweep, in its order."""
     return [
-        model_outcome(state, data, m, records.get(m), chosen.get(m), replicas, protocol)
+        model_outcome(state, data, m, records.get(m), chosen.get(m), replicas, protocol, folds)
         for m in state.config.models
     ]
 
@@ -59,10 +61,12 @@ def model_outcome(
     chosen: Choice | None,
     replicas: Replicas,
     protocol: EvalProtocol,
+    folds: Sequence[Fold] = (),
 ) -> ModelOutcome:
     """One model after the search: its best checkpoint (``chosen``, from :func:`choices`; None
-    when it has none) and seed runs scored on test (by the sweep's ``protocol``), its files, its
-    best run (a run per seed under it) and logged model, then its outcome saved.
+    when it has none) and seed runs scored on test (by the sweep's ``protocol``), or its fold
+    runs on each fold's test (``folds``, fold 1 first), its files, its best run (a run per seed
+    or fold under it) and logged model, then its outcome saved.
 
     A model whose outcome an earlier run of the sweep reached is not evaluated again.
     """
@@ -77,9 +81,10 @@ def model_outcome(
             return ModelOutcome.failed(model, str(error), search_cost(records))
     scored = score(chosen, records, data, cfg.metric, protocol)
     runs, failed = replicas.collect(model)
-    for line in failed:  # the model's mean is over the seeds that trained
+    for line in failed:  # the model's mean is over the seeds (folds) that trained
         console.warn(f"SEED:     {line}")
     scored = add_seed_runs(scored, runs, cfg.seeds, data, cfg.metric, protocol)
+    scored = add_fold_runs(scored, runs, folds)
     outcome = _log(state, scored, data)
     state.save_outcome(outcome)
     return outcome

@@ -11,9 +11,9 @@ from recsys.tuning import console
 from recsys.tuning.config import (
     SweepConfig,
     check_fits_data,
+    fold_configs,
     needs_item_embeddings,
     needs_item_entities,
-    prep_config,
 )
 from recsys.tuning.space import SearchSpace
 
@@ -31,7 +31,11 @@ def load_data(cfg: SweepConfig, data: SplitData | None = None) -> SplitData:
         from recsys.data import load_split
 
         options = cfg.dataset_options
-        data = load_split(cfg.dataset, cfg.data_dir, config=prep_config(cfg.prep), **options)
+        data = load_split(cfg.dataset, cfg.data_dir, config=fold_configs(cfg)[0], **options)
+    elif cfg.folds is not None:
+        raise RecsysError(
+            "--folds reads every fold from the dataset; a split passed in is one split only"
+        )
     if data.test is None:
         raise RecsysError("the split has no test pairs; a sweep needs train, val and test")
     check_fits_data(cfg, data.n_items, len(data.val), len(data.test))

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from recsys.metrics import (
@@ -28,6 +29,8 @@ from recsys.metrics import (
 from recsys.tuning.outcome import ModelOutcome
 
 _NAN = float("nan")
+# The columns that follow their metric's: its interval, spread, and lowest and highest fold.
+_SPREAD = ("_ci_low", "_ci_high", "_std", "_fold_min", "_fold_max")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class Leaderboard:
     beyond: tuple[str, ...] = ()
     sampled: tuple[str, ...] = ()
     negatives: int = 0
+    folds: int = 0
 
     @classmethod
     def build(
@@ -104,6 +108,7 @@ class Leaderboard:
             "beyond": tuple(beyond_metrics(metric, ks)),
             "sampled": tuple(sampled_metrics(metric, ks)) if negatives else (),
             "negatives": negatives,
+            "folds": max((len(o.folds) for o in outcomes), default=0),
         }
         ranked = sorted(outcomes, key=lambda o: _descending(o.test.get(metric, _NAN)))
         rows = tuple(Row(o) for o in ranked)
@@ -158,6 +163,8 @@ class Leaderboard:
             best_run_id=o.best_run_id or "",
             error=o.error or "",
         )
+        if self.folds:
+            out.update(self.fold_spread(o))
         if self.statistics:
             out.update(self._intervals(row, (*self.metrics, *self.beyond)))
         if self.tested:
@@ -167,6 +174,30 @@ class Leaderboard:
                 tied_with_best=row.tied_with_best,
             )
         return out
+
+    def fold_spread(self, o: ModelOutcome) -> dict[str, Any]:
+        """``--folds``: how many folds scored the model, and its target's lowest and highest
+        fold (``_std`` is their standard deviation)."""
+        values = [t.get(self.metric, _NAN) for t in o.fold_tests] or [_NAN]
+        key = metric_key("test", self.metric)
+        return {
+            "folds": len(o.folds) if o.error is None else 0,
+            f"{key}_fold_min": float(min(values)),
+            f"{key}_fold_max": float(max(values)),
+        }
+
+    def to_folds_frame(self) -> pd.DataFrame:
+        """``leaderboard_folds.csv``'s table (``--folds``): one row per model with scores and
+        fold, in the leaderboard's order: ``model``, ``fold``, its test metrics and
+        beyond-accuracy metrics on that fold's test (fold 1's: the best checkpoint's)."""
+        records = [
+            {"model": r.model, "fold": fold}
+            | {metric_key("test", n): float(t.get(n, _NAN)) for n in (*self.metrics, *self.beyond)}
+            for r in self.rows
+            if r.has_scores
+            for fold, t in zip(r.outcome.folds, r.outcome.fold_tests, strict=True)
+        ]
+        return pd.DataFrame(records)
 
     def _intervals(self, row: Row, names: Sequence[str]) -> dict[str, float]:
         """``<key>_ci_low`` / ``_ci_high`` of ``names``, where some row has an interval."""
@@ -230,10 +261,10 @@ def _ordered(columns: Sequence[str]) -> list[str]:
     """Each test metric followed by its interval and spread, then everything else."""
     out: list[str] = []
     for c in columns:
-        if c in out or c.endswith(("_ci_low", "_ci_high", "_std")):
+        if c in out or c.endswith(_SPREAD):
             continue
         out.append(c)
-        out += [f"{c}{s}" for s in ("_ci_low", "_ci_high", "_std") if f"{c}{s}" in columns]
+        out += [f"{c}{s}" for s in _SPREAD if f"{c}{s}" in columns]
     return out
 
 
@@ -258,7 +289,9 @@ def statistics(
     best model, per model of ``per_user``.
 
     A user's value is the mean over the model's seed runs. Models are compared on the users
-    every one of them was scored on.
+    every one of them was scored on. With ``--folds`` (a ``fold`` column in every frame), the
+    units are (fold, user) pairs: intervals resample users within each fold and are of the
+    mean over folds, the paired tests pair each (fold, user) of two models.
 
     Args:
         per_user: model -> its per-user test metrics (``recsys.tuning.results.per_user_frame``).
@@ -271,11 +304,13 @@ def statistics(
 
     keys = [metric_key("test", m) for m in metrics]
     columns = [c for c in keys if all(c in f for f in per_user.values())]
-    users = {m: f.groupby("user_id")[columns].mean() for m, f in per_user.items()}
+    unit = ["fold", "user_id"] if all("fold" in f for f in per_user.values()) else "user_id"
+    users = {m: f.groupby(unit)[columns].mean() for m, f in per_user.items()}
     common = sorted(set.intersection(*(set(u.index) for u in users.values())), key=str)
+    strata = np.array([c[0] for c in common]) if unit != "user_id" else None
     out = {}
     for model, values in users.items():
-        bounds = bootstrap_ci(values.loc[common].to_numpy(), seed=seed)
+        bounds = bootstrap_ci(values.loc[common].to_numpy(), seed=seed, strata=strata)
         intervals = {
             c: (float(low), float(high)) for c, (low, high) in zip(columns, bounds, strict=True)
         }

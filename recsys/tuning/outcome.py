@@ -45,7 +45,11 @@ class ModelOutcome:
             to its last report (models search at the same time); ``seconds_per_epoch`` a
             trial's mean epoch time.
         curves: every reported (trial, epoch, value) of the validation target.
-        best_run_id: the model's "best" MLflow run, once logged; ``seed_run_ids`` its seed runs.
+        folds: with ``--folds K``, the folds its config was scored on (1: the search's, its
+            best checkpoint), ``fold_tests`` each one's test metrics; ``test`` is then their
+            mean and ``test_std`` their standard deviation across folds.
+        best_run_id: the model's "best" MLflow run, once logged; ``seed_run_ids`` its seed
+            runs (with ``--folds``, its fold runs).
         error: why the model has no result (every trial failed), in one line; None if it has.
     """
 
@@ -69,6 +73,8 @@ class ModelOutcome:
     seed_tests: list[dict[str, float]] = field(default_factory=list)
     test_std: dict[str, float] = field(default_factory=dict)
     seed_run_ids: list[str] = field(default_factory=list)
+    folds: list[int] = field(default_factory=list)
+    fold_tests: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def trials_finished(self) -> int:
@@ -102,6 +108,20 @@ class ModelOutcome:
         checkpoint's first), with their spread; one run alone stands as it is."""
         tests = [dict(t) for t in seed_tests]
         changes: dict[str, Any] = {"seeds": list(seeds), "seed_tests": tests}
+        if len(tests) >= 2:
+            changes["test"] = {k: float(np.mean([t[k] for t in tests])) for k in tests[0]}
+            changes["test_std"] = {
+                k: float(np.std([t[k] for t in tests], ddof=1)) for k in tests[0]
+            }
+        return dataclasses.replace(self, **changes)
+
+    def with_folds(
+        self, folds: Sequence[int], fold_tests: Sequence[Mapping[str, float]]
+    ) -> ModelOutcome:
+        """A copy whose test scores are the mean over ``fold_tests`` (one per fold, fold 1's
+        first: the best checkpoint's), with their spread across folds."""
+        tests = [dict(t) for t in fold_tests]
+        changes: dict[str, Any] = {"folds": list(folds), "fold_tests": tests}
         if len(tests) >= 2:
             changes["test"] = {k: float(np.mean([t[k] for t in tests])) for k in tests[0]}
             changes["test_std"] = {

@@ -1,8 +1,14 @@
-"""``--seeds N``: each model's best config trained again with other seeds, to show its spread.
+"""``--seeds N`` / ``--folds K``: each model's best config trained again with other seeds, or
+on the other folds, to show its spread.
 
-``Replicas.start(choices, n, ...)`` submits the runs of every model at once;
+``Replicas.start(choices, n, ..., folds)`` submits the runs of every model at once;
 ``collect(model)`` waits for one model's :class:`SeedRun` s; the driver scores them
-(:func:`recsys.tuning.scoring.add_seed_runs`).
+(:func:`recsys.tuning.scoring.add_seed_runs`, :func:`~recsys.tuning.scoring.add_fold_runs`).
+
+A fold run is a seed run with another fold's data: the best checkpoint's seed and epochs, on
+fold f's trials' copy (``recsys.tuning.folds``: its own object-store reference, without its
+test pairs). The best checkpoint is fold 1's; a closed-form model needs no task, the driver
+fits it on each fold when it scores it (its fit is its build).
 
 The best checkpoint is seed 1 of N; seeds 2..N train the same config from scratch, for the best
 checkpoint's number of epochs, as Ray tasks with a trial's resources (so they run where trials
@@ -15,7 +21,7 @@ seeds 2..N repeat seed 1's scores without a task.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +35,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SeedRun:
-    """One seed run that trained: its seed and its model's weights (``torch.save`` bytes)."""
+    """One seed (or fold) run that trained: its seed, its model's weights (``torch.save``
+    bytes) and the fold it trained on (1: the search's split)."""
 
     seed: int
     weights: bytes
+    fold: int = 1
 
 
 def replica_seeds(best_seed: int, n: int) -> list[int]:
@@ -56,7 +64,7 @@ def train_weights(
     from recsys.train import Trainer
 
     if data.test is not None:
-        raise RuntimeError("a seed run was handed the test split; pass data.without_test()")
+        raise RuntimeError("a seed or fold run was handed the test split; pass data.without_test()")
     torch.set_num_threads(max(1, threads))
     trainer = Trainer(model, config, data, device=device, seed=seed)
     for _ in trainer.run(epochs, eval_every=epochs):
@@ -68,9 +76,10 @@ def train_weights(
 
 @dataclass
 class Replicas:
-    """The seed runs under way, per model: ``(seed, object ref of its weights)``."""
+    """The seed and fold runs under way, per model: ``(seed, fold, object ref of its
+    weights)``."""
 
-    pending: dict[str, list[tuple[int, Any]]]
+    pending: dict[str, list[tuple[int, int, Any]]]
 
     @classmethod
     def start(
@@ -79,13 +88,16 @@ class Replicas:
         n: int,
         trial_data: Any,
         resources: TrialResources,
+        folds: Sequence[Any] = (),
     ) -> Replicas:
         """Submits seeds 2..``n`` of every trainable model's best config (``choices``: model ->
-        its best checkpoint), for the checkpoint's epochs, as Ray tasks; returns at once."""
+        its best checkpoint) on ``trial_data``, and its seed on folds 2..K (``folds``: every
+        ``recsys.tuning.scoring.Fold``, fold 1 first), for the checkpoint's epochs, as Ray
+        tasks; returns at once."""
         from recsys.models import get_spec
 
-        pending: dict[str, list[tuple[int, Any]]] = {}
-        if n <= 1:
+        pending: dict[str, list[tuple[int, int, Any]]] = {}
+        if n <= 1 and len(folds) <= 1:
             return cls(pending)
         import ray
 
@@ -95,21 +107,13 @@ class Replicas:
         for model, choice in choices.items():
             if not get_spec(model).trainable:
                 continue
+            runs = [(s, 1, trial_data) for s in replica_seeds(choice.seed, n)[1:]]
+            runs += [(choice.seed, f.number, f.trial_data) for f in folds[1:]]
             pending[model] = [
-                (
-                    s,
-                    task.remote(
-                        model,
-                        dict(choice.config),
-                        trial_data,
-                        s,
-                        choice.epoch,
-                        resources.device,
-                        resources.threads,
-                    ),
-                )
-                for s in replica_seeds(choice.seed, n)[1:]
-            ]
+                (seed, fold, task.remote(model, dict(choice.config), data, seed, choice.epoch,
+                                         resources.device, resources.threads))
+                for seed, fold, data in runs
+            ]  # fmt: skip
         return cls(pending)
 
     def collect(self, model: str) -> tuple[list[SeedRun], list[str]]:
@@ -118,18 +122,19 @@ class Replicas:
         import ray
 
         done, failed = [], []
-        for seed, ref in self.pending.get(model, []):
+        for seed, fold, ref in self.pending.get(model, []):
             try:
-                done.append(SeedRun(seed, ray.get(ref)))
+                done.append(SeedRun(seed, ray.get(ref), fold))
             except ray.exceptions.RayError as error:
-                failed.append(f"seed {seed} of {model!r} failed: {one_line(error)}")
+                what = f"fold {fold}" if fold > 1 else f"seed {seed}"
+                failed.append(f"{what} of {model!r} failed: {one_line(error)}")
         return done, failed
 
     def cancel(self) -> None:
         import ray
 
         for runs in self.pending.values():
-            for _, ref in runs:
+            for _, _, ref in runs:
                 ray.cancel(ref, force=True)
 
 

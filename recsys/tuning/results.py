@@ -34,10 +34,15 @@ Results directory contract (``results/<sweep>/`` by default; every file written 
   ``rank_full`` (its full-ranking place), the full-ranking target, ``test_sampled_hit_at_<k>`` and
   ``test_sampled_ndcg_at_<k>`` with their intervals and spread; the ``.md`` says how many model
   pairs the two orders rank the other way round.
+- ``leaderboard_folds.csv`` (only with ``--folds K``): one row per model and fold: ``model``,
+  ``fold``, each test metric on that fold's test (``recsys.tuning.folds``). ``leaderboard.csv``'s
+  test metrics are then the mean over the folds, ``_std`` the spread across folds, intervals
+  and tests are over (fold, user) pairs; it adds ``folds`` and the target's ``_fold_min`` /
+  ``_fold_max``; ``leaderboard.md`` ends with the target per fold, its std and range.
 - ``per_user/<model>.parquet``: every test user's metrics for each seed run: ``user_id`` (raw
-  id), ``seed``, ``test_<m>_at_<k>`` for the leaderboard's per-user metrics (the ranking
-  metrics, novelty and ARP, the sampled metrics); what the intervals and tests are computed
-  from.
+  id), ``seed``, ``fold`` (with ``--folds``), ``test_<m>_at_<k>`` for the leaderboard's
+  per-user metrics (the ranking metrics, novelty and ARP, the sampled metrics); what the
+  intervals and tests are computed from.
 - ``best_configs.yaml``: per model, the best config, its seed and the best epoch.
 - ``split.parquet``: ``user_id``, ``item_id`` (raw ids), ``split`` (train/val/test).
 - ``recommendations/<model>.parquet``: top-100 per test user: ``user_id``, ``item_id`` (raw ids),
@@ -96,10 +101,13 @@ def per_user_frame(
     runs: Sequence[tuple[int, UserMetrics]], data: SplitData, names: Sequence[str]
 ) -> pd.DataFrame:
     """Every test user's metrics ``names`` (:func:`per_user_names`; those it has) for each seed
-    run: ``user_id`` (raw), ``seed``, ``test_<m>_at_<k>``."""
+    run: ``user_id`` (raw), ``seed``, with ``--folds`` ``fold`` (runs ``(seed, metrics, fold)``),
+    ``test_<m>_at_<k>``."""
     frames = []
-    for seed, scores in runs:
+    for seed, scores, *fold in runs:
         frame = {"user_id": data.user_ids[scores.users], "seed": np.full(len(scores.users), seed)}
+        if fold:
+            frame["fold"] = np.full(len(scores.users), fold[0], dtype=np.int64)
         for name in names:
             if name in scores.values:
                 frame[metric_key("test", name)] = scores.values[name].astype(np.float32)
@@ -135,9 +143,10 @@ def markdown_board(leaderboard: Leaderboard) -> str:
         f"[{_num(a)}, {_num(b)}]" if not math.isnan(a) else ""
         for a, b in zip(low, high, strict=True)
     ]
-    view["std (seeds)"] = [
+    spread = "folds" if leaderboard.folds else "seeds"
+    view[f"std ({spread})"] = [
         f"{_num(d)} ({n})" if not math.isnan(d) else f"- ({n})"
-        for d, n in zip(std, board.get("seeds", pd.Series(1, index=board.index)), strict=True)
+        for d, n in zip(std, board.get(spread, pd.Series(1, index=board.index)), strict=True)
     ]
     view["p Wilcoxon"] = [_p(v) for v in pm("p_wilcoxon")]
     view["p t-test"] = [_p(v) for v in pm("p_ttest")]
@@ -159,6 +168,38 @@ def markdown_board(leaderboard: Leaderboard) -> str:
     if errors.str.len().any():
         view["error"] = errors
     return markdown_table(view)
+
+
+def markdown_folds(leaderboard: Leaderboard) -> str:
+    """``--folds``: the target on each fold's test per model, its mean, standard deviation and
+    range across folds, the last two also as a share of the mean (``leaderboard.md``'s fold
+    table and the console's)."""
+    frame = leaderboard.to_folds_frame()
+    if not len(frame):
+        return ""
+    target = metric_key("test", leaderboard.metric)
+    table = frame.pivot(index="model", columns="fold", values=target)
+    table = table.loc[[m for m in frame["model"].unique()]]
+    view = pd.DataFrame({"model": table.index})
+    for fold in table.columns:
+        view[f"fold {fold}"] = [_num(v) for v in table[fold]]
+    mean, std = table.mean(axis=1), table.std(axis=1, ddof=1)
+    spread = table.max(axis=1) - table.min(axis=1)
+    view["mean"] = [_num(v) for v in mean]
+    view["std"] = [_num(v) for v in std]
+    view["std / mean"] = [_share(d, m) for d, m in zip(std, mean, strict=True)]
+    view["max - min"] = [_num(v) for v in spread]
+    view["(max - min) / mean"] = [_share(d, m) for d, m in zip(spread, mean, strict=True)]
+    return (
+        f"Test {leaderboard.metric} on each fold (the search ran on fold 1's validation; each "
+        "best config trained again on every other fold):\n\n" + markdown_table(view)
+    )
+
+
+def _share(value: float, mean: float) -> str:
+    if math.isnan(value) or math.isnan(mean) or mean == 0:
+        return ""
+    return f"{100 * value / mean:.1f}%"
 
 
 def markdown_intervals(leaderboard: Leaderboard) -> str:
@@ -363,8 +404,14 @@ def write_results(
         + "\nBeyond accuracy, of the test users' top-k lists (training and validation items "
         "excluded): coverage (share of the catalogue recommended), Gini of the recommendation "
         "counts (0 = even), novelty (mean self-information in bits), ARP (mean training "
-        "popularity):\n\n" + markdown_beyond(board),
+        "popularity):\n\n"
+        + markdown_beyond(board)
+        + (f"\n{markdown_folds(board)}" if board.folds else ""),
     )
+    if board.folds:
+        write_text_atomic(
+            results_dir / "leaderboard_folds.csv", board.to_folds_frame().to_csv(index=False)
+        )
     if board.sampled:
         write_text_atomic(
             results_dir / "leaderboard_sampled.csv", board.to_sampled_frame().to_csv(index=False)

@@ -1,5 +1,6 @@
 """The final evaluation of one model: its best checkpoint restored and scored on validation and
-test, then its seed runs scored on test. The one step of a sweep that reads the test pairs.
+test, then its seed runs (or, with ``--folds``, its fold runs, each on its fold's test) scored
+on test. The one step of a sweep that reads the test pairs.
 
 How test is scored is the sweep's :class:`EvalProtocol`: full ranking at the reported cut-offs
 (with the beyond-accuracy metrics of the same lists), and, with ``--sampled-negatives``, the
@@ -73,14 +74,32 @@ class EvalProtocol:
 
 
 @dataclass(frozen=True)
+class Fold:
+    """One fold of a cross-validated sweep (``--folds``: ``recsys.tuning.folds``).
+
+    Attributes:
+        number: 1..K (1: the search's split).
+        data: its full split (the driver's, to score on its test).
+        protocol: how its test is scored (its own sampled candidates, if any).
+        trial_data: an object-store reference to ``data.without_test()``, what its runs train on.
+    """
+
+    number: int
+    data: SplitData
+    protocol: EvalProtocol
+    trial_data: Any
+
+
+@dataclass(frozen=True)
 class Scored:
     """A model's outcome, with the trainer restored from its best checkpoint, that checkpoint,
-    and every seed run's per-user test metrics (the best checkpoint's first)."""
+    and every seed run's per-user test metrics (the best checkpoint's first): ``(seed,
+    metrics)``, or with ``--folds`` ``(seed, metrics, fold)``."""
 
     outcome: ModelOutcome
     trainer: Trainer
     checkpoint: Any  # ray.tune.Checkpoint
-    per_user: list[tuple[int, UserMetrics]] = field(default_factory=list)
+    per_user: list[tuple] = field(default_factory=list)
 
 
 def score(
@@ -170,6 +189,46 @@ def add_seed_runs(
         tests.append(_floats(scores.means()))
     seeds = [outcome.seed, *(run.seed for run in runs)]
     return _with(scored, outcome.with_seeds(seeds, [outcome.seed_tests[0], *tests]), per_user)
+
+
+def add_fold_runs(scored: Scored, runs: Sequence[SeedRun], folds: Sequence[Fold]) -> Scored:
+    """``scored`` (fold 1's best checkpoint) with its config's runs on folds 2..K scored on each
+    fold's test, by each fold's protocol: its outcome's test metrics are their mean over the
+    folds, and every per-user row knows its fold.
+
+    Args:
+        runs: the fold runs that trained (:meth:`recsys.tuning.replicas.Replicas.collect`; its
+            seed runs are ignored); none for a closed-form model, fitted here on each fold.
+        folds: every fold, fold 1 first (:func:`recsys.tuning.folds.load_folds`); none: no
+            cross-validation, ``scored`` is returned as it is.
+    """
+    from recsys.models import get_spec
+    from recsys.train import Trainer
+
+    outcome = scored.outcome
+    if len(folds) <= 1:
+        return scored
+    trainable = get_spec(outcome.model).trainable
+    weights = {run.fold: run.weights for run in runs if run.fold > 1}
+    done, tests = [1], [outcome.seed_tests[0]]
+    per_user = [(seed, scores, 1) for seed, scores, *_ in scored.per_user]
+    for fold in folds[1:]:
+        if trainable and fold.number not in weights:  # its run failed: the mean is over the rest
+            continue
+        trainer = Trainer(
+            outcome.model,
+            outcome.config,
+            fold.data,
+            device=scored.trainer.device,
+            seed=outcome.seed,
+        )
+        if trainable:
+            load_weights(trainer, weights[fold.number])
+        scores = fold.protocol.test_users(trainer)
+        per_user.append((outcome.seed, scores, fold.number))
+        done.append(fold.number)
+        tests.append(_floats(scores.means()))
+    return Scored(outcome.with_folds(done, tests), scored.trainer, scored.checkpoint, per_user)
 
 
 def _with(scored: Scored, outcome: ModelOutcome, per_user: list) -> Scored:

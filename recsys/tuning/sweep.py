@@ -3,7 +3,7 @@
     SweepConfig -> state (results dir claimed), {model: SearchSpace}, {model: Budget}, cluster, data
     run_search -> ResultGrid --records_of--> {model: [TrialRecord]}   (Tune's shapes end here)
     best.choose([TrialRecord]) -> Choice --scoring.score(EvalProtocol)--> Scored (ModelOutcome)
-    replicas.start(choices) ... collect(model) -> [SeedRun] --scoring.add_seed_runs--> Scored
+    replicas.start(choices, folds) ... collect(model) -> [SeedRun] --add_seed/fold_runs--> Scored
     finalize: results files, best MLflow run, logged model -> state.save_outcome(outcome)
     [ModelOutcome] + per-user metrics --Leaderboard.build--> Leaderboard
     Leaderboard -> leaderboard files, MLflow statistics, registry.publish (the champion)
@@ -26,6 +26,7 @@ from recsys.tuning import console, endings, finalize, registry, results, trackin
 from recsys.tuning.config import SweepConfig, model_budget, validate
 from recsys.tuning.endings import SweepResult
 from recsys.tuning.finalize import tracked_step
+from recsys.tuning.folds import load_folds
 from recsys.tuning.inputs import check_entities, for_trials, load_data
 from recsys.tuning.interrupts import sigterm_interrupts
 from recsys.tuning.leaderboard import Leaderboard
@@ -157,17 +158,16 @@ def _run(run: _Run) -> tuple[Leaderboard, list[ModelOutcome]]:
     data, trial_data = for_trials(run.data, run.spaces.values())
     records = _search(run, trial_data)
     chosen = finalize.choices(state, records)  # each model's best checkpoint, chosen once
-    replicas = Replicas.start(chosen, cfg.seeds, trial_data, run.resources)
+    folds = load_folds(cfg, data, trial_data)  # --folds: every fold, fold 1 the search's
+    replicas = Replicas.start(chosen, cfg.seeds, trial_data, run.resources, folds)
     try:
         protocol = EvalProtocol.of(cfg, data)  # the sampled candidates, once for every model
-        outcomes = finalize.outcomes(state, data, records, chosen, replicas, protocol)
+        outcomes = finalize.outcomes(state, data, records, chosen, replicas, protocol, folds)
     finally:
         replicas.cancel()
     bootstrap = derive_seed(cfg.seed, "bootstrap")
-    reported = {"ks": cfg.report_ks, "negatives": cfg.sampled_negatives}
-    board = results.write_results(
-        state.results_dir, data, outcomes, cfg.metric, bootstrap, **reported
-    )
+    reported = {"seed": bootstrap, "ks": cfg.report_ks, "negatives": cfg.sampled_negatives}
+    board = results.write_results(state.results_dir, data, outcomes, cfg.metric, **reported)
     uri, parent = state.tracking_uri, state.parent_run_id
     tracked_step(state, lambda: tracking.log_statistics(uri, board))
     tracked_step(state, lambda: registry.publish(uri, parent, cfg.dataset, board))

@@ -37,12 +37,13 @@ if TYPE_CHECKING:
     from recsys.tuning.space import Budget
 
 TAG_SWEEP = "recsys.sweep"
-TAG_ROLE = "recsys.role"  # "sweep", "trial", "best" or "seed" (nested under its best run)
+TAG_ROLE = "recsys.role"  # "sweep", "trial", "best", "seed" or "fold" (under its best run)
 TAG_MODEL = "recsys.model"
 TAG_TRIAL = "recsys.trial_id"
 TAG_STATUS = "recsys.status"  # trials: "completed", "stopped_early" or "error"
 TAG_NODE = "recsys.node_id"  # trials: the Ray node the trial last (re)started on
 TAG_SEED = "recsys.seed"  # seed runs: the seed
+TAG_FOLD = "recsys.fold"  # fold runs (--folds): the fold
 TAG_DEFAULTS = "recsys.defaults"  # trials: "true" on a model's defaults trial (ASHA spares it)
 
 
@@ -300,6 +301,7 @@ def sweep_params(
         "search": cfg.search,
         "scheduler": cfg.scheduler,
         "root_seed": cfg.seed,
+        **({"folds": cfg.folds} if cfg.folds else {}),
         **{f"split.{k}": v for k, v in dataclasses.asdict(prep_config(cfg.prep)).items()},
         **{f"dataset.{k}": v for k, v in cfg.dataset_options.items()},
         "cpus_per_trial": resources.cpus,
@@ -415,36 +417,46 @@ def child_run(
 
 def log_seed_runs(tracking_uri: str, outcome: ModelOutcome) -> list[str]:
     """With ``--seeds N > 1``, one run per seed nested under the model's best run: the seed as a
-    param, its test metrics; a run an interrupted sweep left is filled, not duplicated.
-    Returns their ids, in ``outcome.seeds`` order (none with one seed)."""
-    if len(outcome.seeds) <= 1 or outcome.best_run_id is None:
+    param, its test metrics; with ``--folds K``, one run per fold (role ``fold``, the fold and
+    the seed as params, that fold's test metrics); a run an interrupted sweep left is filled,
+    not duplicated. Returns their ids, in ``outcome.seeds`` (``folds``) order (none with one
+    seed and no folds)."""
+    folds = len(outcome.folds) > 1
+    runs = outcome.folds if folds else outcome.seeds
+    if len(runs) <= 1 or outcome.best_run_id is None:
         return []
+    role, tag = ("fold", TAG_FOLD) if folds else ("seed", TAG_SEED)
     c = client(tracking_uri)
     best = c.get_run(outcome.best_run_id)
     existing = {
-        r.data.tags.get(TAG_SEED): r.info.run_id
+        r.data.tags.get(tag): r.info.run_id
         for r in c.search_runs(
             [best.info.experiment_id],
             filter_string=(
-                f"tags.mlflow.parentRunId = '{outcome.best_run_id}' and tags.`{TAG_ROLE}` = 'seed'"
+                f"tags.mlflow.parentRunId = '{outcome.best_run_id}' and "
+                f"tags.`{TAG_ROLE}` = '{role}'"
             ),
             max_results=10_000,
         )
     }
+    tests = outcome.fold_tests if folds else outcome.seed_tests
     ids = []
-    for i, (seed, test) in enumerate(zip(outcome.seeds, outcome.seed_tests, strict=True)):
-        run_id = existing.get(str(seed))
+    for i, (label, test) in enumerate(zip(runs, tests, strict=True)):
+        run_id = existing.get(str(label))
         if run_id is None:
             run_id = child_run(
                 c,
                 outcome.best_run_id,
-                "seed",
+                role,
                 outcome.model,
                 outcome.trial_id,
-                run_name=f"{outcome.model}/seed-{i + 1}",
-                tags={TAG_SEED: str(seed)},
+                run_name=f"{outcome.model}/{role}-{label if folds else i + 1}",
+                tags={tag: str(label)},
             )
-            c.log_batch(run_id, params=param_batch({"seed": seed, "epochs": outcome.best_epoch}))
+            params = {"seed": outcome.seed if folds else label, "epochs": outcome.best_epoch}
+            c.log_batch(
+                run_id, params=param_batch({**params, **({"fold": label} if folds else {})})
+            )
         metrics = {metric_key("test", k): v for k, v in test.items()}
         c.log_batch(run_id, metrics=metric_batch(metrics, 0))
         c.set_terminated(run_id, status="FINISHED")
@@ -455,8 +467,9 @@ def log_seed_runs(tracking_uri: str, outcome: ModelOutcome) -> list[str]:
 def log_statistics(tracking_uri: str, board: Leaderboard) -> None:
     """Each best run gets its leaderboard statistics as metrics: the test metrics' intervals
     (``<metric>_ci_low`` / ``_ci_high``) and spread across seeds (``_std``), the beyond-accuracy
-    and sampled metrics' too, the seeds, the paired tests against the best model
-    (``p_wilcoxon``, ``p_ttest``, ``tied_with_best`` 1/0), and with the sampled protocol the
+    and sampled metrics' too, the seeds (with ``--folds``: the folds, the target's
+    ``_fold_min`` / ``_fold_max``; ``_std`` is across folds), the paired tests against the best
+    model (``p_wilcoxon``, ``p_ttest``, ``tied_with_best`` 1/0), and with the sampled protocol the
     model's place in both orders (``rank_full``, ``rank_sampled``)."""
     c = client(tracking_uri)
     places = {r.model: i for i, r in enumerate(board.sampled_order(), 1)}
@@ -476,6 +489,8 @@ def log_statistics(tracking_uri: str, board: Leaderboard) -> None:
         if board.tested:
             metrics["p_wilcoxon"], metrics["p_ttest"] = row.p_wilcoxon, row.p_ttest
         metrics["seeds"] = len(o.seeds) if o.error is None else 0
+        if board.folds:  # the fold-to-fold spread: _std above, and the target's range
+            metrics.update(board.fold_spread(o))
         if row.tied_with_best is not None:
             metrics["tied_with_best"] = int(row.tied_with_best)
         c.log_batch(run_id=o.best_run_id, metrics=metric_batch(metrics, 0))
