@@ -330,3 +330,59 @@ def test_the_leaderboard_over_folds_pairs_fold_user_units(tmp_path):
     assert written["test_ndcg_at_10"].tolist() == [0.6, 0.4, 0.2, 0.3]
     assert "std (folds)" in (results / "leaderboard.md").read_text()
     assert "Test ndcg@10 on each fold" in (results / "leaderboard.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_folds_sweep_retrains_each_best_config_on_every_fold(ray_session, tmp_path, monkeypatch):
+    """A real sweep with --folds 2: one search, the best of each model trained again on fold 2
+    (a Ray task for the trainable model, a refit for the closed-form one), the per-fold table,
+    the per-user fold column and one MLflow run per fold."""
+    import shutil
+
+    import pandas as pd
+    import sweep_fakes
+
+    from recsys.tuning import tracking
+    from recsys.tuning.config import SweepConfig
+    from recsys.tuning.space import default_space_dir
+    from recsys.tuning.sweep import run_sweep
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECSYS_TUNE_DATA", str(tmp_path / "cache"))
+    spaces = tmp_path / "spaces"
+    spaces.mkdir()
+    shutil.copy(default_space_dir() / "popularity.yaml", spaces)
+    (spaces / "curve.yaml").write_text(sweep_fakes.CURVE_SPACE)
+    cfg = SweepConfig(
+        dataset="synthetic",
+        dataset_options={"n_users": 60, "n_items": 30, "n_interactions": 1500},
+        models=("popularity", "curve"),
+        folds=2,
+        space_dir=str(spaces),
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        storage_path=str(tmp_path / "ray"),
+        results_dir=str(tmp_path / "results"),
+        seed=3,
+        verbose=0,
+        command="pytest",
+    )
+    result = run_sweep(cfg)
+    assert result.state.status == "finished" and not result.failed_models
+    results = tmp_path / "results"
+    folds = pd.read_csv(results / "leaderboard_folds.csv")
+    assert sorted(map(tuple, folds[["model", "fold"]].to_numpy().tolist())) == [
+        ("curve", 1), ("curve", 2), ("popularity", 1), ("popularity", 2),
+    ]  # fmt: skip
+    for outcome in result.outcomes:
+        per_user = pd.read_parquet(results / "per_user" / f"{outcome.model}.parquet")
+        assert sorted(per_user["fold"].unique().tolist()) == [1, 2]
+        by_fold = per_user.groupby("fold")["test_ndcg_at_10"].mean()
+        assert outcome.test["ndcg@10"] == pytest.approx(by_fold.mean(), abs=1e-6)
+        client = tracking.client(result.state.tracking_uri)
+        best = client.get_run(outcome.best_run_id)
+        runs = client.search_runs(
+            [best.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{outcome.best_run_id}' "
+            f"and tags.`{tracking.TAG_ROLE}` = 'fold'",
+        )
+        assert sorted(r.data.tags[tracking.TAG_FOLD] for r in runs) == ["1", "2"]
