@@ -118,3 +118,31 @@ def test_bad_options():
         make_synthetic(10, 10, 20, temperature=0)
     with pytest.raises(RecsysError, match="dim must be a positive integer"):
         make_synthetic(10, 10, 20, dim=0)
+
+
+def test_a_scaled_down_preset_keeps_its_per_user_bounds_and_median():
+    from dataclasses import replace
+
+    from recsys.data.synthetic import SHAPES
+
+    # ML-1M with a tenth of its users and pairs: the same mean, bounds and spread per user
+    small = replace(SHAPES["ml-1m"], n_users=604, n_interactions=100_020)
+    frame = generate(**small.generator_options(), seed=3).interactions.frame
+    per_user = np.bincount(frame["user_id"])
+    assert len(frame) == 100_020 and len(per_user) == 604
+    assert per_user.min() >= 20 and per_user.max() <= 2_314
+    assert abs(np.median(per_user) - 96) < 12
+    per_item = np.sort(np.bincount(frame["item_id"], minlength=3_706))[::-1]
+    assert per_item[:37].sum() / len(frame) > 0.05  # the top 1% of items: a heavy head
+
+
+def test_shape_options_are_checked_before_generating():
+    from recsys.data.loaders import check_options
+
+    check_options("synthetic", {"shape": "goodbooks", "seed": 1})
+    with pytest.raises(RecsysError, match="unknown shape 'ml-20m'"):
+        check_options("synthetic", {"shape": "ml-20m"})
+    with pytest.raises(RecsysError, match="shape=ml-1m sets n_users"):
+        check_options("synthetic", {"shape": "ml-1m", "n_users": 50})
+    with pytest.raises(RecsysError, match="max_per_user"):
+        generate(10, 100, 500, max_per_user=20)  # 10 users x 20 < 500 pairs

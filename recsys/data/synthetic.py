@@ -2,8 +2,9 @@
 
 The generative model: items and users each belong to one of ``n_clusters`` taste clusters with a
 unit centre in ``dim`` dimensions; a user's taste vector is its cluster's centre plus Gaussian
-noise. Item ``i`` has a Zipf popularity ``pop_i ~ rank_i ** -popularity_exponent`` (ranks shuffled
-over items) and is drawn by user ``u`` with probability
+noise. Item ``i`` has a Zipf(-Mandelbrot) popularity
+``pop_i ~ (rank_i + popularity_offset) ** -popularity_exponent`` (ranks shuffled over items) and
+is drawn by user ``u`` with probability
 
     p(i | u) = softmax_i( u . centre[cluster(i)] / temperature + log pop_i )
 
@@ -11,9 +12,15 @@ which is sampled exactly in two steps: a cluster from ``softmax_c(u . centre_c /
 log mass_c)`` (``mass_c`` = popularity mass of cluster ``c``), then an item of that cluster in
 proportion to its popularity. Both steps are inverse-CDF look-ups (``np.searchsorted``) over all
 draws at once, so ten million interactions take seconds. A user's number of interactions is
-heavy-tailed (log-normal activity, capped at ``n_items``); its items are distinct and drawn without
-replacement from ``p(i | u)`` (see ``_Sampler.distinct``), so the result holds exactly
-``n_interactions`` rows.
+heavy-tailed (``min_per_user`` plus a log-normal share of the rest, capped at ``max_per_user`` and
+``n_items``); its items are distinct and drawn without replacement from ``p(i | u)`` (see
+``_Sampler.distinct``), so the result holds exactly ``n_interactions`` rows.
+
+:data:`SHAPES` are presets with the published shapes of real datasets (``shape=ml-1m``): their
+sizes, their per-user minimum and maximum, an activity spread chosen so that the median user
+is near the published median, and a popularity exponent and offset chosen so that
+the most popular and the median item's counts are near the published ones
+(``python benchmarks/synthetic_scale.py --shapes`` prints target and generated statistics).
 
 Every rating is NaN: an implicit positive, kept by the preparation step whatever the threshold.
 Timestamps strictly increase down the rows, which are in random order (no user's history is
@@ -23,6 +30,7 @@ text encoder sees the same structure as the interactions.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +72,60 @@ DENSE_CELLS = 1 << 22  # users x items scores per Gumbel-top-k block
 
 
 @dataclass(frozen=True)
+class Shape:
+    """A preset: a real dataset's published shape and the generator settings that match it.
+
+    Attributes:
+        n_users, n_items, n_interactions: the published sizes.
+        min_per_user, max_per_user: the published fewest and most interactions of one user.
+        median_per_user: the published median user's interactions (the target of
+            :attr:`activity_sigma`: without a binding cap, the median of ``min`` plus a
+            log-normal share is ``min + (mean - min) * exp(-sigma^2 / 2)``).
+        max_per_item, median_per_item: the published most popular and median item's
+            interactions (the targets :attr:`popularity_exponent` and
+            :attr:`popularity_offset` were chosen for, at :attr:`temperature`).
+        activity_sigma, popularity_exponent, popularity_offset, temperature: generator
+            settings (see :func:`generate`).
+    """
+
+    n_users: int
+    n_items: int
+    n_interactions: int
+    min_per_user: int
+    max_per_user: int
+    median_per_user: int
+    max_per_item: int
+    median_per_item: float
+    activity_sigma: float
+    popularity_exponent: float
+    popularity_offset: float
+    temperature: float
+
+    def generator_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`generate` for this shape (its sizes among them)."""
+        return {
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "n_interactions": self.n_interactions,
+            "min_per_user": self.min_per_user,
+            "max_per_user": self.max_per_user,
+            "activity_sigma": self.activity_sigma,
+            "popularity_exponent": self.popularity_exponent,
+            "popularity_offset": self.popularity_offset,
+            "temperature": self.temperature,
+        }
+
+
+# Published figures: MovieLens-1M and -10M (Harper & Konstan, TiiS 2015; the GroupLens READMEs:
+# every user has at least 20 ratings), goodbooks-10k (Zajac 2017; users have 19 to 200 ratings).
+SHAPES: dict[str, Shape] = {
+    "ml-1m": Shape(6_040, 3_706, 1_000_209, 20, 2_314, 96, 3_428, 123.5, 1.14, 1.2, 45.0, 1.0),
+    "goodbooks": Shape(53_424, 10_000, 5_976_479, 19, 200, 111, 22_806, 248, 0.6, 1.0, 60.0, 1.0),
+    "ml-10m": Shape(69_878, 10_681, 10_000_054, 20, 7_359, 69, 34_864, 135, 1.36, 1.8, 60.0, 1.0),
+}
+
+
+@dataclass(frozen=True)
 class SyntheticWorld:
     """Synthetic interactions together with the ground truth they were drawn from.
 
@@ -96,6 +158,9 @@ def generate(
     temperature: float = 0.2,
     user_noise: float = 0.5,
     activity_sigma: float = 1.0,
+    min_per_user: int = 1,
+    max_per_user: int | None = None,
+    popularity_offset: float = 0.0,
     seed: int = 0,
 ) -> SyntheticWorld:
     """Synthetic implicit feedback, with the clusters and popularity behind it (module docstring).
@@ -110,25 +175,32 @@ def generate(
         temperature: lower values keep users closer to their own cluster.
         user_noise: spread of users' tastes around their cluster centre.
         activity_sigma: log-normal spread of users' numbers of interactions.
+        min_per_user: every user's fewest interactions (when ``n_interactions`` allows it).
+        max_per_user: every user's most interactions (None: ``n_items``).
+        popularity_offset: Zipf-Mandelbrot offset of the ranks (>= 0): a flatter head, for the
+            same tail.
         seed: seeds everything; equal arguments give equal data.
     """
     _check_sizes(n_users, n_items, n_interactions, dim, n_clusters)
     _check_options(temperature, popularity_exponent, user_noise, activity_sigma)
+    _check_per_user(n_users, n_items, n_interactions, min_per_user, max_per_user)
     rng = np.random.default_rng(seed)
     k = min(n_clusters, n_items)
     centres, item_cluster, user_cluster, popularity = _draw_clusters(
-        n_users, n_items, k, dim, popularity_exponent, rng
+        n_users, n_items, k, dim, popularity_exponent, rng, popularity_offset
     )
     tastes = centres[user_cluster] + user_noise * rng.standard_normal((n_users, dim)) / np.sqrt(dim)
     sampler = _Sampler(tastes @ centres.T / temperature, np.log(popularity), item_cluster, rng)
-    counts = _user_counts(n_users, n_items, n_interactions, activity_sigma, rng)
+    cap = n_items if max_per_user is None else min(max_per_user, n_items)
+    counts = _user_counts(n_users, cap, n_interactions, activity_sigma, rng, min_per_user)
     users, items = _draw_pairs(sampler, counts, n_interactions)
     frame = _shuffled_frame(users, items, rng)
     params = (
         f"n_users={n_users}, n_items={n_items}, n_interactions={n_interactions}, dim={dim}, "
         f"n_clusters={n_clusters}, popularity_exponent={popularity_exponent}, "
         f"temperature={temperature}, user_noise={user_noise}, activity_sigma={activity_sigma}, "
-        f"seed={seed}"
+        f"min_per_user={min_per_user}, max_per_user={max_per_user}, "
+        f"popularity_offset={popularity_offset}, seed={seed}"
     )
     texts = _item_texts(item_cluster, k, rng)
     interactions = Interactions("synthetic", frame, dict(enumerate(texts)), f"synthetic({params})")
@@ -147,10 +219,33 @@ def _check_options(
         )
 
 
+def _check_per_user(
+    n_users: int, n_items: int, n_interactions: int, least: int, most: int | None
+) -> None:
+    """Raises a RecsysError unless 1 <= least <= most and the users can hold every pair."""
+    cap = n_items if most is None else min(most, n_items)
+    if least < 1 or (most is not None and most < least):
+        raise RecsysError(
+            f"synthetic: need 1 <= min_per_user <= max_per_user, got {least} and {most}"
+        )
+    if n_interactions > n_users * cap:
+        raise RecsysError(
+            f"synthetic: n_interactions={n_interactions} exceeds n_users * max_per_user = "
+            f"{n_users * cap}; ask for fewer interactions or allow more per user"
+        )
+
+
 def _draw_clusters(
-    n_users: int, n_items: int, k: int, dim: int, exponent: float, rng: np.random.Generator
+    n_users: int,
+    n_items: int,
+    k: int,
+    dim: int,
+    exponent: float,
+    rng: np.random.Generator,
+    offset: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The ground truth: cluster centres, item and user clusters, Zipf item popularity.
+    """The ground truth: cluster centres, item and user clusters, Zipf(-Mandelbrot) item
+    popularity ``(rank + offset) ** -exponent``.
 
     Returns:
         centres (k, dim) unit vectors, item_cluster (n_items,), user_cluster (n_users,) and
@@ -160,7 +255,7 @@ def _draw_clusters(
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     item_cluster = rng.permutation(np.arange(n_items) % k)
     user_cluster = rng.permutation(np.arange(n_users) % k)
-    popularity = (rng.permutation(n_items) + 1.0) ** -exponent
+    popularity = (rng.permutation(n_items) + 1.0 + offset) ** -exponent
     popularity /= popularity.sum()
     return centres, item_cluster, user_cluster, popularity
 
@@ -212,16 +307,17 @@ def _row_cdf(weights: np.ndarray) -> np.ndarray:
 
 
 def _user_counts(
-    n_users: int, n_items: int, n: int, sigma: float, rng: np.random.Generator
+    n_users: int, cap: int, n: int, sigma: float, rng: np.random.Generator, least: int = 1
 ) -> np.ndarray:
-    """Interactions per user: log-normal activity, at least 1 when possible, at most n_items."""
+    """Interactions per user: ``least`` (when n allows it, else as many as it allows) plus a
+    log-normal share of the rest, at most ``cap``."""
     activity = rng.lognormal(0.0, sigma, n_users)
-    floor = 1 if n >= n_users else 0
+    floor = min(least, n // n_users, cap)
     counts = floor + rng.multinomial(n - floor * n_users, activity / activity.sum())
     # Whatever a capped user cannot take goes to the others, again by activity.
-    while (excess := int(np.maximum(counts - n_items, 0).sum())) > 0:
-        counts = np.minimum(counts, n_items)
-        room = activity * (counts < n_items)
+    while (excess := int(np.maximum(counts - cap, 0).sum())) > 0:
+        counts = np.minimum(counts, cap)
+        room = activity * (counts < cap)
         counts += rng.multinomial(excess, room / room.sum())
     return counts
 
@@ -359,6 +455,7 @@ def _item_texts(item_cluster: np.ndarray, k: int, rng: np.random.Generator) -> l
 def load_synthetic(
     data_dir: str | None = None,
     *,
+    shape: str = "",
     n_users: int = 1000,
     n_items: int = 500,
     n_interactions: int = 20_000,
@@ -370,54 +467,46 @@ def load_synthetic(
     activity_sigma: float = 1.0,
     seed: int = 0,
 ) -> Interactions:
-    """:func:`generate` with default sizes, as a dataset loader (``data_dir`` is unused)."""
-    check_synthetic_options(
-        n_users=n_users,
-        n_items=n_items,
-        n_interactions=n_interactions,
-        dim=dim,
-        n_clusters=n_clusters,
-        popularity_exponent=popularity_exponent,
-        temperature=temperature,
-        user_noise=user_noise,
-        activity_sigma=activity_sigma,
-        seed=seed,
-    )
-    return generate(
-        n_users,
-        n_items,
-        n_interactions,
-        dim=dim,
-        n_clusters=n_clusters,
-        popularity_exponent=popularity_exponent,
-        temperature=temperature,
-        user_noise=user_noise,
-        activity_sigma=activity_sigma,
-        seed=seed,
-    ).interactions
+    """:func:`generate` with default sizes, as a dataset loader (``data_dir`` is unused).
+
+    ``shape`` names a preset of :data:`SHAPES` (``ml-1m``, ``goodbooks``, ``ml-10m``): it sets
+    the sizes, the per-user bounds, ``activity_sigma``, ``popularity_exponent`` and
+    ``temperature``; ``dim``, ``n_clusters``, ``user_noise`` and ``seed`` still apply.
+    """
+    options = {k: v for k, v in locals().items() if k not in ("data_dir", "shape")}
+    check_synthetic_options(shape=shape, **options)
+    if shape:
+        options.update(SHAPES[shape].generator_options())
+    return generate(**options).interactions
 
 
-def check_synthetic_options(
-    *,
-    n_users: int,
-    n_items: int,
-    n_interactions: int,
-    dim: int,
-    n_clusters: int,
-    popularity_exponent: float,
-    temperature: float,
-    user_noise: float,
-    activity_sigma: float,
-    seed: int,
-) -> None:
-    """Every check of :func:`generate`'s arguments, without generating (a sweep runs it before
-    Ray starts)."""
-    _check_sizes(n_users, n_items, n_interactions, dim, n_clusters)
-    _check_options(temperature, popularity_exponent, user_noise, activity_sigma)
-    if not np.isfinite([temperature, popularity_exponent, user_noise, activity_sigma]).all():
+def check_synthetic_options(*, shape: str = "", **options: Any) -> None:
+    """Every check of :func:`load_synthetic`'s options, without generating (a sweep runs it
+    before Ray starts)."""
+    if shape:
+        if shape not in SHAPES:
+            raise RecsysError(
+                f"synthetic: unknown shape {shape!r}; choose one of {sorted(SHAPES)} (or leave "
+                f"shape out and give n_users, n_items, n_interactions)"
+            )
+        preset = SHAPES[shape].generator_options()
+        defaults = inspect.signature(load_synthetic).parameters
+        clash = sorted(k for k in preset if k in options and options[k] != defaults[k].default)
+        if clash:
+            raise RecsysError(
+                f"synthetic: shape={shape} sets {', '.join(clash)}; drop those options or the shape"
+            )
+        options = {**options, **preset}
+    _check_sizes(options["n_users"], options["n_items"], options["n_interactions"],
+                 options["dim"], options["n_clusters"])  # fmt: skip
+    shape_options = [options[k] for k in _SHAPE_OPTIONS]
+    _check_options(*shape_options)
+    if not np.isfinite(shape_options).all():
         raise RecsysError("synthetic: temperature and the other shape options must be finite")
-    if seed < 0:
-        raise RecsysError(f"synthetic: seed must be an integer >= 0, got {seed}")
+    if options["seed"] < 0:
+        raise RecsysError(f"synthetic: seed must be an integer >= 0, got {options['seed']}")
 
+
+_SHAPE_OPTIONS = ("temperature", "popularity_exponent", "user_noise", "activity_sigma")
 
 load_synthetic.check_options = check_synthetic_options  # see recsys.data.loaders.check_options

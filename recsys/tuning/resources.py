@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from recsys.errors import RecsysError
 from recsys.io import redact
+from recsys.tuning import console
+from recsys.tuning.memory import DataShape, MemoryPlan, plan
 
 # Recommender trials are small: four share one GPU well without running out of its memory.
 DEFAULT_GPU_SHARE = 0.25
@@ -86,14 +90,16 @@ def check_address(address: str, timeout: float = 10.0) -> None:
 
 @dataclass(frozen=True)
 class ClusterShape:
-    """The largest CPU and GPU counts of any one alive node, the totals, and on how many
-    machines (distinct node addresses) the nodes run."""
+    """The largest CPU and GPU counts of any one alive node, the totals, on how many
+    machines (distinct node addresses) the nodes run, and the largest node's memory for Ray's
+    tasks (its ``memory`` resource, bytes; 0 when unknown)."""
 
     max_node_cpus: float
     max_node_gpus: float
     total_cpus: float
     total_gpus: float
     hosts: int = 1
+    max_node_memory: float = 0.0
 
     @classmethod
     def from_ray(cls) -> ClusterShape:
@@ -104,7 +110,8 @@ class ClusterShape:
         cpus = [float(n.get("CPU", 0.0)) for n in nodes] or [0.0]
         gpus = [float(n.get("GPU", 0.0)) for n in nodes] or [0.0]
         hosts = len({n.get("NodeManagerAddress") for n in alive}) or 1
-        return cls(max(cpus), max(gpus), sum(cpus), sum(gpus), hosts)
+        memory = max([float(n.get("memory", 0.0)) for n in nodes] or [0.0])
+        return cls(max(cpus), max(gpus), sum(cpus), sum(gpus), hosts, memory)
 
 
 def check_shared(cluster: ClusterShape, storage: str, tracking_uri: str) -> None:
@@ -132,10 +139,12 @@ def check_shared(cluster: ClusterShape, storage: str, tracking_uri: str) -> None
 
 @dataclass(frozen=True)
 class TrialResources:
-    """One trial's share: CPUs and a (possibly fractional) number of GPUs."""
+    """One trial's share: CPUs, a (possibly fractional) number of GPUs and, once planned,
+    the memory its config needs (:mod:`recsys.tuning.memory`)."""
 
     cpus: float
     gpus: float
+    memory: MemoryPlan | None = None
 
     @property
     def device(self) -> str:
@@ -147,6 +156,42 @@ class TrialResources:
 
     def as_dict(self) -> dict[str, float]:
         return {"cpu": self.cpus, "gpu": self.gpus}
+
+    def bundle(self, config: Mapping[str, Any]) -> dict[str, float]:
+        """What a trial of ``config`` asks Ray for: its CPUs and GPUs, and its planned memory
+        (bytes), so that Ray starts no more trials on a node than its memory holds."""
+        bundle = self.as_dict()
+        if self.memory is not None:
+            bundle["memory"] = float(self.memory.trial_bytes(config))
+        return bundle
+
+    def request(self, config: Mapping[str, Any]) -> Any:
+        """:meth:`bundle` as a placement group factory, for ``tune.with_resources``."""
+        from ray.tune.execution.placement_groups import resource_dict_to_pg_factory
+
+        return resource_dict_to_pg_factory(self.bundle(config))
+
+    def with_memory(self, cluster: ClusterShape, data: Any, spaces: Mapping) -> TrialResources:
+        """The share with every model's memory planned and printed, one line each.
+
+        Raises:
+            RecsysError: a model whose worst config fits no node (before any trial starts).
+        """
+        memory, lines = plan(
+            spaces, DataShape.of(data), self.device, self.threads,
+            cluster.max_node_memory, _gpu_share_bytes(self.gpus),
+        )  # fmt: skip
+        console.say(*lines)
+        return replace(self, memory=memory)
+
+
+def _gpu_share_bytes(gpus: float) -> float:
+    """The GPU memory a trial's share holds, from this machine's first GPU (0: unknown)."""
+    import torch
+
+    if gpus <= 0 or not torch.cuda.is_available():
+        return 0.0
+    return torch.cuda.get_device_properties(0).total_memory * min(gpus, 1.0)
 
 
 def resolve_resources(

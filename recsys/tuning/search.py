@@ -69,12 +69,12 @@ def run_search(
             root_seed=cfg.seed,
             device=resources.device,
             threads=resources.threads,
+            memory=resources.memory,
         )
         for model in spaces
     }
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, data=trial_data, settings=settings),
-        resources.as_dict(),
+        tune.with_parameters(train_trial, data=trial_data, settings=settings), resources.request
     )
     for model, budget in budgets.items():
         console.say(

@@ -59,10 +59,6 @@ class _Run:
     callbacks: Sequence[Any] = ()
     search_seconds: float = 0.0
 
-    @property
-    def cfg(self) -> SweepConfig:
-        return self.state.config
-
 
 def run_sweep(
     cfg: SweepConfig, data: SplitData | None = None, callbacks: Sequence[Any] = ()
@@ -132,12 +128,13 @@ def _checked(
     notes = [note] if note else []
     console.say(*notes)
     data = check_entities(load_data(cfg, data), spaces.values())
+    resources = resources.with_memory(cluster, data, spaces)  # refuses what fits no node
     return _Run(state, spaces, budgets, resources, data, callbacks), notes
 
 
 def _open_tracking(run: _Run) -> None:
     """From here on, things are written: the store, the sweep's parent run, its state."""
-    state, cfg = run.state, run.cfg
+    state, cfg = run.state, run.state.config
     tracking.open_store(state.tracking_uri)
     state.parent_run_id = tracking.start_parent_run(
         state.tracking_uri,
@@ -154,7 +151,7 @@ def _open_tracking(run: _Run) -> None:
 
 def _run(run: _Run) -> tuple[Leaderboard, list[ModelOutcome]]:
     """The search, the seed runs, each model's outcome and the leaderboard."""
-    state, cfg = run.state, run.cfg
+    state, cfg = run.state, run.state.config
     data, trial_data = for_trials(run.data, run.spaces.values())
     records = _search(run, trial_data)
     chosen = finalize.choices(state, records)  # each model's best checkpoint, chosen once
@@ -177,7 +174,7 @@ def _run(run: _Run) -> tuple[Leaderboard, list[ModelOutcome]]:
 def _search(run: _Run, trial_data: Any) -> dict[str, list[TrialRecord]]:
     """Every model's trials, at once, as records; none when an earlier run of the sweep
     reached every model's outcome (only the results were left to write)."""
-    state, cfg = run.state, run.cfg
+    state, cfg = run.state, run.state.config
     if all(state.outcome(m) is not None for m in run.spaces):
         return {}
     max_epochs = {m: b.max_epochs for m, b in run.budgets.items()}

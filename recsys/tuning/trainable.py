@@ -76,6 +76,8 @@ class TrialSettings:
         root_seed: the sweep's root seed; each trial's seed is derived from it.
         device: ``"cuda"`` when the trial holds a GPU share, else ``"cpu"``.
         threads: torch intra-op threads (the trial's CPU share).
+        memory: the sweep's ``recsys.tuning.memory.MemoryPlan`` (None: not planned); each trial
+            reports its estimate beside what it used.
     """
 
     model: str
@@ -86,6 +88,7 @@ class TrialSettings:
     root_seed: int = 0
     device: str = "cpu"
     threads: int = 1
+    memory: Any = None
 
 
 def train_trial(
@@ -108,11 +111,13 @@ def train_trial(
     from ray import tune
 
     from recsys.train import Trainer
+    from recsys.tuning.accounting import TrialUsage
 
     # Ray logs a line per persisted checkpoint, i.e. per evaluation here: too loud for the console.
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     model, config = split_config(config)
     settings = settings[model]
+    usage = TrialUsage(settings.device)
     torch.set_num_threads(max(1, settings.threads))
     seed = trial_seed(settings.root_seed, model, config)
     trainer = Trainer(model, config, data, device=settings.device, seed=seed)
@@ -126,14 +131,27 @@ def train_trial(
         "first_epoch_started_at": time.time(),
         "resumed_from_epoch": trainer.epoch,
         "node_id": ray.get_runtime_context().get_node_id(),  # where it ran (or ran again)
+        **_planned(settings, model, config),
     }
     ks = report_ks(settings.metric, settings.ks)
     for evaluation in trainer.run(settings.max_epochs, settings.eval_every, ks):
-        metrics = {**_result(evaluation, settings.model, seed), **once}
+        metrics = {**_result(evaluation, settings.model, seed), **usage.report(), **once}
         once = {}
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(trainer, folder)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _planned(settings: TrialSettings, model: str, config: dict[str, Any]) -> dict[str, float]:
+    """The plan's estimate of this trial, reported once beside what it measures."""
+    if settings.memory is None:
+        return {}
+    planned = settings.memory.estimate_of(model, config)
+    return {
+        "mem_estimate_bytes": float(planned.host_bytes),
+        "gpu_estimate_bytes": float(planned.gpu_bytes),
+        "epoch_seconds_estimate": float(planned.epoch_seconds),
+    }
 
 
 def _result(evaluation: Evaluation, model: str, seed: int) -> dict[str, Any]:

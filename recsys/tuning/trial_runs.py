@@ -38,7 +38,19 @@ from recsys.tuning.trainable import is_defaults_trial, split_config, trial_seed
 RETRY_EVERY_S = 5.0
 FINAL_WAIT_S = 180.0
 REQUEST_TIMEOUT_S = 10  # per call while buffering, instead of MLflow's 120 s and 7 retries
-_TRIAL_METRICS = ("epoch", "epoch_seconds", "setup_seconds", "resumed_from_epoch")
+_TRIAL_METRICS = (
+    "epoch",
+    "epoch_seconds",
+    "setup_seconds",
+    "resumed_from_epoch",
+    # what the trial used, and the memory plan's estimate of it (recsys.tuning.accounting)
+    "cpu_seconds",
+    "peak_rss_bytes",
+    "peak_gpu_bytes",
+    "mem_estimate_bytes",
+    "gpu_estimate_bytes",
+    "epoch_seconds_estimate",
+)
 
 
 def unreachable(error: BaseException) -> bool:
