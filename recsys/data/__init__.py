@@ -16,7 +16,7 @@ from recsys.data import predefined
 from recsys.data.cache import PrepConfig, fingerprint
 from recsys.data.cache import load as load_cached
 from recsys.data.cache import save as save_cached
-from recsys.data.dataset import ItemEntities, Pairs, SplitData
+from recsys.data.dataset import ColdItems, ItemEntities, Pairs, SplitData
 from recsys.data.files import data_home
 from recsys.data.interactions import Interactions
 from recsys.data.prepare import Prepared, check_low_ratings, low_rated, prepare
@@ -34,7 +34,13 @@ def build_split(raw: Interactions, config: PrepConfig, fp: str | None = None) ->
         raw, config.threshold, config.min_user_interactions, config.min_item_interactions
     )
     parts = split(
-        prepared, config.split, config.ratios, config.seed, config.by_time, config.val_share
+        prepared,
+        config.split,
+        config.ratios,
+        config.seed,
+        config.by_time,
+        config.val_share,
+        config.cold_share,
     )
     seen_only = None
     if config.low_ratings == "seen":
@@ -70,6 +76,7 @@ def build_split(raw: Interactions, config: PrepConfig, fp: str | None = None) ->
         summary=summary,
         seen_only=seen_only,
         item_entities=prepared.item_entities,
+        cold_items=parts.cold,
     )
 
 
@@ -128,6 +135,7 @@ def load_split(
 
 
 __all__ = [
+    "ColdItems",
     "Interactions",
     "ItemEntities",
     "Pairs",

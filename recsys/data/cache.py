@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.data.dataset import ItemEntities, Pairs, SplitData
+from recsys.data.dataset import ColdItems, ItemEntities, Pairs, SplitData
 from recsys.data.interactions import ENTITY_COLUMNS, Interactions
 
 # Bumped whenever preparation or splitting changes what a given set of parameters produces.
@@ -43,6 +43,8 @@ class PrepConfig:
         fold: ``ml100k-fold``: which of ML-100K's ``u1``..``u5`` base/test pairs (default 1).
         val_share: ``files``/``ml100k-fold`` without a validation file: the share of each
             user's training pairs carved out as validation (default 0.1).
+        cold_share: ``cold_items``: the share of the items held out as new items (default
+            0.2).
     """
 
     threshold: float | None = 4.0
@@ -58,6 +60,7 @@ class PrepConfig:
     test_file: str | None = None
     fold: int | None = None
     val_share: float | None = None
+    cold_share: float | None = None
 
 
 # The parameters of FORMAT_VERSION 1; those added since enter the fingerprint only when they are
@@ -134,6 +137,9 @@ def save(data: SplitData, cache_dir: Path) -> Path:
                 "seen_only_users": data.seen_only.users,
                 "seen_only_items": data.seen_only.items,
             }
+        cold = {}
+        if data.cold_items is not None:
+            cold = {"cold_val_items": data.cold_items.val, "cold_test_items": data.cold_items.test}
         np.savez(
             tmp / "pairs.npz",
             train_users=data.train.users,
@@ -143,6 +149,7 @@ def save(data: SplitData, cache_dir: Path) -> Path:
             test_users=test.users,
             test_items=test.items,
             **seen_only,
+            **cold,
         )
         pd.DataFrame({"user_id": data.user_ids}).to_parquet(tmp / "users.parquet", index=False)
         pd.DataFrame({"item_id": data.item_ids, "text": data.item_text}).to_parquet(
@@ -186,6 +193,9 @@ def _read(path: Path, fp: str) -> SplitData:
         pairs = {s: Pairs(z[f"{s}_users"], z[f"{s}_items"]) for s in ("train", "val", "test")}
         if "seen_only_users" in z.files:
             pairs["seen_only"] = Pairs(z["seen_only_users"], z["seen_only_items"])
+        cold = None
+        if "cold_val_items" in z.files:
+            cold = ColdItems(z["cold_val_items"], z["cold_test_items"])
     items = pd.read_parquet(path / "items.parquet")
     entities = None
     # Entries written before entities existed have no key: their data had none.
@@ -203,4 +213,5 @@ def _read(path: Path, fp: str) -> SplitData:
         summary=meta["summary"],
         seen_only=pairs.get("seen_only"),
         item_entities=entities,
+        cold_items=cold,
     )
