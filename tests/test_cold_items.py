@@ -261,3 +261,19 @@ def test_bad_cold_flags_are_one_line_before_ray(argv, message):
     with pytest.raises(RecsysError, match=message) as error:
         validate(cli.parse_args(["--models", "semantic", *argv]))
     assert "\n" not in str(error.value)
+
+
+def test_a_cold_sweep_keeps_the_space_of_a_model_it_skips_for_its_resume(tmp_path):
+    from recsys.tuning.state import SPACES, STATE_DIR, SweepState
+
+    cfg = _cold_cfg(["semantic", "ease"])
+    cfg = dataclasses.replace(cfg, results_dir=str(tmp_path / "r"), tracking_uri="sqlite:///x")
+    state = SweepState.create(cfg)
+    try:
+        state.keep_spaces(validate(cfg))  # semantic's only: ease is not searched
+    finally:
+        state.release()
+    kept = tmp_path / "r" / STATE_DIR / SPACES
+    assert sorted(p.name for p in kept.iterdir()) == ["ease.yaml", "semantic.yaml"]
+    resumed = dataclasses.replace(cfg, space_dir=str(kept))
+    assert list(validate(resumed)) == ["semantic"] and cold_skipped(resumed, "ease").skipped

@@ -24,7 +24,10 @@ Results directory contract (``results/<sweep>/`` by default; every file written 
   epoch), ``best_epoch`` (the best checkpoint's epoch), ``best_trial``, ``best_run_id`` (its
   MLflow run) and ``error`` (why a
   model has no scores: every trial failed; empty otherwise); sorted by the target test metric,
-  best first, models without scores last.
+  best first, models without scores last. On a cold-item split (``--split cold_items``) the
+  ``val_*`` and ``test_*`` metrics rank among the split's own cold items, ``test_all_<m>_at_<k>``
+  (with intervals and spread) among every item, and a ``status`` column says ``scored``,
+  ``failed`` or ``cannot score cold items`` (a model that was not searched: no numbers).
 - ``leaderboard.md``: the same ranking for reading: the target metric with its interval,
   spread and p-values, a few other metrics and the trial counts; then every test metric with
   its interval; then the beyond-accuracy metrics.
@@ -39,7 +42,8 @@ Results directory contract (``results/<sweep>/`` by default; every file written 
   metrics, novelty and ARP, the sampled metrics); what the intervals and tests are computed
   from.
 - ``best_configs.yaml``: per model, the best config, its seed and the best epoch.
-- ``split.parquet``: ``user_id``, ``item_id`` (raw ids), ``split`` (train/val/test).
+- ``split.parquet``: ``user_id``, ``item_id`` (raw ids), ``split`` (train/val/test); on a
+  cold-item split also ``cold_item`` (the pair's item is one of the held-out items).
 - ``recommendations/<model>.parquet``: top-100 per test user: ``user_id``, ``item_id`` (raw ids),
   ``rank`` (1 = best), ``score``; training and validation items excluded.
 - ``curves/<model>.png``: validation target vs epoch for every trial (a cross marks a trial
