@@ -258,7 +258,7 @@ def candidate_items(data: SplitData, split: str) -> torch.Tensor | None:
     if data.cold_items is None:
         return None
     allowed = torch.zeros(data.n_items, dtype=torch.bool)
-    allowed[torch.from_numpy(data.cold_items.of(split))] = True
+    allowed[torch.tensor(data.cold_items.of(split))] = True  # a copy: may be read-only
     return allowed
 
 
