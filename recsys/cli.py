@@ -88,7 +88,14 @@ def _data_flags(p: argparse.ArgumentParser) -> None:
         "--split",
         choices=STRATEGIES,
         help="split strategy (default ratio: per user); global: a random share of all "
-        "interactions; files: --train-file/--test-file; ml100k-fold: ML-100K's uN.base/uN.test",
+        "interactions; files: --train-file/--test-file; ml100k-fold: ML-100K's uN.base/uN.test; "
+        "cold_items: a share of the items held out whole (new items), ranked among themselves",
+    )
+    p.add_argument(
+        "--cold-share",
+        type=float,
+        help="--split cold_items: share of the items held out with all their interactions, "
+        "half for validation, half for test (default 0.2)",
     )
     p.add_argument("--ratios", help="train,val,test fractions (default 0.8,0.1,0.1)")
     p.add_argument("--by-time", action="store_true", help="loo: hold out the latest items")
@@ -218,6 +225,7 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
         "test_file": _absolute(a.test_file),
         "fold": a.fold,
         "val_share": a.val_share,
+        "cold_share": a.cold_share,
     }
     return SweepConfig(
         dataset=a.dataset,
@@ -347,6 +355,8 @@ def format_summary(result: SweepResult) -> str:
     ]
     for outcome in result.failed_models:
         lines.append(f"FAILED:   {outcome.model} has no result: {outcome.error}")
+    for outcome in (o for o in result.outcomes if o.skipped):
+        lines.append(f"SKIPPED:  {outcome.model} was not searched: {outcome.skipped}")
     if result.trials_failed:
         lost = ", ".join(f"{o.model} {o.trials_failed}" for o in result.outcomes if o.trials_failed)
         lines.append(

@@ -7,6 +7,11 @@ them, ``SplitData.seen_only``) are set to ``-inf`` so they can never be recommen
 hit matrix. All of it runs in user batches on the model's device, with no
 per-user Python loop. Within a list, items with equal scores are ordered by item index.
 
+On a cold-item split (``SplitData.cold_items``) each split ranks among its own cold items only,
+the cold-start literature's protocol: every other item is masked like a seen one
+(:func:`candidate_items`); ``all_items=True`` ranks among the whole catalogue instead (the test
+figures' second reading, named ``all_<metric>``).
+
 The same lists give the beyond-accuracy metrics of ``recsys.beyond_accuracy`` (coverage and Gini
 of the catalogue; with the training popularity, each user's novelty and ARP).
 """
@@ -92,8 +97,13 @@ def masked_top_k(
     exclude: UserItemIndex,
     n_items: int,
     k: int,
+    candidates: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k items of ``users`` with excluded items masked out.
+
+    Args:
+        candidates: (n_items,) bool on the scores' device: only these items are ranked (the
+            others are masked for every user); None: every item.
 
     Returns:
         (values, items), each (B, min(k, n_items)); masked positions (when a user has fewer than k
@@ -106,6 +116,8 @@ def masked_top_k(
         scores = scores.contiguous() if not scores.is_contiguous() else scores.clone()
     rows, items = exclude.gather(users)
     scores[rows, items] = float("-inf")
+    if candidates is not None:
+        scores[:, ~candidates] = float("-inf")
     return _ranked(scores, min(k, n_items))
 
 
@@ -141,6 +153,16 @@ class UserMetrics:
             self.users_skipped,
         )
 
+    def prefixed(self, prefix: str) -> UserMetrics:
+        """These metrics under names with ``prefix`` (``all_ndcg@10``), to merge beside others
+        of the same users."""
+        return UserMetrics(
+            self.users,
+            {prefix + k: v for k, v in self.values.items()},
+            {prefix + k: v for k, v in self.catalogue.items()},
+            self.users_skipped,
+        )
+
 
 def user_metrics(
     score_fn: ScoreFn,
@@ -152,6 +174,7 @@ def user_metrics(
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
     popularity: torch.Tensor | None = None,
+    candidates: torch.Tensor | None = None,
 ) -> UserMetrics:
     """Full-ranking metrics of a scorer against held-out pairs, for every evaluated user
     (``.means()``: averaged over them), and the beyond-accuracy metrics of the same lists.
@@ -166,8 +189,11 @@ def user_metrics(
         device: where scores, masks and top-k live.
         popularity: (n_items,) training interactions per item: with it, each user's
             ``novelty@k`` and ``arp@k`` too (``recsys.beyond_accuracy``).
+        candidates: (n_items,) bool: rank among these items only (a cold split's); None: all.
     """
     device = torch.device(device)
+    if candidates is not None:
+        candidates = candidates.to(device)
     ks = tuple(sorted(set(int(k) for k in ks)))
     if not ks or ks[0] < 1:
         raise ValueError(f"cutoffs must be positive integers, got {ks}")
@@ -181,7 +207,7 @@ def user_metrics(
     step = _batch_size(n_items, batch_size)
     for start in range(0, users.shape[0], step):
         batch = users[start : start + step]
-        values, top = masked_top_k(score_fn, batch, mask, n_items, ks[-1])
+        values, top = masked_top_k(score_fn, batch, mask, n_items, ks[-1], candidates)
         rows, items = target.gather(batch)
         relevant = torch.zeros(batch.shape[0], n_items, dtype=torch.bool, device=device)
         relevant[rows, items] = True
@@ -226,6 +252,16 @@ def split_pairs(data: SplitData, split: str) -> tuple[Pairs, list[Pairs]]:
     raise ValueError(f"split must be 'val' or 'test', got {split!r}")
 
 
+def candidate_items(data: SplitData, split: str) -> torch.Tensor | None:
+    """(n_items,) bool: the items a ranking for ``split`` is among; a cold-item split's own
+    cold items, None (every item) for any other split."""
+    if data.cold_items is None:
+        return None
+    allowed = torch.zeros(data.n_items, dtype=torch.bool)
+    allowed[torch.tensor(data.cold_items.of(split))] = True  # a copy: may be read-only
+    return allowed
+
+
 @torch.no_grad()
 def evaluate(
     model: Recommender,
@@ -251,9 +287,15 @@ def evaluate_users(
     split: str = "val",
     ks: Sequence[int] = DEFAULT_KS,
     batch_size: int | None = None,
+    all_items: bool = False,
 ) -> UserMetrics:
-    """Like :func:`evaluate`, with every evaluated user's metrics."""
+    """Like :func:`evaluate`, with every evaluated user's metrics.
+
+    Args:
+        all_items: on a cold-item split, rank among every item, not the split's cold items.
+    """
     heldout, exclude = split_pairs(data, split)
+    candidates = None if all_items else candidate_items(data, split)
     was_training = model.training
     model.eval()
     try:
@@ -267,6 +309,7 @@ def evaluate_users(
             batch_size,
             model.device,
             popularity=training_popularity(data),
+            candidates=candidates,
         )
     finally:
         model.train(was_training)

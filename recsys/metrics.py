@@ -79,6 +79,17 @@ def sampled_metrics(target: str, ks: Sequence[int] = REPORT_KS) -> list[str]:
     return [f"sampled_{m}@{k}" for k in report_ks(target, ks) for m in SAMPLED]
 
 
+# A cold-item split ranks each split among its cold items; its test figures among every item
+# carry this prefix: ``all_ndcg@10`` (``recsys.evaluate``).
+ALL_ITEMS = "all_"
+
+
+def all_items_metrics(target: str, ks: Sequence[int] = REPORT_KS) -> list[str]:
+    """A cold-item split's second test figures, ranked among every item: ``all_recall@10``,
+    ``all_ndcg@10``, ... of :func:`reported_metrics`."""
+    return [ALL_ITEMS + n for n in reported_metrics(target, ks)]
+
+
 def sampled_target(target: str) -> str:
     """What orders the sampled leaderboard: sampled NDCG at the target's cut-off."""
     return f"sampled_ndcg@{parse_metric(target)[1]}"

@@ -16,7 +16,7 @@ from recsys.data import predefined
 from recsys.data.cache import PrepConfig, fingerprint
 from recsys.data.cache import load as load_cached
 from recsys.data.cache import save as save_cached
-from recsys.data.dataset import ItemEntities, Pairs, SplitData
+from recsys.data.dataset import ColdItems, ItemEntities, Pairs, SplitData
 from recsys.data.files import data_home
 from recsys.data.folds import split_fold
 from recsys.data.interactions import Interactions
@@ -39,7 +39,13 @@ def build_split(raw: Interactions, config: PrepConfig, fp: str | None = None) ->
         parts = split_fold(prepared, config.folds, fold, config.seed, config.val_share)
     else:
         parts = split(
-            prepared, config.split, config.ratios, config.seed, config.by_time, config.val_share
+            prepared,
+            config.split,
+            config.ratios,
+            config.seed,
+            config.by_time,
+            config.val_share,
+            config.cold_share,
         )
     seen_only = None
     if config.low_ratings == "seen":
@@ -75,6 +81,7 @@ def build_split(raw: Interactions, config: PrepConfig, fp: str | None = None) ->
         summary=summary,
         seen_only=seen_only,
         item_entities=prepared.item_entities,
+        cold_items=parts.cold,
     )
 
 
@@ -175,6 +182,7 @@ def load_folds(
 
 
 __all__ = [
+    "ColdItems",
     "Interactions",
     "ItemEntities",
     "Pairs",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.data.dataset import ItemEntities, Pairs, SplitData
+from recsys.data.dataset import ColdItems, ItemEntities, Pairs, SplitData
 from recsys.data.interactions import ENTITY_COLUMNS, Interactions
 
 # Bumped whenever preparation or splitting changes what a given set of parameters produces.
@@ -46,6 +46,8 @@ class PrepConfig:
             share of each user's training pairs carved out as validation (default 0.1).
         folds: K-fold cross-validation (``ratio``: seeded per-user folds; ``ml100k-fold``:
             ``u1``..``uK``); see ``recsys.data.folds``. None: one split.
+        cold_share: ``cold_items``: the share of the items held out as new items (default
+            0.2).
     """
 
     threshold: float | None = 4.0
@@ -62,6 +64,7 @@ class PrepConfig:
     fold: int | None = None
     val_share: float | None = None
     folds: int | None = None
+    cold_share: float | None = None
 
 
 # The parameters of FORMAT_VERSION 1; those added since enter the fingerprint only when they are
@@ -138,6 +141,9 @@ def save(data: SplitData, cache_dir: Path) -> Path:
                 "seen_only_users": data.seen_only.users,
                 "seen_only_items": data.seen_only.items,
             }
+        cold = {}
+        if data.cold_items is not None:
+            cold = {"cold_val_items": data.cold_items.val, "cold_test_items": data.cold_items.test}
         np.savez(
             tmp / "pairs.npz",
             train_users=data.train.users,
@@ -147,6 +153,7 @@ def save(data: SplitData, cache_dir: Path) -> Path:
             test_users=test.users,
             test_items=test.items,
             **seen_only,
+            **cold,
         )
         pd.DataFrame({"user_id": data.user_ids}).to_parquet(tmp / "users.parquet", index=False)
         pd.DataFrame({"item_id": data.item_ids, "text": data.item_text}).to_parquet(
@@ -190,6 +197,9 @@ def _read(path: Path, fp: str) -> SplitData:
         pairs = {s: Pairs(z[f"{s}_users"], z[f"{s}_items"]) for s in ("train", "val", "test")}
         if "seen_only_users" in z.files:
             pairs["seen_only"] = Pairs(z["seen_only_users"], z["seen_only_items"])
+        cold = None
+        if "cold_val_items" in z.files:
+            cold = ColdItems(z["cold_val_items"], z["cold_test_items"])
     items = pd.read_parquet(path / "items.parquet")
     entities = None
     # Entries written before entities existed have no key: their data had none.
@@ -207,4 +217,5 @@ def _read(path: Path, fp: str) -> SplitData:
         summary=meta["summary"],
         seen_only=pairs.get("seen_only"),
         item_entities=entities,
+        cold_items=cold,
     )

@@ -129,6 +129,32 @@ class ItemEntities:
 
 
 @dataclass(frozen=True)
+class ColdItems:
+    """The items a cold-item split (``cold_items``) held out with all their interactions.
+
+    Attributes:
+        val: (m,) int64 sorted indices of the validation items (validation ranks among them).
+        test: (n,) int64 sorted indices of the test items (test ranks among them, and among all
+            items as a second figure); empty in a tuning trial's copy.
+    """
+
+    val: np.ndarray
+    test: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "val", np.ascontiguousarray(self.val, dtype=np.int64))
+        object.__setattr__(self, "test", np.ascontiguousarray(self.test, dtype=np.int64))
+
+    def of(self, split: str) -> np.ndarray:
+        """The cold items ``split`` (``val`` or ``test``) ranks among."""
+        return {"val": self.val, "test": self.test}[split]
+
+    def all(self) -> np.ndarray:
+        """Every cold item, sorted."""
+        return np.union1d(self.val, self.test)
+
+
+@dataclass(frozen=True)
 class SplitData:
     """Everything a model, a trial or the evaluator needs, and nothing from the raw files.
 
@@ -150,6 +176,9 @@ class SplitData:
             empty) when the split has none. The trials' copy keeps them: validation masks them.
         item_entities: the items' links to entities (genres, authors, knowledge-graph
             neighbours) when the dataset's loader has them, else None.
+        cold_items: the held-out items of a cold-item split (``cold_items``): no training pair
+            has one; validation ranks among its validation items, test among its test items.
+            None for every other split.
     """
 
     name: str
@@ -164,6 +193,7 @@ class SplitData:
     item_embeddings: np.ndarray | None = None
     seen_only: Pairs | None = None
     item_entities: ItemEntities | None = None
+    cold_items: ColdItems | None = None
 
     @property
     def n_users(self) -> int:
@@ -174,8 +204,12 @@ class SplitData:
         return int(self.item_ids.shape[0])
 
     def without_test(self) -> SplitData:
-        """The copy handed to tuning trials: the test pairs are not in it at all."""
-        return replace(self, test=None)
+        """The copy handed to tuning trials: the test pairs (and a cold split's test items) are
+        not in it at all."""
+        cold = self.cold_items
+        if cold is not None:
+            cold = ColdItems(cold.val, np.empty(0, np.int64))
+        return replace(self, test=None, cold_items=cold)
 
     def train_csr(self) -> torch.Tensor:
         """Training interactions as a binary (n_users, n_items) sparse CSR tensor."""
@@ -192,7 +226,8 @@ class SplitData:
 
     def split_frame(self) -> pd.DataFrame:
         """All pairs with raw ids: columns ``user_id``, ``item_id``, ``split`` (train/val/test,
-        and ``seen_only`` for :attr:`seen_only` when there are any)."""
+        and ``seen_only`` for :attr:`seen_only` when there are any); for a cold-item split, a
+        fourth, ``cold_item``: whether the pair's item is one of :attr:`cold_items`."""
         parts = [("train", self.train), ("val", self.val)]
         if self.test is not None:
             parts.append(("test", self.test))
@@ -208,7 +243,11 @@ class SplitData:
             )
             for name, p in parts
         ]
-        return pd.concat(frames, ignore_index=True)
+        frame = pd.concat(frames, ignore_index=True)
+        if self.cold_items is not None:
+            cold = np.isin(np.concatenate([p.items for _, p in parts]), self.cold_items.all())
+            frame["cold_item"] = cold
+        return frame
 
     def to_parquet(self, path: str | Path) -> Path:
         """Writes ``split_frame()`` to Parquet atomically (temporary name, then rename)."""

@@ -9,13 +9,20 @@ Strategies:
 - ``files`` / ``ml100k-fold``: the split the source gives (``Prepared.split`` tags each pair
   train, val or test: split files, ML-100K's ``u1.base``/``u1.test``...); without validation
   pairs, a seeded ``val_share`` of each user's training pairs is carved out as validation, as
-  ``ratio`` would (at least one, none for a user with a single training pair).
+  ``ratio`` would (at least one, none for a user with a single training pair);
+- ``cold_items``: a seeded ``cold_share`` of the items (default 0.2) is held out with every
+  interaction it has, half of them (rounded down, at least one) for validation and the rest
+  for test; the other items' interactions all train. No training pair has a cold item, so the
+  training graph never contains one (the cold-start protocol: the held-out items are new items).
 
 Users with too few interactions to give every split at least one item stay in train only and are
 counted. Invariants: the three splits are disjoint, and every validation/test user has training
 interactions (for the global strategies, ``temporal``, ``global`` and the predefined ones,
 held-out pairs of users absent from train are dropped and counted). Items are not filtered: an
 item held out but never trained on stays in the catalogue (a cold item the models still rank).
+For ``cold_items``, a user left without a training pair (every item of theirs was held out) is
+dropped from validation and test like the global strategies' (``heldout_dropped_no_train``): a
+model has nothing of theirs to score from.
 """
 
 from __future__ import annotations
@@ -25,11 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recsys.data.dataset import Pairs
+from recsys.data.dataset import ColdItems, Pairs
 from recsys.data.prepare import Prepared
 from recsys.errors import RecsysError
 
-STRATEGIES = ("ratio", "loo", "temporal", "global", "files", "ml100k-fold")
+STRATEGIES = ("ratio", "loo", "temporal", "global", "files", "ml100k-fold", "cold_items")
 # The strategies whose split comes with the data (``Prepared.split``), not from ``ratios``.
 PREDEFINED = ("files", "ml100k-fold")
 DEFAULT_RATIOS = {
@@ -38,6 +45,8 @@ DEFAULT_RATIOS = {
     "global": (0.8, 0.1, 0.1),
 }
 DEFAULT_VAL_SHARE = 0.1
+# The cold-start literature's usual share of new items (e.g. 20% in CLCRec, Wei et al., MM 2021).
+DEFAULT_COLD_SHARE = 0.2
 _CODES = {"train": 0, "val": 1, "test": 2}
 
 
@@ -47,6 +56,7 @@ class SplitResult:
     val: Pairs
     test: Pairs
     counts: dict
+    cold: ColdItems | None = None
 
 
 def check_ratios(ratios: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -98,6 +108,7 @@ def split(
     seed: int = 42,
     by_time: bool = False,
     val_share: float | None = None,
+    cold_share: float | None = None,
 ) -> SplitResult:
     """Splits prepared positives into train, validation and test pairs.
 
@@ -110,10 +121,14 @@ def split(
         by_time: ``loo`` only: hold out each user's latest interactions instead of random ones.
         val_share: predefined splits without validation pairs: the share of each user's
             training pairs carved out as validation (default :data:`DEFAULT_VAL_SHARE`).
+        cold_share: ``cold_items``: the share of the items held out (default
+            :data:`DEFAULT_COLD_SHARE`).
     """
     _check_strategy(strategy, data.timestamps, by_time)
     users, items, ts = data.users, data.items, data.timestamps
     rng = np.random.default_rng(seed)
+    if strategy == "cold_items":
+        return _cold_items(users, items, len(data.item_ids), cold_share, rng)
     if strategy == "temporal":
         r = check_ratios(ratios or DEFAULT_RATIOS["temporal"])
         # Ties in time are broken at random (seeded) so the cut is exact in size.
@@ -238,3 +253,42 @@ def _per_user(
     n_test = np.where(too_small, 0, n_test)
     code = _assign(rank, users, n_test, n_val, sizes)
     return code, {"train_only_users": int((too_small & (sizes > 0)).sum())}
+
+
+def check_cold_share(share: float) -> float:
+    """A share of the items held out as cold: a fraction strictly between 0 and 1."""
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+        raise RecsysError(
+            f"--cold-share {share!r} must be a fraction strictly between 0 and 1 (the share of "
+            "the items held out as new items), e.g. 0.2"
+        )
+    return float(share)
+
+
+def _cold_items(
+    users: np.ndarray,
+    items: np.ndarray,
+    n_items: int,
+    share: float | None,
+    rng: np.random.Generator,
+) -> SplitResult:
+    """``cold_items``: a seeded share of the items, and every pair of theirs, held out; the
+    first half of them (in the seeded order) for validation, the others for test."""
+    share = check_cold_share(DEFAULT_COLD_SHARE if share is None else share)
+    n_cold = int(round(n_items * share))
+    if n_cold < 2 or n_cold >= n_items:
+        raise RecsysError(
+            f"--cold-share {share:g} of {n_items} items holds out {n_cold}; a cold split needs "
+            "at least one validation and one test item and one item left to train on: choose "
+            "another share"
+        )
+    order = rng.permutation(n_items)
+    n_val = n_cold // 2
+    val_items, test_items = np.sort(order[:n_val]), np.sort(order[n_val:n_cold])
+    code = np.zeros(n_items, dtype=np.int8)
+    code[val_items], code[test_items] = 1, 2
+    users, items, pair_code, counts = _drop_orphans(
+        users, items, code[items], {"cold_val_items": n_val, "cold_test_items": n_cold - n_val}
+    )
+    parts = [Pairs(users[pair_code == c], items[pair_code == c]) for c in (0, 1, 2)]
+    return SplitResult(*parts, counts=counts, cold=ColdItems(val_items, test_items))

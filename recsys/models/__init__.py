@@ -32,6 +32,7 @@ _TEXT_LIGHTGCN = {
     "build": lightgcn.build,
     "needs_item_embeddings": lightgcn.uses_item_text,
     "needs_item_entities": lightgcn.uses_item_entities,
+    "scores_cold_items": lightgcn.uses_item_text,
 }
 
 MODELS: dict[str, ModelSpec] = {
@@ -58,6 +59,7 @@ MODELS: dict[str, ModelSpec] = {
         hybrid_vae.HybridVAEConfig,
         hybrid_vae.build,
         needs_item_embeddings=_always,
+        scores_cold_items=_always,
     ),
     "semantic": ModelSpec(
         "semantic",
@@ -65,6 +67,7 @@ MODELS: dict[str, ModelSpec] = {
         semantic.build,
         trainable=False,
         needs_item_embeddings=_always,
+        scores_cold_items=_always,
     ),
     "ncf_mlp": ModelSpec("ncf_mlp", ncf_mlp.NCFMLPConfig, ncf_mlp.build),
     "two_tower": ModelSpec(
@@ -72,6 +75,7 @@ MODELS: dict[str, ModelSpec] = {
         two_tower.TwoTowerConfig,
         two_tower.build,
         needs_item_embeddings=two_tower.uses_item_text,
+        scores_cold_items=two_tower.uses_item_text,
     ),
 }
 

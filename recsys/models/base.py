@@ -88,6 +88,11 @@ class ModelSpec:
         needs_item_entities: ``needs_item_entities(cfg)``: whether a model built from ``cfg``
             reads ``data.item_entities`` (which only the dataset's loader can provide; building
             it on data without them raises :func:`require_item_entities`'s error).
+        scores_cold_items: ``scores_cold_items(cfg)``: whether a model built from ``cfg``
+            scores an item without training interactions from its content (its text), so that
+            a cold-item split's rankings among such items mean something. A model whose scores
+            of such items are constants or untrained embeddings says False: a cold-item sweep
+            does not search it and reports it as unable to score cold items.
     """
 
     name: str
@@ -96,6 +101,7 @@ class ModelSpec:
     trainable: bool = True
     needs_item_embeddings: Callable[[Any], bool] = _never
     needs_item_entities: Callable[[Any], bool] = _never
+    scores_cold_items: Callable[[Any], bool] = _never
 
     def make_config(self, config: Mapping[str, Any]) -> Any:
         """``config_cls(**config)`` with an error naming any unknown key.

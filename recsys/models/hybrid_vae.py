@@ -44,11 +44,17 @@ class TextDecoder(nn.Module):
     softmax over thousands of items would stay nearly flat early in training. s = exp(log_scale)
     is learned, starting at ``logit_scale``.
 
+    An item without training interactions (a cold item) is scored from its text alone: its bias
+    and residual row stay at 0. Left free, they would only learn to push down an item no user
+    chose in training (each softmax step lowers every absent item), which says nothing about a
+    new item and would drown the text's signal in its ranking among other new items.
+
     Args:
         latent: size of z.
         item_embeddings: (n_items, d) text embeddings; normalised and frozen here.
         logit_scale: initial logit scale s (> 0).
         trainable_residual: add a learned (n_items, d) matrix R, initialised at 0, to E.
+        trained: (n_items,) bool, the items with training interactions (default: all).
     """
 
     def __init__(
@@ -57,11 +63,15 @@ class TextDecoder(nn.Module):
         item_embeddings: torch.Tensor,
         logit_scale: float,
         trainable_residual: bool = False,
+        trained: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         n_items, dim = item_embeddings.shape
         embeddings = F.normalize(item_embeddings.detach().to(torch.float32), dim=1)
         self.register_buffer("item_text", embeddings, persistent=False)
+        trained = torch.ones(n_items, dtype=torch.bool) if trained is None else trained
+        # Data-derived, hence not in checkpoints: serving rebuilds it from the same train.
+        self.register_buffer("trained", trained.to(torch.float32), persistent=False)
         self.project = nn.Linear(latent, dim, bias=False)
         # Start from (almost) the uniform distribution over items: with unit-norm E, a default
         # init times the scale would give large random logits from the noisy z of early training.
@@ -74,11 +84,12 @@ class TextDecoder(nn.Module):
         """(n_items, d): E, plus the learned residual when there is one."""
         if self.residual is None:
             return self.item_text
-        return self.item_text + self.residual
+        return self.item_text + self.residual * self.trained.unsqueeze(1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """(B, latent) -> (B, n_items) logits."""
-        return self.log_scale.exp() * (self.project(z) @ self.item_matrix().T) + self.item_bias
+        logits = self.log_scale.exp() * (self.project(z) @ self.item_matrix().T)
+        return logits + self.item_bias * self.trained
 
 
 class HybridVAE(MultinomialVAE):
@@ -113,9 +124,12 @@ class HybridVAE(MultinomialVAE):
         trainable_residual: bool = False,
     ) -> None:
         n_items = int(train_csr.shape[1])
+        counts = torch.bincount(train_csr.col_indices(), minlength=n_items)
         hidden_block = nn.Sequential(nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout))
         encoder = VAEEncoder(n_items, hidden, latent, dropout, hidden_block)
-        decoder = TextDecoder(latent, item_embeddings, logit_scale, trainable_residual)
+        decoder = TextDecoder(
+            latent, item_embeddings, logit_scale, trainable_residual, trained=counts > 0
+        )
         super().__init__(train_csr, encoder, decoder, beta_max, anneal_steps)
 
 

@@ -316,6 +316,11 @@ class LightGCN(TrainableRecommender):
         n_entities: entity nodes after the items in ``adjacency`` (0: the user-item graph).
         edge_dropout: drop probability of each graph entry in a training step (see
             :func:`drop_edges`); 0 (or ``layers == 0``) trains on the full graph.
+        frozen_items: (n_items,) bool: items whose layer-0 embedding is never updated. With a
+            text init, the items without training interactions (cold items): they have no edge,
+            so their final embedding is their layer-0 one, and left free it would only learn,
+            as a sampled negative, to move away from every user; kept, it stays the item's
+            text vector, which is what scores a new item.
     """
 
     batch_kind = "pairs"
@@ -334,6 +339,7 @@ class LightGCN(TrainableRecommender):
         freeze_item_epochs: int = 0,
         n_entities: int = 0,
         edge_dropout: float = 0.0,
+        frozen_items: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         if layers > 0 and adjacency is None:
@@ -364,6 +370,9 @@ class LightGCN(TrainableRecommender):
         mirror = transpose_index(adjacency) if self.edge_dropout else None
         self.register_buffer("mirror", mirror, persistent=False)
         self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+        if frozen_items is not None and not frozen_items.any():
+            frozen_items = None
+        self.register_buffer("frozen_items", frozen_items, persistent=False)
 
     def on_epoch_start(self, epoch: int) -> None:
         self.item_weight.requires_grad_(epoch >= self.freeze_item_epochs)
@@ -385,7 +394,11 @@ class LightGCN(TrainableRecommender):
         return [self.user_weight, self.item_weight, self.entity_embedding]
 
     def _layer0(self) -> torch.Tensor:
-        return torch.cat(self._embeddings())
+        parts = self._embeddings()
+        if self.frozen_items is not None:
+            items = parts[1]
+            parts[1] = torch.where(self.frozen_items.unsqueeze(1), items.detach(), items)
+        return torch.cat(parts)
 
     def _propagate(self, x: torch.Tensor, dropped: bool = False) -> torch.Tensor:
         if not self.layers:
@@ -470,7 +483,7 @@ def build(cfg: LightGCNConfig, data: SplitData, device: torch.device) -> LightGC
     ``lightgcn_kg`` and, with zero layers, ``bpr_mf``. The negative sampler named by
     ``cfg.sampler`` is the training loop's (``recsys.train.Trainer``).
     """
-    item_init = None
+    item_init, frozen = None, None
     if uses_item_text(cfg):
         if data.item_embeddings is None:
             raise RecsysError(
@@ -480,6 +493,7 @@ def build(cfg: LightGCNConfig, data: SplitData, device: torch.device) -> LightGC
         item_init = compress_item_embeddings(
             data.item_embeddings, cfg.dim, cfg.text_init, cfg.init_std
         )
+        frozen = torch.from_numpy(np.bincount(data.train.items, minlength=data.n_items) == 0)
     entities = graph_entities(cfg, data)
     adjacency = None
     if cfg.layers:
@@ -498,5 +512,6 @@ def build(cfg: LightGCNConfig, data: SplitData, device: torch.device) -> LightGC
         freeze_item_epochs=cfg.freeze_item_epochs,
         n_entities=entities.n_entities if entities is not None else 0,
         edge_dropout=cfg.edge_dropout,
+        frozen_items=frozen,
     )
     return model.to(device)

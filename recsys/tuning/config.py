@@ -185,7 +185,55 @@ def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
                 "--search optuna cannot run (its TPE draws, it does not enumerate); use "
                 "--search random, or {choice: [...]} for Optuna to draw from"
             )
-    return spaces
+    return cold_searched(cfg, spaces)
+
+
+# A cold-item split's leaderboard status of a model that cannot score a new item.
+CANNOT_SCORE_COLD = "cannot score cold items"
+
+
+def is_cold(cfg: SweepConfig) -> bool:
+    """Whether the sweep's split is a cold-item one (``--split cold_items``)."""
+    return cfg.prep.get("split") == "cold_items"
+
+
+def scores_cold_items(space: SearchSpace) -> bool:
+    """Whether every trial of ``space`` builds a model that scores items from their content
+    (the model's ``scores_cold_items`` at each of the space's corners).
+
+    Raises:
+        RecsysError: some corners can and others cannot: the space must choose.
+    """
+    spec = get_spec(space.model)
+    able = {what: spec.scores_cold_items(spec.make_config(v)) for what, v in _corners(space)}
+    if all(able.values()) or not any(able.values()):
+        return all(able.values())
+    unable = next(what for what, ok in able.items() if not ok)
+    raise RecsysError(
+        f"{space.path}: on --split cold_items, {space.model} scores new items only with some of "
+        f"its searched values ({unable} cannot); fix the value that reads item text (e.g. "
+        f"item_text: true) in a copy of the file and pass its folder as --space-dir"
+    )
+
+
+def cold_searched(cfg: SweepConfig, spaces: dict[str, SearchSpace]) -> dict[str, SearchSpace]:
+    """The spaces a sweep searches: on a cold-item split only those of models that score items
+    from their content (the others are not trained for nothing: their leaderboard row says
+    :data:`CANNOT_SCORE_COLD`); every space otherwise.
+
+    Raises:
+        RecsysError: a cold-item split and no model that can score a new item.
+    """
+    if not is_cold(cfg):
+        return spaces
+    able = {m: s for m, s in spaces.items() if scores_cold_items(s)}
+    if not able:
+        text = sorted(m for m, sp in MODELS.items() if sp.scores_cold_items(sp.config_cls()))
+        raise RecsysError(
+            f"--split cold_items: none of {', '.join(spaces)} can score an item without training "
+            f"interactions; add a model that reads item text: {', '.join(text)}"
+        )
+    return able
 
 
 # Above this, a sampled evaluation costs more than it saves: rank against every item instead.
@@ -235,6 +283,19 @@ def check_fits_data(cfg: SweepConfig, n_items: int, n_val: int, n_test: int) -> 
             raise RecsysError(
                 f"the split has no {split} pairs; a sweep needs train, validation and test: "
                 f"give each a share (e.g. --ratios 0.8,0.1,0.1) or lower the k-core bounds"
+            )
+
+
+def check_cold_fits(cfg: SweepConfig, n_val_items: int, n_test_items: int) -> None:
+    """A cold-item split ranks among its cold items: every cut-off must be below their number
+    in validation and in test, or every item would count."""
+    k = max(report_ks(cfg.metric, cfg.report_ks))
+    for split, n in (("validation", n_val_items), ("test", n_test_items)):
+        if k >= n:
+            raise RecsysError(
+                f"--split cold_items ranks {split} among its {n} cold items, and the cut-off "
+                f"{k} (--metric / --report-ks) would count nearly every one; raise --cold-share "
+                f"or use cut-offs below {n}"
             )
 
 
@@ -323,6 +384,7 @@ def _check_data_options(cfg: SweepConfig) -> None:
 
     prep = prep_config(cfg.prep)
     _check_choice("--split", prep.split, STRATEGIES)
+    _check_cold(cfg, prep)
     check_low_ratings(prep.low_ratings)
     for fold in fold_configs(cfg):  # split files exist, are readable (every fold's)
         predefined.check_config(fold, cfg.dataset, cfg.data_dir)
@@ -373,6 +435,33 @@ def fold_configs(cfg: SweepConfig) -> list[Any]:
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise RecsysError(f"--folds must be an integer of at least 2, got {k!r}")
     return [fold_config(prep, k, f) for f in range(1, k + 1)]
+
+
+def _check_cold(cfg: SweepConfig, prep: Any) -> None:
+    """The cold-item split's flags: ``--cold-share`` for it only, a valid share, and no flag
+    that does not apply to it."""
+    from recsys.data.split import check_cold_share
+
+    if prep.split != "cold_items":
+        if prep.cold_share is not None:
+            raise RecsysError(
+                f"--cold-share is for --split cold_items, not --split {prep.split}; drop it or "
+                "add --split cold_items"
+            )
+        return
+    if prep.cold_share is not None:
+        check_cold_share(prep.cold_share)
+    for flag, given in (("--ratios", prep.ratios is not None), ("--by-time", prep.by_time)):
+        if given:
+            raise RecsysError(
+                f"{flag} does not apply to --split cold_items, which holds out whole items "
+                "(--cold-share of them); drop it"
+            )
+    if cfg.sampled_negatives:
+        raise RecsysError(
+            "--sampled-negatives does not apply to --split cold_items, whose test already ranks "
+            "among the few cold test items (and among every item); drop it"
+        )
 
 
 def prep_config(prep: dict[str, Any]) -> Any:

@@ -9,12 +9,15 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from recsys.io import redact
+from recsys.models import get_spec
 from recsys.tuning import console, registry, results, tracking
 from recsys.tuning.best import Choice, ModelFailed, choose, search_cost
+from recsys.tuning.config import CANNOT_SCORE_COLD, SweepConfig, is_cold, scores_cold_items
 from recsys.tuning.outcome import ModelOutcome
 from recsys.tuning.records import TrialRecord
 from recsys.tuning.replicas import Replicas
 from recsys.tuning.scoring import EvalProtocol, Fold, Scored, add_fold_runs, add_seed_runs, score
+from recsys.tuning.space import load_space
 from recsys.tuning.state import SweepState
 
 if TYPE_CHECKING:
@@ -68,9 +71,15 @@ def model_outcome(
     runs on each fold's test (``folds``, fold 1 first), its files, its best run (a run per seed
     or fold under it) and logged model, then its outcome saved.
 
-    A model whose outcome an earlier run of the sweep reached is not evaluated again.
+    A model whose outcome an earlier run of the sweep reached is not evaluated again; one the
+    sweep did not search (a cold-item split's model that cannot score cold items) gets its
+    row's status and a run that says so.
     """
     cfg = state.config
+    if (skipped := cold_skipped(cfg, model)) is not None:
+        uri, parent = state.tracking_uri, state.parent_run_id
+        tracked_step(state, lambda: tracking.log_skipped_run(uri, parent, skipped))
+        return skipped
     done = state.outcome(model)
     if done is not None or records is None:
         return done
@@ -90,6 +99,18 @@ def model_outcome(
     return outcome
 
 
+def cold_skipped(cfg: SweepConfig, model: str) -> ModelOutcome | None:
+    """On a cold-item split, the outcome of a model that cannot score cold items (it is not
+    searched: ``config.cold_searched``); None for every other model and split."""
+    if not is_cold(cfg):
+        return None
+    spec = get_spec(model)
+    space = load_space(model, cfg.space_dir, spec.config_cls)
+    if scores_cold_items(space):
+        return None
+    return ModelOutcome.not_searched(model, CANNOT_SCORE_COLD)
+
+
 def _log(state: SweepState, scored: Scored, data: SplitData) -> ModelOutcome:
     """A scored model's files, its best and seed runs and its logged model; returns its
     outcome with its runs."""
@@ -101,7 +122,7 @@ def _log(state: SweepState, scored: Scored, data: SplitData) -> ModelOutcome:
         data,
         cfg.metric,
         scored.per_user,
-        results.per_user_names(cfg.metric, cfg.report_ks, cfg.sampled_negatives),
+        results.per_user_names(cfg.metric, cfg.report_ks, cfg.sampled_negatives, is_cold(cfg)),
     )
     artifacts = {
         "recommendations": files["recommendations"],

@@ -10,6 +10,7 @@ from recsys.errors import RecsysError
 from recsys.tuning import console
 from recsys.tuning.config import (
     SweepConfig,
+    check_cold_fits,
     check_fits_data,
     fold_configs,
     needs_item_embeddings,
@@ -39,10 +40,18 @@ def load_data(cfg: SweepConfig, data: SplitData | None = None) -> SplitData:
     if data.test is None:
         raise RecsysError("the split has no test pairs; a sweep needs train, val and test")
     check_fits_data(cfg, data.n_items, len(data.val), len(data.test))
+    if data.cold_items is not None:
+        check_cold_fits(cfg, len(data.cold_items.val), len(data.cold_items.test))
     console.say(
         f"dataset {data.name}: {data.n_users} users, {data.n_items} items, "
         f"{len(data.train)}/{len(data.val)}/{len(data.test)} train/val/test pairs, "
         f"fingerprint {data.fingerprint}"
+        + (
+            f"; cold items {len(data.cold_items.val)} validation, {len(data.cold_items.test)} "
+            "test (each split ranks among its own)"
+            if data.cold_items is not None
+            else ""
+        )
     )
     return data
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from recsys.metrics import (
     REPORT_KS,
+    all_items_metrics,
     beyond_metrics,
     metric_key,
     reported_metrics,
@@ -58,7 +59,7 @@ class Row:
 
     @property
     def has_scores(self) -> bool:
-        return self.outcome.error is None
+        return self.outcome.has_scores
 
     def test(self, metric: str) -> float:
         """The test value of ``metric`` (NaN without scores)."""
@@ -73,7 +74,9 @@ class Leaderboard:
     among them), ``beyond`` the beyond-accuracy metrics it shows on test, ``sampled`` the
     sampled protocol's (shown by :meth:`to_sampled_frame`; empty without it, ``negatives`` its
     negatives per test item); ``statistics`` whether intervals were computed (some model had
-    per-user metrics), ``tested`` whether paired tests were (the target is a per-user metric).
+    per-user metrics), ``tested`` whether paired tests were (the target is a per-user metric);
+    ``all_items`` a cold-item split's test metrics ranked among every item (``all_ndcg@10``;
+    empty on other splits: there ``metrics`` already rank among every item).
     """
 
     metric: str
@@ -85,6 +88,7 @@ class Leaderboard:
     sampled: tuple[str, ...] = ()
     negatives: int = 0
     folds: int = 0
+    all_items: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -95,6 +99,7 @@ class Leaderboard:
         seed: int = 0,
         ks: Sequence[int] = REPORT_KS,
         negatives: int = 0,
+        cold: bool = False,
     ) -> Leaderboard:
         """Ranks ``outcomes`` by ``metric`` on test; with ``per_user`` (model -> its
         ``per_user`` frame), each row gets its intervals and tests (seeded by ``seed``).
@@ -102,6 +107,7 @@ class Leaderboard:
         Args:
             ks: the reported cut-offs (``--report-ks``; the target's is added).
             negatives: the sampled protocol's negatives per test item (0: not run).
+            cold: a cold-item split: show the test metrics among every item too.
         """
         shown = {
             "metrics": tuple(reported_metrics(metric, ks)),
@@ -109,12 +115,13 @@ class Leaderboard:
             "sampled": tuple(sampled_metrics(metric, ks)) if negatives else (),
             "negatives": negatives,
             "folds": max((len(o.folds) for o in outcomes), default=0),
+            "all_items": tuple(all_items_metrics(metric, ks)) if cold else (),
         }
         ranked = sorted(outcomes, key=lambda o: _descending(o.test.get(metric, _NAN)))
         rows = tuple(Row(o) for o in ranked)
         if not per_user:
             return cls(metric, rows, **shown)
-        every = (*shown["metrics"], *shown["beyond"], *shown["sampled"])
+        every = (*shown["metrics"], *shown["beyond"], *shown["sampled"], *shown["all_items"])
         stats = statistics(per_user, [r.model for r in rows], metric, every, seed)
         rows = tuple(
             Row(r.outcome, **vars(stats[r.model])) if r.model in stats else r for r in rows
@@ -146,7 +153,7 @@ class Leaderboard:
                 out[metric_key(split, name)] = float(values.get(name, _NAN))
         for name in self.metrics:
             out[f"{metric_key('test', name)}_std"] = float(o.test_std.get(name, _NAN))
-        for name in self.beyond:
+        for name in (*self.beyond, *self.all_items):
             out[metric_key("test", name)] = float(o.test.get(name, _NAN))
             out[f"{metric_key('test', name)}_std"] = float(o.test_std.get(name, _NAN))
         out.update(
@@ -165,8 +172,10 @@ class Leaderboard:
         )
         if self.folds:
             out.update(self.fold_spread(o))
+        if any(r.outcome.skipped for r in self.rows):
+            out["status"] = o.skipped or ("failed" if o.error else "scored")
         if self.statistics:
-            out.update(self._intervals(row, (*self.metrics, *self.beyond)))
+            out.update(self._intervals(row, (*self.metrics, *self.beyond, *self.all_items)))
         if self.tested:
             out.update(
                 p_wilcoxon=_NAN if row.p_wilcoxon is None else row.p_wilcoxon,

@@ -51,6 +51,8 @@ class ModelOutcome:
         best_run_id: the model's "best" MLflow run, once logged; ``seed_run_ids`` its seed
             runs (with ``--folds``, its fold runs).
         error: why the model has no result (every trial failed), in one line; None if it has.
+        skipped: why the model was not searched at all (on a cold-item split: it cannot score
+            cold items), in one line; None if it was.
     """
 
     model: str
@@ -75,6 +77,12 @@ class ModelOutcome:
     seed_run_ids: list[str] = field(default_factory=list)
     folds: list[int] = field(default_factory=list)
     fold_tests: list[dict[str, float]] = field(default_factory=list)
+    skipped: str | None = None
+
+    @property
+    def has_scores(self) -> bool:
+        """Whether the model was searched and scored (it neither failed nor was skipped)."""
+        return self.error is None and self.skipped is None
 
     @property
     def trials_finished(self) -> int:
@@ -100,6 +108,11 @@ class ModelOutcome:
             trials_failed=cost.failed,
             error=error,
         )
+
+    @classmethod
+    def not_searched(cls, model: str, reason: str) -> ModelOutcome:
+        """The outcome of a model the sweep did not search (``skipped``: ``reason``)."""
+        return cls(model, "", {}, 0, 0, {}, {}, 0, 0, 0.0, 0.0, skipped=reason)
 
     def with_seeds(
         self, seeds: Sequence[int], seed_tests: Sequence[Mapping[str, float]]

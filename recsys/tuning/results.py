@@ -24,7 +24,10 @@ Results directory contract (``results/<sweep>/`` by default; every file written 
   epoch), ``best_epoch`` (the best checkpoint's epoch), ``best_trial``, ``best_run_id`` (its
   MLflow run) and ``error`` (why a
   model has no scores: every trial failed; empty otherwise); sorted by the target test metric,
-  best first, models without scores last.
+  best first, models without scores last. On a cold-item split (``--split cold_items``) the
+  ``val_*`` and ``test_*`` metrics rank among the split's own cold items, ``test_all_<m>_at_<k>``
+  (with intervals and spread) among every item, and a ``status`` column says ``scored``,
+  ``failed`` or ``cannot score cold items`` (a model that was not searched: no numbers).
 - ``leaderboard.md``: the same ranking for reading: the target metric with its interval,
   spread and p-values, a few other metrics and the trial counts; then every test metric with
   its interval; then the beyond-accuracy metrics.
@@ -44,7 +47,8 @@ Results directory contract (``results/<sweep>/`` by default; every file written 
   per-user metrics (the ranking metrics, novelty and ARP, the sampled metrics); what the
   intervals and tests are computed from.
 - ``best_configs.yaml``: per model, the best config, its seed and the best epoch.
-- ``split.parquet``: ``user_id``, ``item_id`` (raw ids), ``split`` (train/val/test).
+- ``split.parquet``: ``user_id``, ``item_id`` (raw ids), ``split`` (train/val/test); on a
+  cold-item split also ``cold_item`` (the pair's item is one of the held-out items).
 - ``recommendations/<model>.parquet``: top-100 per test user: ``user_id``, ``item_id`` (raw ids),
   ``rank`` (1 = best), ``score``; training and validation items excluded.
 - ``curves/<model>.png``: validation target vs epoch for every trial (a cross marks a trial
@@ -66,8 +70,10 @@ import yaml
 
 from recsys.io import atomic_path, write_text_atomic
 from recsys.metrics import (
+    ALL_ITEMS,
     PER_USER_BEYOND,
     REPORT_KS,
+    all_items_metrics,
     beyond_metrics,
     metric_key,
     parse_metric,
@@ -85,16 +91,24 @@ if TYPE_CHECKING:
     from recsys.models.base import Recommender
 
 TOP_N = 100
+COLD_NOTE = (
+    "Cold-item split: the validation and test items were held out with every interaction they "
+    "have, so no model trained on them. Validation and test rank among their own cold items "
+    "(the cold-start protocol); `(all items)` and the `test_all_*` columns rank test among "
+    "every item. Models that cannot score an item without interactions were not searched.\n\n"
+)
 
 
 def per_user_names(
-    metric: str = "ndcg@10", ks: Sequence[int] = REPORT_KS, negatives: int = 0
+    metric: str = "ndcg@10", ks: Sequence[int] = REPORT_KS, negatives: int = 0, cold: bool = False
 ) -> list[str]:
     """The per-user metrics a leaderboard's statistics read: what it shows, less the metrics
-    of the whole catalogue (coverage, Gini), which have no per-user values."""
+    of the whole catalogue (coverage, Gini), which have no per-user values; on a cold-item
+    split (``cold``) the ranking among every item too."""
     beyond = [n for n in beyond_metrics(metric, ks) if n.split("@")[0] in PER_USER_BEYOND]
     sampled = sampled_metrics(metric, ks) if negatives else []
-    return [*reported_metrics(metric, ks), *beyond, *sampled]
+    among_all = all_items_metrics(metric, ks) if cold else []
+    return [*reported_metrics(metric, ks), *beyond, *sampled, *among_all]
 
 
 def per_user_frame(
@@ -121,7 +135,7 @@ def read_per_user(results_dir: Path, outcomes: Sequence[ModelOutcome]) -> dict[s
     out = {}
     for o in outcomes:
         path = Path(results_dir) / "per_user" / f"{o.model}.parquet"
-        if o.error is None and path.is_file():
+        if o.has_scores and path.is_file():
             out[o.model] = pd.read_parquet(path)
     return out
 
@@ -156,6 +170,9 @@ def markdown_board(leaderboard: Leaderboard) -> str:
         key = metric_key("test", other)
         if key in board and key != target:
             view[f"test {other}"] = [_num(v) for v in board[key]]
+    if leaderboard.all_items:  # a cold-item split: its target among every item too
+        among_all = pm(metric_key("test", ALL_ITEMS + metric))
+        view[f"test {metric} (all items)"] = [_num(v) for v in among_all]
     view[f"val {metric}"] = [_num(v) for v in pm(metric_key("val", metric))]
     view["trials finished / stopped / failed"] = [
         f"{a} / {b} / {c}"
@@ -167,6 +184,8 @@ def markdown_board(leaderboard: Leaderboard) -> str:
     errors = board.get("error", pd.Series("", index=board.index)).fillna("").astype(str)
     if errors.str.len().any():
         view["error"] = errors
+    if "status" in board:
+        view["status"] = board["status"]
     return markdown_table(view)
 
 
@@ -393,12 +412,14 @@ def write_results(
     run). Returns the leaderboard they show."""
     results_dir = Path(results_dir)
     per_user = read_per_user(results_dir, outcomes)
-    board = Leaderboard.build(outcomes, metric, per_user, seed, ks=ks, negatives=negatives)
+    cold = data.cold_items is not None
+    board = Leaderboard.build(outcomes, metric, per_user, seed, ks, negatives, cold)
     frame = board.to_frame()
     write_text_atomic(results_dir / "leaderboard.csv", frame.to_csv(index=False))
     write_text_atomic(
         results_dir / "leaderboard.md",
-        markdown_board(board)
+        (COLD_NOTE if cold else "")
+        + markdown_board(board)
         + "\nEvery test metric, mean [95% bootstrap interval over users]:\n\n"
         + markdown_intervals(board)
         + "\nBeyond accuracy, of the test users' top-k lists (training and validation items "
@@ -425,7 +446,7 @@ def write_results(
             "trial_id": o.trial_id,
         }
         for o in outcomes
-        if o.error is None
+        if o.has_scores
     }
     write_text_atomic(results_dir / "best_configs.yaml", yaml.safe_dump(configs, sort_keys=False))
     data.to_parquet(results_dir / "split.parquet")

@@ -4,7 +4,8 @@ on test. The one step of a sweep that reads the test pairs.
 
 How test is scored is the sweep's :class:`EvalProtocol`: full ranking at the reported cut-offs
 (with the beyond-accuracy metrics of the same lists), and, with ``--sampled-negatives``, the
-sampled protocol on candidates drawn once for the whole sweep.
+sampled protocol on candidates drawn once for the whole sweep. On a cold-item split, the full
+ranking is among the test's cold items, and again among every item (``all_<metric>``).
 """
 
 from __future__ import annotations
@@ -31,27 +32,37 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EvalProtocol:
-    """How every model of a sweep is scored on test: the cut-offs (the target's among them)
-    and the sampled protocol's candidates (None: full ranking only)."""
+    """How every model of a sweep is scored on test: the cut-offs (the target's among them),
+    the sampled protocol's candidates (None: full ranking only) and whether the split is a
+    cold-item one (``cold``: test ranks among its cold items, then among every item too)."""
 
     ks: tuple[int, ...] = REPORT_KS
     candidates: SampledCandidates | None = None
+    cold: bool = False
 
     @classmethod
     def of(cls, cfg: SweepConfig, data: SplitData) -> EvalProtocol:
         """The protocol of ``cfg``; its sampled candidates are drawn from a seed derived once
         from the root seed, so every model (and a resumed sweep) ranks the same ones."""
         ks = report_ks(cfg.metric, cfg.report_ks)
+        cold = data.cold_items is not None
         if not cfg.sampled_negatives:
-            return cls(ks)
+            return cls(ks, cold=cold)
         from recsys.sampled import sample_candidates
 
         seed = derive_seed(cfg.seed, "sampled-negatives")
-        return cls(ks, sample_candidates(data, cfg.sampled_negatives, seed))
+        return cls(ks, sample_candidates(data, cfg.sampled_negatives, seed), cold)
 
     def test_users(self, trainer: Trainer) -> UserMetrics:
-        """``trainer``'s model on test: full ranking, and the sampled protocol if any."""
+        """``trainer``'s model on test: full ranking (a cold split's: among its cold items, and
+        among every item as ``all_<metric>``), and the sampled protocol if any."""
         test = trainer.evaluate_users("test", self.ks)
+        if self.cold:
+            from recsys.evaluate import evaluate_users
+            from recsys.metrics import ALL_ITEMS
+
+            every = evaluate_users(trainer.model, trainer.data, "test", self.ks, all_items=True)
+            test = test.merged(every.prefixed(ALL_ITEMS))
         if self.candidates is None:
             return test
         from recsys.sampled import sampled_user_metrics

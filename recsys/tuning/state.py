@@ -143,11 +143,16 @@ class SweepState:
             self.claim.release(undo)
 
     def keep_spaces(self, spaces: Mapping[str, SearchSpace]) -> None:
-        """Keeps the space files the sweep starts with, for its resumes."""
-        for model, space in spaces.items():
+        """Keeps the space files the sweep starts with, for its resumes: those of ``spaces``
+        and of every other model of the sweep (a cold-item split does not search a model that
+        cannot score cold items, yet its resume reads the same files)."""
+        folder = Path(self.config.space_dir or default_space_dir())
+        files = {m: folder / f"{m}.yaml" for m in self.config.models}
+        files.update({m: space.path for m, space in spaces.items()})
+        for model, source in files.items():
             path = self.results_dir / STATE_DIR / SPACES / f"{model}.yaml"
-            if not path.is_file():
-                write_text_atomic(path, space.path.read_text())
+            if not path.is_file() and source.is_file():
+                write_text_atomic(path, source.read_text())
 
     @classmethod
     def load(cls, results_dir: Path) -> SweepState:

@@ -415,6 +415,19 @@ def child_run(
     return run.info.run_id
 
 
+def log_skipped_run(tracking_uri: str, parent_run_id: str, outcome: ModelOutcome) -> str:
+    """A run under the sweep's for a model it did not search (role ``skipped``), its reason
+    in ``recsys.status`` (``cannot score cold items``); one per model, kept on resume."""
+    existing = find_child_runs(tracking_uri, parent_run_id, "skipped", outcome.model)
+    if existing:
+        return next(iter(existing.values())).info.run_id
+    c = client(tracking_uri)
+    tags = {TAG_STATUS: outcome.skipped or ""}
+    run_id = child_run(c, parent_run_id, "skipped", outcome.model, "", tags=tags)
+    c.set_terminated(run_id, status="FINISHED")
+    return run_id
+
+
 def log_seed_runs(tracking_uri: str, outcome: ModelOutcome) -> list[str]:
     """With ``--seeds N > 1``, one run per seed nested under the model's best run: the seed as a
     param, its test metrics; with ``--folds K``, one run per fold (role ``fold``, the fold and
@@ -481,7 +494,7 @@ def log_statistics(tracking_uri: str, board: Leaderboard) -> None:
         metrics: dict[str, Any] = {}
         if row.model in places:
             metrics["rank_full"], metrics["rank_sampled"] = full[row.model], places[row.model]
-        for name in (*board.metrics, *board.beyond, *board.sampled):
+        for name in (*board.metrics, *board.beyond, *board.sampled, *board.all_items):
             key = metric_key("test", name)
             if key in row.intervals:
                 metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = row.intervals[key]
