@@ -254,13 +254,25 @@ def test_the_protocol_knows_a_cold_split():
         (["--split", "cold_items", "--ratios", "0.8,0.1,0.1"], "--ratios does not apply"),
         (["--split", "cold_items", "--sampled-negatives", "99"], "--sampled-negatives does not"),
         (["--split", "cold_items", "--models", "ease,ials"], "none of ease, ials can score"),
-        (["--split", "cold_items", "--models", "two_tower"], "scores new items only with some"),
     ],
 )
 def test_bad_cold_flags_are_one_line_before_ray(argv, message):
     with pytest.raises(RecsysError, match=message) as error:
         validate(cli.parse_args(["--models", "semantic", *argv]))
     assert "\n" not in str(error.value)
+
+
+def test_a_space_that_searches_the_text_input_is_narrowed_to_the_text_on_a_cold_split(capsys):
+    from recsys.tuning.config import scores_cold_items
+
+    spaces = validate(cli.parse_args(["--split", "cold_items", "--models", "two_tower"]))
+    space = spaces["two_tower"]
+    assert space.params["item_text"].fixed and space.params["item_text"].value is True
+    assert "item_text" not in space.first_trial  # fixed now: not a default to enqueue
+    assert "two_tower: on --split cold_items, item_text True" in capsys.readouterr().out
+    shipped = validate(cli.parse_args(["--models", "two_tower"]))["two_tower"]
+    with pytest.raises(RecsysError, match="scores new items only with some"):
+        scores_cold_items(shipped)  # the shipped space as it is: some corners cannot
 
 
 def test_a_cold_sweep_keeps_the_space_of_a_model_it_skips_for_its_resume(tmp_path):

@@ -216,6 +216,35 @@ def scores_cold_items(space: SearchSpace) -> bool:
     )
 
 
+def cold_space(space: SearchSpace) -> tuple[SearchSpace, list[str]]:
+    """``space`` narrowed, on a cold-item split, to the choices that score new items from their
+    content, and what was narrowed: a ``choice``/``grid`` parameter some of whose values cannot
+    (two-tower's ``item_text: [false, true]``) keeps the values that can, and the defaults trial
+    takes the first of them. A space whose every corner can, or none can, is ``space``.
+    """
+    spec = get_spec(space.model)
+    fixed = space.fixed_values()
+    params, defaults, narrowed = dict(space.params), dict(space.defaults), []
+    for name, param in space.params.items():
+        if param.dist not in ("choice", "grid"):
+            continue
+        values = param.args[0]
+        able = [v for v in values if spec.scores_cold_items(spec.make_config({**fixed, name: v}))]
+        if not able or len(able) == len(values):
+            continue
+        if len(able) == 1:  # a fixed value now: not searched, so not a default to enqueue
+            params[name] = dataclasses.replace(param, dist=None, args=(), value=able[0])
+            defaults.pop(name, None)
+        else:
+            params[name] = dataclasses.replace(param, args=(tuple(able),))
+            if defaults.get(name, able[0]) not in able:
+                defaults[name] = able[0]
+        narrowed.append(f"{name} {able[0] if len(able) == 1 else able}")
+    if not narrowed:
+        return space, []
+    return dataclasses.replace(space, params=params, defaults=defaults), narrowed
+
+
 def cold_searched(cfg: SweepConfig, spaces: dict[str, SearchSpace]) -> dict[str, SearchSpace]:
     """The spaces a sweep searches: on a cold-item split only those of models that score items
     from their content (the others are not trained for nothing: their leaderboard row says
@@ -226,7 +255,17 @@ def cold_searched(cfg: SweepConfig, spaces: dict[str, SearchSpace]) -> dict[str,
     """
     if not is_cold(cfg):
         return spaces
-    able = {m: s for m, s in spaces.items() if scores_cold_items(s)}
+    from recsys.tuning import console
+
+    narrowed = {}
+    for model, space in spaces.items():
+        narrowed[model], what = cold_space(space)
+        if what:
+            console.say(
+                f"{model}: on --split cold_items, {', '.join(what)} (the values that score new "
+                "items from their text)"
+            )
+    able = {m: s for m, s in narrowed.items() if scores_cold_items(s)}
     if not able:
         text = sorted(m for m, sp in MODELS.items() if sp.scores_cold_items(sp.config_cls()))
         raise RecsysError(

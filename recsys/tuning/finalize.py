@@ -12,7 +12,13 @@ from recsys.io import redact
 from recsys.models import get_spec
 from recsys.tuning import console, registry, results, tracking
 from recsys.tuning.best import Choice, ModelFailed, choose, search_cost
-from recsys.tuning.config import CANNOT_SCORE_COLD, SweepConfig, is_cold, scores_cold_items
+from recsys.tuning.config import (
+    CANNOT_SCORE_COLD,
+    SweepConfig,
+    cold_space,
+    is_cold,
+    scores_cold_items,
+)
 from recsys.tuning.outcome import ModelOutcome
 from recsys.tuning.records import TrialRecord
 from recsys.tuning.replicas import Replicas
@@ -106,7 +112,7 @@ def cold_skipped(cfg: SweepConfig, model: str) -> ModelOutcome | None:
         return None
     spec = get_spec(model)
     space = load_space(model, cfg.space_dir, spec.config_cls)
-    if scores_cold_items(space):
+    if scores_cold_items(cold_space(space)[0]):
         return None
     return ModelOutcome.not_searched(model, CANNOT_SCORE_COLD)
 
