@@ -44,6 +44,9 @@ TAG_STATUS = "recsys.status"  # trials: "completed", "stopped_early" or "error"
 TAG_NODE = "recsys.node_id"  # trials: the Ray node the trial last (re)started on
 TAG_SEED = "recsys.seed"  # seed runs: the seed
 TAG_DEFAULTS = "recsys.defaults"  # trials: "true" on a model's defaults trial (ASHA spares it)
+# Trials: the earlier best run whose config the trial re-runs (--warm-start); the sweep's run:
+# what it borrowed, in words.
+TAG_WARM = "recsys.warm_start"
 
 
 # Stores MLflow reaches through SQLAlchemy or its own clients: no check here beyond the scheme.
@@ -300,6 +303,8 @@ def sweep_params(
         "search": cfg.search,
         "scheduler": cfg.scheduler,
         "root_seed": cfg.seed,
+        "time_budget_s": cfg.time_budget_s,
+        "warm_start": cfg.warm_start,
         **{f"split.{k}": v for k, v in dataclasses.asdict(prep_config(cfg.prep)).items()},
         **{f"dataset.{k}": v for k, v in cfg.dataset_options.items()},
         "cpus_per_trial": resources.cpus,
@@ -487,6 +492,7 @@ _RUN_STATUS = {
     "trials_lost": "FINISHED",
     "failed": "FAILED",
     "interrupted": "KILLED",
+    "time_budget": "FINISHED",  # its results are written, of the trials the budget let run
 }
 
 
