@@ -55,7 +55,8 @@ def _sweep(uri: str, fingerprint: str, trials=TRIALS, best=BEST, best_value=0.31
         c.log_batch(run, metrics=tracking.metric_batch({"val_ndcg_at_10": value}, 10))
         c.set_tag(run, tracking.TAG_STATUS, status)
     run = tracking.child_run(c, parent, "best", "bpr_mf", "t1")
-    c.log_batch(run, params=tracking.param_batch({**best, "seed": 1}))
+    served = {"device": "auto", "max_users": 1000}  # registry.py logs them on a best run
+    c.log_batch(run, params=tracking.param_batch({**best, **served, "seed": 1}))
     c.log_batch(run, metrics=tracking.metric_batch({"val_ndcg_at_10": best_value}, 0))
     return parent
 
@@ -151,7 +152,9 @@ def _space(model="bpr_mf") -> SearchSpace:
         ({"dim": "48"}, False),  # not among the choices
         ({"lr": "0.5"}, False),  # outside loguniform's bounds
         ({"lr": "fast"}, False),
-        ({"extra": "1"}, False),  # a parameter this space does not have
+        ({"init_std": "0.1"}, False),  # a field the space leaves out, not at its default 0.03
+        ({"init_std": "0.03"}, True),
+        ({"device": "auto", "max_users": "1000"}, True),  # a best run's serving params
     ],
 )
 def test_an_earlier_run_fits_only_the_same_parameters_and_values_inside_the_space(change, fits):
@@ -161,6 +164,14 @@ def test_an_earlier_run_fits_only_the_same_parameters_and_values_inside_the_spac
     if fits:
         assert config == {"dim": 128, "lr": 0.004, "l2": 1e-5, "batch_size": 1024}
         assert isinstance(config["dim"], int)
+
+
+def test_a_best_run_with_its_serving_params_is_evaluated_first():
+    _, spaces, budgets = _spaces(("bpr_mf",))
+    served = {"device": "auto", "max_users": "1000", "ann_nprobe": "32"}
+    run = EarlierRun("r", "s", "best", "bpr_mf", {**BEST, **served, "seed": "1"}, {KEY: 0.3})
+    borrowed = choose(EarlierSweeps(("s",), 0, (run,)), spaces, budgets, "ndcg@10", "random")
+    assert [o.run_id for o in borrowed.points["bpr_mf"]] == ["r"]
 
 
 def test_a_run_missing_a_parameter_does_not_fit():
@@ -193,3 +204,18 @@ def test_the_line_names_what_each_model_borrowed():
         "warm start: from 2 earlier sweep(s) on this split: bpr_mf 1 config(s) first, "
         "4 observations"
     )
+
+
+def test_a_warm_started_trial_is_tagged_with_the_run_it_re_runs_and_keeps_its_seed():
+    from test_records import _result
+
+    from recsys.tuning.records import records_of
+    from recsys.tuning.trainable import trial_seed
+    from recsys.tuning.trial_runs import _marks
+
+    grid = [_result("bpr_mf", [1, 2], trial_id="w", dim=128, **{WARM_KEY: "earlier"})]
+    (record,) = records_of(grid, {"bpr_mf": 2}, root_seed=0)["bpr_mf"]
+    assert record.warm_from == "earlier" and record.config == {"dim": 128}
+    assert record.seed == trial_seed(0, "bpr_mf", {"dim": 128})  # the marker is no parameter
+    assert _marks(False, record.warm_from) == {tracking.TAG_WARM: "earlier"}
+    assert _marks(True, None) == {tracking.TAG_DEFAULTS: "true"}

@@ -206,19 +206,36 @@ def _distinct(
 
 
 def fit(space: SearchSpace, params: Mapping[str, str]) -> dict[str, Any] | None:
-    """The searched values of an earlier run's ``params`` (MLflow's strings; its ``seed`` aside)
-    typed by ``space``; None unless the run has exactly the space's parameters, its fixed
-    values, and searched values inside their distributions."""
-    names = {n for n in params if n != "seed"}
-    if names != set(space.params):
-        return None
+    """The searched values of an earlier run's ``params`` (MLflow's strings) typed by
+    ``space``; None unless the run has every parameter of the space, its fixed values, searched
+    values inside their distributions, and any other field of the model's config at its
+    default (what the space leaves out). Params that are no config field (the seed, the
+    serving settings a best run also has) do not count."""
     out = {}
     for name, param in space.params.items():
-        value = _typed(param, params[name])
+        value = _typed(param, params[name]) if name in params else _NO
         if value is _NO or not param.contains(value):
             return None
         if not param.fixed:
             out[name] = value
+    for name, default in _config_defaults(space.model).items():
+        if name not in space.params and name in params and params[name] != str(default):
+            return None
+    return out
+
+
+def _config_defaults(model: str) -> dict[str, Any]:
+    """The defaults of ``model``'s config fields (those without one: left out)."""
+    import dataclasses
+
+    from recsys.models import get_spec
+
+    out = {}
+    for f in dataclasses.fields(get_spec(model).config_cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
     return out
 
 
