@@ -25,6 +25,7 @@ from recsys.errors import (  # the exit statuses, here for scripts: recsys.cli.E
     EXIT_INTERRUPTED,
     EXIT_MODEL_FAILED,
     EXIT_OK,
+    EXIT_TIME_BUDGET,
     EXIT_TRIALS_LOST,
     RecsysError,
     SweepEnded,
@@ -37,6 +38,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_MODEL_FAILED",
     "EXIT_OK",
+    "EXIT_TIME_BUDGET",
     "EXIT_TRIALS_LOST",
     "main",
     "parse_args",
@@ -48,6 +50,8 @@ from recsys.tuning.config import (
     SEARCHES,
     SweepConfig,
     expand_models,
+    format_duration,
+    parse_duration,
 )
 
 if TYPE_CHECKING:
@@ -153,7 +157,27 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
         "interacted with (NCF's protocol: 99), into leaderboard_sampled.csv/.md beside the "
         "full ranking (default 0: full ranking only)",
     )
-    p.add_argument("--search", default="random", choices=SEARCHES, help="search algorithm")
+    p.add_argument(
+        "--search",
+        default="random",
+        choices=SEARCHES,
+        help="each model's searcher: random, optuna (Optuna's TPE), gp (Optuna's Gaussian "
+        "process), cmaes (Optuna's CMA-ES; extra recsys-tune[cmaes]); default random",
+    )
+    p.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="start from the earlier sweeps in the tracking store on the same data and split "
+        "(dataset fingerprint): their best configs run first (after the defaults), and Optuna's "
+        "searchers get their trials as observations",
+    )
+    p.add_argument(
+        "--time-budget",
+        metavar="DURATION",
+        help="stop starting trials after this long (e.g. 90s, 10m, 1h); the trials running "
+        "then stop at their last checkpoint, and every model is reported with the trials it "
+        "got (the test evaluation comes after)",
+    )
     p.add_argument("--scheduler", default="asha", choices=SCHEDULERS)
     p.add_argument("--seed", type=int, default=0, help="root seed (trial seeds derive from it)")
     p.add_argument("--space-dir", help="folder of the search-space files (default searchspaces/)")
@@ -255,6 +279,8 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
         max_failures=a.max_failures,
         seeds=a.seeds,
         folds=a.folds,
+        time_budget_s=None if a.time_budget is None else parse_duration(a.time_budget),
+        warm_start=a.warm_start,
         smoke=a.smoke,
         verbose=0 if a.quiet else 1,
         command=" ".join(["python", "launch/sweep.py", *redact_command(argv)]),
@@ -357,6 +383,8 @@ def format_summary(result: SweepResult) -> str:
         lines.append(f"FAILED:   {outcome.model} has no result: {outcome.error}")
     for outcome in (o for o in result.outcomes if o.skipped):
         lines.append(f"SKIPPED:  {outcome.model} was not searched: {outcome.skipped}")
+    if state.time_cut:
+        lines.append(time_line(result))
     if result.trials_failed:
         lost = ", ".join(f"{o.model} {o.trials_failed}" for o in result.outcomes if o.trials_failed)
         lines.append(
@@ -418,10 +446,25 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     return exit_status(result)
 
 
+def time_line(result: SweepResult) -> str:
+    """The summary's line of a sweep its time budget cut: each model with the trials it got."""
+    budget = format_duration(result.state.config.time_budget_s or 0)
+    got = ", ".join(f"{o.model} {o.trials}" for o in result.outcomes)
+    none = [o.model for o in result.unreached]
+    unreached = f"; no trial of {', '.join(none)} reported in time" if none else ""
+    return (
+        f"TIME:     the time budget {budget} ended the search after {result.search_seconds:.0f} "
+        f"s, before every trial had run its budget: trials run {got}{unreached}; the "
+        f"leaderboard is of those; a new sweep with --warm-start goes on from them"
+    )
+
+
 def exit_status(result: SweepResult) -> int:
     """The exit status of a sweep that ran to its end (see ``EXIT_*``)."""
     if result.failed_models or not result.state.tracked:
         return EXIT_MODEL_FAILED
+    if result.state.time_cut:
+        return EXIT_TIME_BUDGET
     return EXIT_TRIALS_LOST if result.trials_failed else EXIT_OK
 
 

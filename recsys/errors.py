@@ -12,6 +12,8 @@ EXIT_MODEL_FAILED = 1  # a model has no result (every trial failed), or trial up
 # complete but the tracking store broke ("untracked"); --resume logs the sweep again
 EXIT_BAD_INPUT = 2  # nothing ran: a flag, file or path was wrong
 EXIT_TRIALS_LOST = 3  # every model has a result, but some trials failed after their restarts
+EXIT_TIME_BUDGET = 4  # --time-budget ran out: the results are of the trials it let run (a model
+# that got none has no result); the sweep is "time_budget", final (--warm-start goes on from it)
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: --resume continues
 
 

@@ -772,6 +772,7 @@ def test_the_summary_says_where_the_sampled_table_is_and_how_far_the_orders_agre
         config=SweepConfig(sampled_negatives=99),
         results_dir="results/s",
         tracked=True,
+        time_cut=False,
         experiment="e",
         parent_run_id="p",
         tracking_uri="sqlite:///mlflow.db",

@@ -11,8 +11,11 @@ Before the search:
 
 The search:
 
-- ``search``: every model's search in one Tuner; ``per_model``: each model's searcher and ASHA
-  behind the Tuner's one searcher and scheduler; ``interrupts``: Ctrl-C and SIGTERM.
+- ``search``: every model's search in one Tuner (``--search``'s searchers, ``--time-budget``);
+  ``per_model``: each model's searcher and ASHA behind the Tuner's one searcher and scheduler;
+  ``interrupts``: Ctrl-C and SIGTERM.
+- ``warm_start``: ``--warm-start``: the earlier sweeps of the same split in the MLflow store,
+  their best configs run first and their trials told to Optuna's searchers.
 - ``trainable``: the one function trainable (``Trainer.run`` inside a trial, checkpoints).
 - ``snapshot``: Tune's experiment snapshot repaired before a resume.
 - ``trial_runs``: one MLflow run per trial; ``progress``: the console's line per model.

@@ -67,7 +67,16 @@ MODEL_GROUPS: dict[str, tuple[str, ...]] = {
     "baselines": BASELINE_MODELS,
     "all": (),
 }
-SEARCHES = ("random", "optuna")
+# --search: what suggests each model's trials, one kind for every model of a sweep. "optuna" is
+# Optuna's TPE; "gp" its Gaussian-process sampler; "cmaes" its CMA-ES (Optuna's CmaEsSampler).
+SEARCHES = ("random", "optuna", "gp", "cmaes")
+OPTUNA_SEARCHES = ("optuna", "gp", "cmaes")  # searchers that take earlier trials as observations
+# Each searcher's modules beyond the core dependencies, and the extra that installs them.
+SEARCH_NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "optuna": (("optuna",), "optuna"),
+    "gp": (("optuna", "scipy", "torch"), "gp"),
+    "cmaes": (("optuna", "cmaes"), "cmaes"),
+}
 SCHEDULERS = ("asha", "fifo")
 
 # What a resume may change (where and how it runs); the rest is what the sweep was started with.
@@ -110,6 +119,8 @@ class SweepConfig:
     max_failures: int = 2
     seeds: int = 1
     folds: int | None = None
+    time_budget_s: float | None = None
+    warm_start: bool = False
     reuse_actors: bool = True
     verbose: int = 1
     command: str = ""
@@ -169,9 +180,9 @@ def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
     check_report_ks(cfg)
     _check_choice("--search", cfg.search, SEARCHES)
     _check_choice("--scheduler", cfg.scheduler, SCHEDULERS)
-    if cfg.search == "optuna":
-        _check_optuna()
+    check_search_packages(cfg.search)
     _check_counts(cfg)
+    check_time_budget(cfg.time_budget_s)
     check_name(cfg.name)
     if cfg.experiment is not None and not cfg.experiment.strip():
         raise RecsysError("--experiment is empty; name the MLflow experiment, or leave it out")
@@ -179,11 +190,11 @@ def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
     spaces = load_spaces(cfg)
     for space in spaces.values():
         check_space_values(space)
-        if cfg.search == "optuna" and space.grid():
+        if cfg.search in OPTUNA_SEARCHES and space.grid():
             raise RecsysError(
                 f"{space.path}: parameter {next(iter(space.grid()))!r} is a grid, which "
-                "--search optuna cannot run (its TPE draws, it does not enumerate); use "
-                "--search random, or {choice: [...]} for Optuna to draw from"
+                f"--search {cfg.search} cannot run (Optuna's samplers draw, they do not "
+                "enumerate); use --search random, or {choice: [...]} for Optuna to draw from"
             )
     return cold_searched(cfg, spaces)
 
@@ -405,14 +416,63 @@ def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
         raise RecsysError(f"unknown {flag} {value!r}; choose one of {', '.join(choices)}")
 
 
-def _check_optuna() -> None:
+def check_search_packages(search: str) -> None:
+    """``--search``'s packages are installed (an optional searcher comes as an extra)."""
+    import importlib.util
+
+    modules, extra = SEARCH_NEEDS.get(search, ((), ""))
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise RecsysError(
+                f"--search {search} needs the {module} package: pip install "
+                f"'recsys-tune[{extra}]', or use --search random"
+            )
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+MIN_TIME_BUDGET_S = 1.0
+
+
+def parse_duration(text: str) -> float:
+    """``--time-budget``: ``90s``, ``10m``, ``1.5h`` or plain seconds (``600``) -> seconds.
+
+    Raises:
+        RecsysError: not a positive number with an optional unit s, m or h.
+    """
+    word = text.strip().lower()
+    unit = _UNITS.get(word[-1:], None) if word else None
+    number = word[:-1] if unit is not None else word
     try:
-        import optuna  # noqa: F401
-    except ImportError:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        seconds = math.nan
+    if not number or not math.isfinite(seconds) or seconds <= 0:
         raise RecsysError(
-            "--search optuna needs the optuna package: pip install 'recsys-tune[optuna]', "
-            "or use --search random"
-        ) from None
+            f"--time-budget takes a positive duration with a unit s, m or h, e.g. 90s, 10m, "
+            f"1h (plain numbers are seconds); got {text!r}"
+        )
+    return seconds
+
+
+def check_time_budget(seconds: float | None) -> None:
+    """A time budget a sweep can spend: at least :data:`MIN_TIME_BUDGET_S`, finite."""
+    if seconds is None:
+        return
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise RecsysError(f"--time-budget must be a duration in seconds, got {seconds!r}")
+    if not math.isfinite(seconds) or seconds < MIN_TIME_BUDGET_S:
+        raise RecsysError(
+            f"--time-budget must be at least {MIN_TIME_BUDGET_S:g} s, got {seconds:g} s; e.g. "
+            f"--time-budget 10m"
+        )
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as ``--time-budget`` would take them back: ``600`` -> ``10m``."""
+    for unit in ("h", "m"):
+        if seconds % _UNITS[unit] == 0:
+            return f"{seconds / _UNITS[unit]:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _check_data_options(cfg: SweepConfig) -> None:

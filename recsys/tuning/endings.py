@@ -12,7 +12,7 @@ from recsys.io import redact
 from recsys.tuning import console, tracking
 from recsys.tuning.leaderboard import Leaderboard
 from recsys.tuning.outcome import ModelOutcome
-from recsys.tuning.state import UNTRACKED, SweepState
+from recsys.tuning.state import TIME_BUDGET, UNTRACKED, SweepState
 from recsys.tuning.trial_runs import unreachable
 
 
@@ -30,7 +30,16 @@ class SweepResult:
 
     @property
     def failed_models(self) -> list[ModelOutcome]:
-        return [o for o in self.outcomes if o.error is not None]
+        """Models without a result for a failure of theirs (not for a time budget that ran out
+        before any of their trials reported: :attr:`unreached`)."""
+        return [o for o in self.outcomes if o.error is not None and o not in self.unreached]
+
+    @property
+    def unreached(self) -> list[ModelOutcome]:
+        """Models the time budget left without a trial that reported (none without the cut)."""
+        if not self.state.time_cut:
+            return []
+        return [o for o in self.outcomes if o.error is not None and o.trials == 0]
 
     @property
     def trials_failed(self) -> int:
@@ -43,6 +52,8 @@ class SweepResult:
             return "failed"
         if not self.state.tracked:
             return UNTRACKED
+        if self.state.time_cut:
+            return TIME_BUDGET
         return "trials_lost" if self.trials_failed else "finished"
 
 

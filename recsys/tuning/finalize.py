@@ -89,6 +89,9 @@ def model_outcome(
     done = state.outcome(model)
     if done is not None or records is None:
         return done
+    if chosen is None and not records and state.time_cut:
+        why = f"the time budget ran out before any trial of {model!r} reported"
+        return ModelOutcome.failed(model, why, search_cost(records))
     if chosen is None:  # not final: --resume retries the failed trials
         try:
             choose(records, cfg.metric)  # raises, with the reason in one line

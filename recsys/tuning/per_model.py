@@ -20,7 +20,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.sample import Domain
 
 from recsys.tuning.space import is_grid
-from recsys.tuning.trainable import DEFAULTS_KEY, MODEL_KEY, is_defaults_trial
+from recsys.tuning.trainable import DEFAULTS_KEY, MODEL_KEY, WARM_KEY, is_defaults_trial
 
 
 class RandomSearcher(Searcher):
@@ -93,6 +93,9 @@ class ModelSearcher(Searcher):
         defaults_first: models whose searcher's first suggestion is the model's defaults
             (``points_to_evaluate``); that trial's config is marked with
             :data:`~recsys.tuning.trainable.DEFAULTS_KEY`.
+        warm_from: per model, the MLflow runs whose configs its searcher suggests next
+            (``--warm-start``), in order; each of those trials' configs is marked with its run
+            under :data:`~recsys.tuning.trainable.WARM_KEY`.
     """
 
     def __init__(
@@ -103,10 +106,12 @@ class ModelSearcher(Searcher):
         metric: str,
         mode: str,
         defaults_first: Sequence[str] = (),
+        warm_from: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self._searchers = dict(searchers)
         self._unmarked = set(defaults_first)  # models whose defaults trial is still to come
+        self._warm = {m: list(runs) for m, runs in (warm_from or {}).items() if runs}
         self._left = {m: int(samples[m]) for m in searchers}
         self._fixed = {m: dict(fixed.get(m, {})) for m in searchers}
         self._owner: dict[str, str] = {}  # trial id -> model
@@ -128,12 +133,17 @@ class ModelSearcher(Searcher):
             self._turn = at + 1
             self._left[model] -= 1
             self._owner[trial_id] = model
-            marker = {}
-            if model in self._unmarked:
-                self._unmarked.discard(model)
-                marker = {DEFAULTS_KEY: True}
-            return {MODEL_KEY: model, **marker, **self._fixed[model], **config}
+            return {MODEL_KEY: model, **self._marker(model), **self._fixed[model], **config}
         return None if any(self._left.values()) else Searcher.FINISHED
+
+    def _marker(self, model: str) -> dict[str, Any]:
+        """What marks ``model``'s next trial: its defaults, then the earlier runs it re-runs."""
+        if model in self._unmarked:
+            self._unmarked.discard(model)
+            return {DEFAULTS_KEY: True}
+        if self._warm.get(model):
+            return {WARM_KEY: self._warm[model].pop(0)}
+        return {}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._owner:
@@ -152,6 +162,7 @@ class ModelSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
+        self.__dict__.setdefault("_warm", {})  # saved before --warm-start existed
 
 
 class ModelScheduler(FIFOScheduler):

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from recsys.tuning.trainable import is_defaults_trial, split_config, trial_seed
+from recsys.tuning.trainable import is_defaults_trial, split_config, trial_seed, warm_source
 
 
 class TrialEnd(enum.Enum):
@@ -45,6 +45,7 @@ class TrialRecord:
         started_at, last_report_at: Unix times of its first start and its last report (None if
             it never reported); ``train_seconds`` its training time over every epoch.
         defaults: whether it is its model's defaults trial (the first of its search).
+        warm_from: the earlier best run whose config it re-runs (``--warm-start``), or None.
     """
 
     trial_id: str
@@ -60,6 +61,7 @@ class TrialRecord:
     last_report_at: float | None = None
     train_seconds: float = 0.0
     defaults: bool = False
+    warm_from: str | None = None
 
     @property
     def last_epoch(self) -> int:
@@ -79,11 +81,16 @@ def records_of(
     grid: Iterable[Any], max_epochs: Mapping[str, int], root_seed: int
 ) -> dict[str, list[TrialRecord]]:
     """Per model (in ``max_epochs``' order), the records of its trials in a Tune ``ResultGrid``
-    (or any iterable of Tune ``Result``)."""
+    (or any iterable of Tune ``Result``).
+
+    A trial that never ran (no report, no error: one the time budget stopped before it
+    started) is no trial of its model and has no record.
+    """
     out: dict[str, list[TrialRecord]] = {model: [] for model in max_epochs}
     for result in grid:
         record = _record(result, max_epochs, root_seed)
-        out.setdefault(record.model, []).append(record)
+        if record.reports or record.end is TrialEnd.FAILED:
+            out.setdefault(record.model, []).append(record)
     return out
 
 
@@ -118,4 +125,5 @@ def _record(result: Any, max_epochs: Mapping[str, int], root_seed: int) -> Trial
         last_report_at=ended,
         train_seconds=seconds,
         defaults=is_defaults_trial(result.config),
+        warm_from=warm_source(result.config),
     )

@@ -15,11 +15,12 @@ from typing import Any
 from recsys.metrics import metric_key, report_ks
 from recsys.seeds import derive_seed
 from recsys.tuning import console, snapshot
-from recsys.tuning.config import SweepConfig
+from recsys.tuning.config import OPTUNA_SEARCHES, SweepConfig, format_duration
 from recsys.tuning.interrupts import graceful_interrupts
 from recsys.tuning.resources import TrialResources
 from recsys.tuning.space import Budget, SearchSpace, to_tune
 from recsys.tuning.trainable import TrialSettings, split_config, train_trial
+from recsys.tuning.warm_start import Borrowed, WarmSource
 
 EXPERIMENT = "search"  # the Tune experiment's folder in the sweep's storage
 
@@ -27,11 +28,13 @@ EXPERIMENT = "search"  # the Tune experiment's folder in the sweep's storage
 @dataclass
 class Search:
     """What the search left: Tune's ResultGrid, its wall time, whether it finished (every
-    trial ended, and no interruption stopped it)."""
+    trial ended, or the time budget ended the search; no interruption stopped it) and whether
+    the time budget cut it short (``cut``: trials were stopped or never started)."""
 
     grid: Any
     wall_seconds: float
     finished: bool
+    cut: bool = False
 
     def results(self, model: str) -> list[Any]:
         """The results of ``model``'s trials."""
@@ -46,6 +49,7 @@ def run_search(
     trial_data: Any,
     storage: str,
     callbacks: Sequence[Any] = (),
+    warm: WarmSource | None = None,
 ) -> Search:
     """Runs, or continues after an interruption, the search of every model in ``spaces``.
 
@@ -56,6 +60,8 @@ def run_search(
         trial_data: object-store reference to the split without its test pairs.
         storage: the sweep's Ray storage; the experiment is ``<storage>/search``.
         callbacks: Tune callbacks (the MLflow trial callback among them).
+        warm: with ``--warm-start``, where to borrow earlier sweeps' trials from (a new search
+            only: a continued one has its searchers' state).
     """
     from ray import tune
 
@@ -81,6 +87,11 @@ def run_search(
             f"== {model}: {budget.num_samples} trials, up to {budget.max_epochs} epochs "
             f"({cfg.scheduler}, {cfg.search} search)"
         )
+    if cfg.time_budget_s is not None:
+        console.say(
+            f"== time budget {format_duration(cfg.time_budget_s)}: no trial starts after it; "
+            f"the trials running then stop at their last checkpoint"
+        )
     path = f"{storage.rstrip('/')}/{EXPERIMENT}"
     started = time.time()
     # Only a resumed sweep restores: its storage folder is its own (see SweepState.sweep_id).
@@ -91,12 +102,22 @@ def run_search(
             console.say(f"resume: {fixed.describe()}")
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     else:
-        tuner = _tuner(cfg, spaces, budgets, trainable, storage, callbacks)
+        borrowed = warm.borrow(spaces, budgets) if warm is not None else None
+        tuner = _tuner(cfg, spaces, budgets, trainable, storage, callbacks, borrowed)
     with graceful_interrupts() as interrupted:
         grid = tuner.fit()
+    wall = time.time() - started
     total = sum(budgets[m].num_samples for m in spaces)
     ended = grid.num_terminated + grid.num_errors >= len(grid) >= total
-    return Search(grid, time.time() - started, ended and not interrupted.is_set())
+    cut = time_cut(cfg.time_budget_s, wall, ended, interrupted.is_set())
+    return Search(grid, wall, (ended or cut) and not interrupted.is_set(), cut)
+
+
+def time_cut(budget_s: float | None, wall_s: float, ended: bool, interrupted: bool) -> bool:
+    """Whether the time budget ended the search: some trials never ended on their own, no
+    interruption stopped it, and the budget was spent (Tune's ``time_budget_s`` then stopped
+    every trial and started no other)."""
+    return budget_s is not None and not ended and not interrupted and wall_s >= budget_s
 
 
 def _tuner(
@@ -106,6 +127,7 @@ def _tuner(
     trainable: Any,
     storage: str,
     callbacks: Sequence[Any],
+    warm: Borrowed | None = None,
 ) -> Any:
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -115,7 +137,7 @@ def _tuner(
     # The limit is also how many trials Tune keeps waiting for resources (one, for a searcher
     # without it): without a cap, every trial may wait, so all that fit start together.
     limited = ConcurrencyLimiter(
-        searcher(cfg, spaces, budgets), max_concurrent=cfg.max_concurrent_trials or total
+        searcher(cfg, spaces, budgets, warm), max_concurrent=cfg.max_concurrent_trials or total
     )
     return tune.Tuner(
         trainable,
@@ -127,6 +149,7 @@ def _tuner(
             scheduler=scheduler(cfg, budgets),
             num_samples=total,
             reuse_actors=cfg.reuse_actors,
+            time_budget_s=cfg.time_budget_s,
         ),
         run_config=tune.RunConfig(
             name=EXPERIMENT,
@@ -142,11 +165,17 @@ def _tuner(
 
 
 def searcher(
-    cfg: SweepConfig, spaces: Mapping[str, SearchSpace], budgets: Mapping[str, Budget]
+    cfg: SweepConfig,
+    spaces: Mapping[str, SearchSpace],
+    budgets: Mapping[str, Budget],
+    warm: Borrowed | None = None,
 ) -> Any:
-    """Per model, random search or Optuna's TPE, seeded from the root seed, behind one searcher.
+    """Per model, the sweep's kind of searcher (``--search``), seeded from the root seed, behind
+    one searcher.
 
-    Each model's first trial is its defaults (``points_to_evaluate``). A space with nothing to
+    Each model's first trial is its defaults (``points_to_evaluate``), then the earlier sweeps'
+    best configs that ``warm`` borrows (the trials are marked with the run they come from); the
+    Optuna searchers also take the earlier trials as observations. A space with nothing to
     search (Popularity's) gets random search's single trial: Optuna refuses an empty space.
     Random search enumerates a space's ``grid`` parameters (``RandomSearcher``); ``validate``
     has refused a grid under Optuna.
@@ -154,22 +183,17 @@ def searcher(
     from recsys.tuning.per_model import ModelSearcher, RandomSearcher
 
     key = metric_key("val", cfg.metric)
+    warm = warm or Borrowed()
     searchers = {}
     for model, space in spaces.items():
         seed = derive_seed(cfg.seed, model, "search")
         domains = {n: d for n, d in to_tune(space).items() if n in space.searched()}
-        first = [space.first_trial] if domains else []
-        if cfg.search == "optuna" and domains:
-            import optuna
-            from ray.tune.search.optuna import OptunaSearch
-
-            searchers[model] = OptunaSearch(
-                domains,
-                metric=key,
-                mode="max",
-                points_to_evaluate=first,
-                sampler=optuna.samplers.TPESampler(seed=seed),
-            )
+        points = [o.config for o in warm.points.get(model, ())]
+        first = [space.first_trial, *points] if domains else []
+        if cfg.search in OPTUNA_SEARCHES and domains:
+            searchers[model] = optuna_searcher(cfg.search, domains, key, first, seed)
+            for seen in warm.observations.get(model, ()):
+                searchers[model].add_evaluated_point(seen.config, seen.value)
         else:
             searchers[model] = RandomSearcher(domains, seed, points_to_evaluate=first)
     return ModelSearcher(
@@ -179,6 +203,41 @@ def searcher(
         metric=key,
         mode="max",
         defaults_first=[m for m, s in spaces.items() if s.searched()],
+        warm_from={m: [o.run_id for o in warm.points.get(m, ())] for m in spaces},
+    )
+
+
+def optuna_sampler(search: str, seed: int) -> Any:
+    """Optuna's sampler for ``--search``: TPE (``optuna``), its Gaussian process (``gp``) or
+    CMA-ES (``cmaes``), seeded. Each keeps Optuna's defaults, e.g. its first 10 trials drawn at
+    random (TPE, GP; earlier trials borrowed by ``--warm-start`` count among them)."""
+    import optuna
+
+    if search == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if search == "cmaes":
+        # CMA-ES samples numbers; a choice parameter is drawn by Optuna's independent sampler.
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def optuna_searcher(
+    search: str,
+    domains: Mapping[str, Any],
+    metric: str,
+    points: Sequence[Mapping[str, Any]],
+    seed: int,
+) -> Any:
+    """Tune's ``OptunaSearch`` over ``domains`` with the sampler of ``search``, starting with
+    ``points``."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    return OptunaSearch(
+        dict(domains),
+        metric=metric,
+        mode="max",
+        points_to_evaluate=[dict(p) for p in points],
+        sampler=optuna_sampler(search, seed),
     )
 
 

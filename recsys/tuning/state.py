@@ -37,6 +37,7 @@ class AlreadyFinished(SweepEnded):
 
 
 UNTRACKED = "untracked"  # the status of a sweep that finished while its tracking store broke
+TIME_BUDGET = "time_budget"  # the status of a sweep whose --time-budget ended its search
 
 
 @dataclass
@@ -55,8 +56,11 @@ class SweepState:
         search_seconds: the search's wall time summed over the runs of the sweep.
         status: ``running``; or how it ended: ``finished``, ``trials_lost`` (finished, some
             trials failed), ``failed`` (a model has no result, or the driver failed),
-            ``interrupted`` (``--resume`` continues it) or ``untracked`` (finished, results
-            written, but the tracking store broke: ``--resume`` logs the sweep again).
+            ``interrupted`` (``--resume`` continues it), ``untracked`` (finished, results
+            written, but the tracking store broke: ``--resume`` logs the sweep again) or
+            ``time_budget`` (its ``--time-budget`` ended the search; results written of the
+            trials that ran; final: a new sweep with ``--warm-start`` goes on from it).
+        time_cut: whether the time budget ended the search (trials stopped or never started).
         tracking_problem: why the tracking store broke during this run of the sweep (see
             ``tracking.store_problem``); None while it works.
     """
@@ -72,6 +76,7 @@ class SweepState:
     search_seconds: float = 0.0
     status: str = "running"
     tracking_problem: str | None = None
+    time_cut: bool = False
     claim: Claim | None = field(default=None, repr=False, compare=False)  # held while it runs
 
     @classmethod
@@ -112,10 +117,17 @@ class SweepState:
             AlreadyFinished: the sweep finished; nothing is started.
         """
         results_dir = find_resumable(cfg)
-        if cls.load(results_dir).status == "finished":
+        status = cls.load(results_dir).status
+        if status == "finished":
             raise AlreadyFinished(
                 f"sweep at {results_dir} already finished: nothing to resume; its leaderboard "
                 f"is {results_dir / 'leaderboard.md'}"
+            )
+        if status == TIME_BUDGET:
+            raise AlreadyFinished(
+                f"sweep at {results_dir} ended by its --time-budget: its results are final "
+                f"({results_dir / 'leaderboard.md'}); to search on, start a new sweep with "
+                f"--warm-start on the same tracking store"
             )
         claim = Claim.take(results_dir, STATE_DIR)
         state = cls.load(results_dir)  # again: the sweep that held it may have moved on
@@ -169,6 +181,7 @@ class SweepState:
             search_seconds=float(raw.get("search_seconds", 0.0)),
             status=raw.get("status", "running"),
             tracking_problem=raw.get("tracking_problem"),
+            time_cut=bool(raw.get("time_cut", False)),
         )
 
     def check_paths(self) -> None:
@@ -189,6 +202,12 @@ class SweepState:
             tracking_uri=redact(self.tracking_uri),
         )
         write_text_atomic(_path(self.results_dir), json.dumps(raw, indent=1, default=str))
+
+    def record_search(self, seconds: float, cut: bool) -> None:
+        """Adds a search's wall time, and whether its time budget cut it short; saves."""
+        self.search_seconds += seconds
+        self.time_cut = self.time_cut or cut
+        self.save()
 
     @property
     def tracked(self) -> bool:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from recsys.errors import SweepInterrupted
 from recsys.seeds import derive_seed
-from recsys.tuning import console, endings, finalize, registry, results, tracking
+from recsys.tuning import console, endings, finalize, registry, results, tracking, warm_start
 from recsys.tuning.config import SweepConfig, model_budget, validate
 from recsys.tuning.endings import SweepResult
 from recsys.tuning.finalize import tracked_step
@@ -181,12 +181,12 @@ def _search(run: _Run, trial_data: Any) -> dict[str, list[TrialRecord]]:
     of_sweep = (state.parent_run_id, max_epochs, cfg.seed, state.sweep_id)
     trial_runs = MlflowTrialCallback(state.tracking_uri, *of_sweep)
     callbacks = [trial_runs, *run.callbacks]
+    warm = warm_start.source(state, run.data) if cfg.warm_start else None
     search = run_search(
-        cfg, run.spaces, run.budgets, run.resources, trial_data, state.storage, callbacks
+        cfg, run.spaces, run.budgets, run.resources, trial_data, state.storage, callbacks, warm
     )
     run.search_seconds = search.wall_seconds
-    state.search_seconds += search.wall_seconds
-    state.save()
+    state.record_search(search.wall_seconds, search.cut)
     trial_runs.outbox.drain()  # updates that waited for the tracking server, or TrackingLost
     if not search.finished:
         raise endings.interrupted(state)

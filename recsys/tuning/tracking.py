@@ -45,6 +45,9 @@ TAG_NODE = "recsys.node_id"  # trials: the Ray node the trial last (re)started o
 TAG_SEED = "recsys.seed"  # seed runs: the seed
 TAG_FOLD = "recsys.fold"  # fold runs (--folds): the fold
 TAG_DEFAULTS = "recsys.defaults"  # trials: "true" on a model's defaults trial (ASHA spares it)
+# Trials: the earlier best run whose config the trial re-runs (--warm-start); the sweep's run:
+# what it borrowed, in words.
+TAG_WARM = "recsys.warm_start"
 
 
 # Stores MLflow reaches through SQLAlchemy or its own clients: no check here beyond the scheme.
@@ -302,6 +305,8 @@ def sweep_params(
         "scheduler": cfg.scheduler,
         "root_seed": cfg.seed,
         **({"folds": cfg.folds} if cfg.folds else {}),
+        "time_budget_s": cfg.time_budget_s,
+        "warm_start": cfg.warm_start,
         **{f"split.{k}": v for k, v in dataclasses.asdict(prep_config(cfg.prep)).items()},
         **{f"dataset.{k}": v for k, v in cfg.dataset_options.items()},
         "cpus_per_trial": resources.cpus,
@@ -515,6 +520,7 @@ _RUN_STATUS = {
     "trials_lost": "FINISHED",
     "failed": "FAILED",
     "interrupted": "KILLED",
+    "time_budget": "FINISHED",  # its results are written, of the trials the budget let run
 }
 
 

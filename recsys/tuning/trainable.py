@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 STATE_FILE = "trainer.pt"
 MODEL_KEY = "model"  # the key of a trial's config that names its model
 DEFAULTS_KEY = "defaults_trial"  # present (True) in the config of a model's defaults trial
+# Present in the config of a trial that re-runs an earlier sweep's best config (--warm-start):
+# that best run's MLflow id.
+WARM_KEY = "warm_start_run"
 
 
 def split_config(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -33,12 +36,19 @@ def split_config(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     numpy scalars turned into Python ones."""
     params = plain_config(config)
     params.pop(DEFAULTS_KEY, None)
+    params.pop(WARM_KEY, None)
     return str(params.pop(MODEL_KEY)), params
 
 
 def is_defaults_trial(config: Mapping[str, Any]) -> bool:
     """Whether a trial's config is its model's defaults, the first trial of its search."""
     return bool(config.get(DEFAULTS_KEY, False))
+
+
+def warm_source(config: Mapping[str, Any]) -> str | None:
+    """The earlier best run whose config a trial re-runs (``--warm-start``), or None."""
+    run = config.get(WARM_KEY)
+    return str(run) if run else None
 
 
 def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from recsys.tuning.tracking import (
     TAG_DEFAULTS,
     TAG_NODE,
     TAG_STATUS,
+    TAG_WARM,
     child_run,
     client,
     find_child_runs,
@@ -33,7 +34,7 @@ from recsys.tuning.tracking import (
     param_batch,
     store_problem,
 )
-from recsys.tuning.trainable import is_defaults_trial, split_config, trial_seed
+from recsys.tuning.trainable import is_defaults_trial, split_config, trial_seed, warm_source
 
 RETRY_EVERY_S = 5.0
 FINAL_WAIT_S = 180.0
@@ -252,7 +253,7 @@ class MlflowTrialCallback(Callback):
         model, config = split_config(trial.config)
         seed = trial_seed(self.root_seed, model, config)
         self._last_step[trial_id] = 0
-        tags = {TAG_DEFAULTS: "true"} if is_defaults_trial(trial.config) else {}
+        tags = _marks(is_defaults_trial(trial.config), warm_source(trial.config))
 
         def create() -> None:
             run_id = child_run(c, self.parent_run_id, "trial", model, trial_id, tags=tags)
@@ -330,7 +331,7 @@ class MlflowTrialCallback(Callback):
         return created
 
     def _log_record(self, c: Any, model: str, record: TrialRecord) -> None:
-        tags = {TAG_DEFAULTS: "true"} if record.defaults else {}
+        tags = _marks(record.defaults, record.warm_from)
         run_id = child_run(c, self.parent_run_id, "trial", model, record.trial_id, tags=tags)
         self._runs[record.trial_id] = run_id
         c.log_batch(run_id, params=param_batch({**record.config, "seed": record.seed}))
@@ -351,6 +352,13 @@ class MlflowTrialCallback(Callback):
         c.set_tag(run_id, TAG_STATUS, record.end.value)
         c.set_tag(run_id, "recsys.final_epoch", str(record.last_epoch))
         c.set_terminated(run_id, status="FAILED" if record.end is TrialEnd.FAILED else "FINISHED")
+
+
+def _marks(defaults: bool, warm_from: str | None) -> dict[str, str]:
+    """A trial run's tags that say where its config came from: its model's defaults, or the
+    earlier best run it re-runs (``--warm-start``)."""
+    tags = {TAG_DEFAULTS: "true"} if defaults else {}
+    return {**tags, TAG_WARM: warm_from} if warm_from else tags
 
 
 _LIVE: dict[str, MlflowTrialCallback] = {}  # sweep id -> its callback in this driver
