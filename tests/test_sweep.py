@@ -731,6 +731,21 @@ def test_optuna_search(ray_session, tmp_path, monkeypatch):
     best = max(sweep_fakes.curve_ndcg10(q, 8) for q in qualities)  # curves only rise
     assert result.outcomes[1].val["ndcg@10"] == pytest.approx(best)
 
+    # A second sweep on the same split with --warm-start (and another searcher): after the
+    # defaults, the first sweep's best config runs first, tagged with the run it came from.
+    best_quality = result.outcomes[1].config["quality"]
+    again = dataclasses.replace(
+        cfg, search="gp", warm_start=True, name="warm", results_dir=str(tmp_path / "warm")
+    )
+    second = run_sweep(again, data=block_split())
+    assert second.state.status == "finished"
+    runs = _runs(second.state.tracking_uri, second.state.parent_run_id, "trial", "curve")
+    runs.sort(key=lambda r: r.info.start_time)
+    assert float(runs[0].data.params["quality"]) == 1.0  # the defaults still come first
+    warm = [r for r in runs if tracking.TAG_WARM in r.data.tags]
+    assert [float(r.data.params["quality"]) for r in warm] == [best_quality]
+    assert warm[0].data.tags[tracking.TAG_WARM] == result.outcomes[1].best_run_id
+
 
 def test_cli_defaults_are_the_documented_sweep():
     cfg = cli.parse_args([])
