@@ -36,8 +36,16 @@ Results directory contract (``results/<sweep>/`` by default; every file written 
   pairs the two orders rank the other way round.
 - ``per_user/<model>.parquet``: every test user's metrics for each seed run: ``user_id`` (raw
   id), ``seed``, ``test_<m>_at_<k>`` for the leaderboard's per-user metrics (the ranking
-  metrics, novelty and ARP, the sampled metrics); what the intervals and tests are computed
-  from.
+  metrics, novelty and ARP, the sampled metrics; ``test_<b>_<m>_at_<k>`` for ``b`` in head,
+  torso, tail and ``m`` in recall, ndcg, against the user's test items in that bucket of
+  training popularity, empty where it has none: ``recsys.buckets``); what the intervals, tests
+  and breakdowns are computed from.
+- ``leaderboard_buckets.csv`` / ``.md``: each model's target metrics by user activity (cold
+  users, quartiles of training interactions) and by item popularity bucket (head / torso /
+  tail), with the users per bucket and bootstrap intervals (``recsys.tuning.breakdown``).
+- ``compare.csv`` / ``.md`` (only with ``--compare``): pairs of models on the same users: the
+  mean difference with its bootstrap interval, Wilcoxon and paired t-test, Holm-corrected
+  across the pairs.
 - ``best_configs.yaml``: per model, the best config, its seed and the best epoch.
 - ``split.parquet``: ``user_id``, ``item_id`` (raw ids), ``split`` (train/val/test).
 - ``recommendations/<model>.parquet``: top-100 per test user: ``user_id``, ``item_id`` (raw ids),
@@ -66,6 +74,7 @@ from recsys.metrics import (
     beyond_metrics,
     metric_key,
     parse_metric,
+    report_ks,
     reported_metrics,
     sampled_metrics,
     sampled_target,
@@ -80,16 +89,25 @@ if TYPE_CHECKING:
     from recsys.models.base import Recommender
 
 TOP_N = 100
+BREAKDOWN_POINTER = (
+    "\nBy user activity (cold users: few training interactions) and by item popularity (head / "
+    "torso / tail of training popularity): leaderboard_buckets.md (.csv). Any two models "
+    "compared with paired tests (--compare a:b, or all): compare.md (.csv).\n"
+)
 
 
 def per_user_names(
     metric: str = "ndcg@10", ks: Sequence[int] = REPORT_KS, negatives: int = 0
 ) -> list[str]:
     """The per-user metrics a leaderboard's statistics read: what it shows, less the metrics
-    of the whole catalogue (coverage, Gini), which have no per-user values."""
+    of the whole catalogue (coverage, Gini), which have no per-user values; and the item
+    buckets' (``head_recall@10``...: ``recsys.buckets``), which its breakdowns read."""
+    from recsys.buckets import bucket_names
+
     beyond = [n for n in beyond_metrics(metric, ks) if n.split("@")[0] in PER_USER_BEYOND]
     sampled = sampled_metrics(metric, ks) if negatives else []
-    return [*reported_metrics(metric, ks), *beyond, *sampled]
+    buckets = bucket_names(report_ks(metric, ks))
+    return [*reported_metrics(metric, ks), *beyond, *sampled, *buckets]
 
 
 def per_user_frame(
@@ -363,7 +381,7 @@ def write_results(
         + "\nBeyond accuracy, of the test users' top-k lists (training and validation items "
         "excluded): coverage (share of the catalogue recommended), Gini of the recommendation "
         "counts (0 = even), novelty (mean self-information in bits), ARP (mean training "
-        "popularity):\n\n" + markdown_beyond(board),
+        "popularity):\n\n" + markdown_beyond(board) + BREAKDOWN_POINTER,
     )
     if board.sampled:
         write_text_atomic(

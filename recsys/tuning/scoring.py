@@ -2,13 +2,14 @@
 test, then its seed runs scored on test. The one step of a sweep that reads the test pairs.
 
 How test is scored is the sweep's :class:`EvalProtocol`: full ranking at the reported cut-offs
-(with the beyond-accuracy metrics of the same lists), and, with ``--sampled-negatives``, the
+(with the beyond-accuracy metrics of the same lists, and recall and NDCG within the head, torso
+and tail of training popularity: ``recsys.buckets``), and, with ``--sampled-negatives``, the
 sampled protocol on candidates drawn once for the whole sweep.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from recsys.tuning.replicas import SeedRun, load_weights, replica_seeds
 from recsys.tuning.trainable import load_checkpoint
 
 if TYPE_CHECKING:
+    import torch
+
     from recsys.data.dataset import SplitData
     from recsys.evaluate import UserMetrics
     from recsys.sampled import SampledCandidates
@@ -30,27 +33,37 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EvalProtocol:
-    """How every model of a sweep is scored on test: the cut-offs (the target's among them)
-    and the sampled protocol's candidates (None: full ranking only)."""
+    """How every model of a sweep is scored on test: the cut-offs (the target's among them),
+    the sampled protocol's candidates (None: full ranking only) and the item buckets whose
+    metrics each user gets (name -> (n_items,) bool mask; None: none)."""
 
     ks: tuple[int, ...] = REPORT_KS
     candidates: SampledCandidates | None = None
+    buckets: Mapping[str, torch.Tensor] | None = None
 
     @classmethod
     def of(cls, cfg: SweepConfig, data: SplitData) -> EvalProtocol:
         """The protocol of ``cfg``; its sampled candidates are drawn from a seed derived once
-        from the root seed, so every model (and a resumed sweep) ranks the same ones."""
+        from the root seed, so every model (and a resumed sweep) ranks the same ones; its item
+        buckets are the head, torso and tail of ``data``'s training popularity."""
+        from recsys.buckets import popularity_buckets
+        from recsys.evaluate import training_popularity
+
         ks = report_ks(cfg.metric, cfg.report_ks)
+        buckets = popularity_buckets(training_popularity(data))
         if not cfg.sampled_negatives:
-            return cls(ks)
+            return cls(ks, buckets=buckets)
         from recsys.sampled import sample_candidates
 
         seed = derive_seed(cfg.seed, "sampled-negatives")
-        return cls(ks, sample_candidates(data, cfg.sampled_negatives, seed))
+        return cls(ks, sample_candidates(data, cfg.sampled_negatives, seed), buckets)
 
     def test_users(self, trainer: Trainer) -> UserMetrics:
-        """``trainer``'s model on test: full ranking, and the sampled protocol if any."""
-        test = trainer.evaluate_users("test", self.ks)
+        """``trainer``'s model on test: full ranking (with the item buckets' metrics), and the
+        sampled protocol if any."""
+        from recsys.evaluate import evaluate_users
+
+        test = evaluate_users(trainer.model, trainer.data, "test", self.ks, buckets=self.buckets)
         if self.candidates is None:
             return test
         from recsys.sampled import sampled_user_metrics

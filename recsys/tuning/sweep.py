@@ -6,7 +6,8 @@
     replicas.start(choices) ... collect(model) -> [SeedRun] --scoring.add_seed_runs--> Scored
     finalize: results files, best MLflow run, logged model -> state.save_outcome(outcome)
     [ModelOutcome] + per-user metrics --Leaderboard.build--> Leaderboard
-    Leaderboard -> leaderboard files, MLflow statistics, registry.publish (the champion)
+    Leaderboard -> leaderboard files, breakdowns (buckets, --compare), MLflow statistics,
+        registry.publish (the champion)
 
 One Tuner runs every model's trials at once (each model keeps its own searcher, ASHA and budget),
 all under one MLflow parent run. The driver holds the full split; trials get
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from recsys.errors import SweepInterrupted
 from recsys.seeds import derive_seed
-from recsys.tuning import console, endings, finalize, registry, results, tracking
+from recsys.tuning import breakdown, console, endings, finalize, registry, results, tracking
 from recsys.tuning.config import SweepConfig, model_budget, validate
 from recsys.tuning.endings import SweepResult
 from recsys.tuning.finalize import tracked_step
@@ -164,10 +165,9 @@ def _run(run: _Run) -> tuple[Leaderboard, list[ModelOutcome]]:
     finally:
         replicas.cancel()
     bootstrap = derive_seed(cfg.seed, "bootstrap")
-    reported = {"ks": cfg.report_ks, "negatives": cfg.sampled_negatives}
-    board = results.write_results(
-        state.results_dir, data, outcomes, cfg.metric, bootstrap, **reported
-    )
+    reported = {"ks": cfg.report_ks, "negatives": cfg.sampled_negatives, "seed": bootstrap}
+    board = results.write_results(state.results_dir, data, outcomes, cfg.metric, **reported)
+    breakdown.report(state, data, board, bootstrap)  # by bucket, and the pairs compared
     uri, parent = state.tracking_uri, state.parent_run_id
     tracked_step(state, lambda: tracking.log_statistics(uri, board))
     tracked_step(state, lambda: registry.publish(uri, parent, cfg.dataset, board))
