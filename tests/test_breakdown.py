@@ -209,3 +209,84 @@ def test_a_name_not_in_the_sweep_ends_in_one_line_before_ray(monkeypatch, tmp_pa
     assert code == cli.EXIT_BAD_INPUT
     assert err.getvalue().count("\n") == 1 and "'lightgcn_text' is not a model" in err.getvalue()
     assert os.listdir(tmp_path) == []  # nothing written
+
+
+class _Checkpoint:
+    """A checkpoint folder, as Tune's ``Checkpoint`` hands it."""
+
+    def __init__(self, folder) -> None:
+        self.folder = folder
+
+    @contextlib.contextmanager
+    def as_directory(self):
+        yield str(self.folder)
+
+
+def test_scored_models_file_their_bucket_metrics_for_the_breakdown(tmp_path):
+    from recsys.train import Trainer
+    from recsys.tuning.best import Choice
+    from recsys.tuning.results import per_user_names, write_model_outputs, write_results
+    from recsys.tuning.scoring import EvalProtocol, score
+    from recsys.tuning.trainable import save_checkpoint
+
+    data = block_split()
+    models = ("itemknn", "popularity")
+    cfg = SweepConfig(dataset="blocks", models=models, report_ks=(10,), compare=("all",))
+    protocol = EvalProtocol.of(cfg, data)
+    masks = torch.stack(list(protocol.buckets.values()))
+    assert (masks.sum(0) == 1).all()  # head, torso and tail partition the catalogue
+    outcomes = []
+    for model in models:
+        folder = tmp_path / model
+        folder.mkdir()
+        save_checkpoint(Trainer(model, {}, data, seed=1), folder)
+        choice = Choice(model, f"t-{model}", _Checkpoint(folder), {}, 1, 1, 0.0)
+        scored = score(choice, [], data, cfg.metric, protocol)
+        names = per_user_names(cfg.metric, cfg.report_ks)
+        write_model_outputs(
+            tmp_path / "results", scored.outcome, scored.trainer.model, data, cfg.metric,
+            scored.per_user, names,
+        )  # fmt: skip
+        outcomes.append(scored.outcome)
+    board = write_results(tmp_path / "results", data, outcomes, cfg.metric, ks=cfg.report_ks)
+    assert "leaderboard_buckets.md" in (tmp_path / "results" / "leaderboard.md").read_text()
+    per_user = breakdown.read_per_user(tmp_path / "results", outcomes)
+    out = breakdown.build(board, per_user, data, 5, comparison_pairs(cfg))
+    items = [r for r in out.buckets if r.kind == "popularity" and r.metric == "recall@10"]
+    # One test item per user, so the buckets' users add up to the 40; the checkerboard: ItemKNN
+    # finds every user's test item in its top 10, whatever its bucket.
+    assert sum(r.users for r in items if r.model == "itemknn") == 40
+    assert all(r.mean == 1.0 for r in items if r.model == "itemknn" and r.users)
+    assert [(c.a, c.b) for c in out.comparisons][:1] == [("itemknn", "popularity")]
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.metrics: dict[str, dict[str, float]] = {}
+        self.artifacts: list[tuple[str, str]] = []
+
+    def log_artifact(self, run_id, path, artifact_path=None):
+        self.artifacts.append((run_id, f"{artifact_path}/{os.path.basename(path)}"))
+
+    def log_batch(self, run_id, metrics=()):
+        self.metrics.setdefault(run_id, {}).update({m.key: m.value for m in metrics})
+
+
+def test_the_breakdown_goes_to_the_sweeps_run_and_each_best_run(monkeypatch, tmp_path):
+    fake = _Client()
+    monkeypatch.setattr("recsys.tuning.tracking.client", lambda uri: fake)
+    row = breakdown.BucketRow("activity", "cold", "0-4", "a", "ndcg@10", 3, 0.5, 0.2, 0.8)
+    pair = breakdown.Comparison("a", "b", "ndcg@10", 3, 0.5, 0.25, 0.25, 0.1, 0.4, *[0.01] * 4)
+    out = breakdown.Breakdown("ndcg@10", 5, (row,), (pair,))
+    outcome = dataclasses.replace(_outcome("a", 0.5), best_run_id="best-a")
+    board = Leaderboard.build([outcome], "ndcg@10")
+    breakdown.log("uri", "parent", board, out, breakdown.write(tmp_path, out))
+    assert ("parent", "breakdown/compare.md") in fake.artifacts
+    assert fake.metrics["parent"]["compare/a-vs-b/test_ndcg_at_10_diff"] == 0.25
+    assert fake.metrics["parent"]["compare/a-vs-b/test_ndcg_at_10_p_wilcoxon"] == 0.01
+    assert fake.metrics["best-a"] == {
+        "test_cold_ndcg_at_10": 0.5,
+        "test_cold_ndcg_at_10_ci_low": 0.2,
+        "test_cold_ndcg_at_10_ci_high": 0.8,
+        "test_cold_ndcg_at_10_users": 3,
+    }

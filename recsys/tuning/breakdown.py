@@ -140,13 +140,19 @@ def user_values(
     return {m: v.loc[common] for m, v in means.items()}
 
 
-def _row(what: tuple[str, str, str, str, str], x: np.ndarray, seed: int) -> BucketRow:
-    """The row of ``what`` (kind, bucket, label, model, metric) over the users with a value."""
-    x = x[~np.isnan(x)]
+def _rows(
+    what: tuple[str, str, str, str], metrics: Sequence[str], x: np.ndarray, seed: int
+) -> list[BucketRow]:
+    """The rows of ``what`` (kind, bucket, label, model) for each of ``metrics`` from the
+    (users, metrics) values ``x``, over the users with every value (one bootstrap for all)."""
+    x = x[~np.isnan(x).any(axis=1)]
     if not len(x):
-        return BucketRow(*what, 0, _NAN, _NAN, _NAN)
-    low, high = bootstrap_ci(x, seed=seed)
-    return BucketRow(*what, len(x), float(x.mean()), float(low), float(high))
+        return [BucketRow(*what, m, 0, _NAN, _NAN, _NAN) for m in metrics]
+    bounds = bootstrap_ci(x, seed=seed)
+    return [
+        BucketRow(*what, m, len(x), float(mean), float(low), float(high))
+        for m, mean, (low, high) in zip(metrics, x.mean(axis=0), bounds, strict=True)
+    ]
 
 
 def activity_rows(
@@ -174,12 +180,10 @@ def activity_rows(
     for j, bucket in enumerate(buckets):
         label = f"{bucket.label} training interactions"
         for model, frame in values.items():
-            for metric in metrics:
-                key = metric_key("test", metric)
-                if key in frame:
-                    x = frame[key].to_numpy(np.float64)[where == j]
-                    what = ("activity", bucket.name, label, model, metric)
-                    rows.append(_row(what, x, seed))
+            shown = [m for m in metrics if metric_key("test", m) in frame]
+            if shown:
+                x = frame[[metric_key("test", m) for m in shown]].to_numpy(np.float64)
+                rows += _rows(("activity", bucket.name, label, model), shown, x[where == j], seed)
     return rows
 
 
@@ -191,12 +195,11 @@ def popularity_rows(
     rows = []
     for bucket in POPULARITY_BUCKETS:
         for model, frame in values.items():
-            for metric in (f"ndcg@{k}", f"recall@{k}"):
-                key = metric_key("test", f"{bucket}_{metric}")
-                if key in frame:
-                    x = frame[key].to_numpy(np.float64)
-                    what = ("popularity", bucket, labels[bucket], model, metric)
-                    rows.append(_row(what, x, seed))
+            keys = {m: metric_key("test", f"{bucket}_{m}") for m in (f"ndcg@{k}", f"recall@{k}")}
+            shown = [m for m, key in keys.items() if key in frame]
+            if shown:
+                x = frame[[keys[m] for m in shown]].to_numpy(np.float64)
+                rows += _rows(("popularity", bucket, labels[bucket], model), shown, x, seed)
     return rows
 
 
