@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from recsys.buckets import COLD_USER_THRESHOLD
 from recsys.data.prepare import LOW_RATINGS
 from recsys.data.split import STRATEGIES
 from recsys.errors import (  # the exit statuses, here for scripts: recsys.cli.EXIT_*
@@ -51,6 +52,7 @@ from recsys.tuning.config import (
     SweepConfig,
     expand_models,
     format_duration,
+    parse_compare,
     parse_duration,
 )
 
@@ -178,6 +180,22 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
         "then stop at their last checkpoint, and every model is reported with the trials it "
         "got (the test evaluation comes after)",
     )
+    p.add_argument(
+        "--cold-user-threshold",
+        type=int,
+        default=COLD_USER_THRESHOLD,
+        metavar="N",
+        help="test users with fewer than N training interactions are cold: leaderboard_buckets.md "
+        f"reports them apart from the quartiles of the others (default {COLD_USER_THRESHOLD}, "
+        "a 5-core's bound; 0: no cold bucket)",
+    )
+    p.add_argument(
+        "--compare",
+        metavar="A:B[,C:D]",
+        help="compare these pairs of the sweep's models user by user on test (mean difference "
+        "with its bootstrap interval, Wilcoxon and paired t-test, Holm across the pairs) into "
+        "compare.md/.csv; 'all': every pair",
+    )
     p.add_argument("--scheduler", default="asha", choices=SCHEDULERS)
     p.add_argument("--seed", type=int, default=0, help="root seed (trial seeds derive from it)")
     p.add_argument("--space-dir", help="folder of the search-space files (default searchspaces/)")
@@ -264,6 +282,8 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
         metric=a.metric,
         report_ks=_report_ks(a.report_ks),
         sampled_negatives=a.sampled_negatives,
+        cold_user_threshold=a.cold_user_threshold,
+        compare=() if a.compare is None else parse_compare(a.compare),
         search=a.search,
         scheduler=a.scheduler,
         seed=a.seed,

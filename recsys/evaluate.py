@@ -13,18 +13,21 @@ the cold-start literature's protocol: every other item is masked like a seen one
 figures' second reading, named ``all_<metric>``).
 
 The same lists give the beyond-accuracy metrics of ``recsys.beyond_accuracy`` (coverage and Gini
-of the catalogue; with the training popularity, each user's novelty and ARP).
+of the catalogue; with the training popularity, each user's novelty and ARP) and, given item
+buckets, recall and NDCG against each user's held-out items in each bucket
+(``recsys.buckets``: head / torso / tail of training popularity).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from recsys import beyond_accuracy as beyond
+from recsys import buckets as item_buckets
 from recsys.data.dataset import Pairs, SplitData
 from recsys.metrics import ranking_metrics
 from recsys.models.base import Recommender
@@ -126,7 +129,8 @@ class UserMetrics:
     """Per-user metrics: ``users`` (U,) evaluated user indices, ascending; ``values`` metric name
     (``"ndcg@10"``, ``"novelty@10"``...) -> (U,) float64; ``catalogue`` the metrics of the whole
     set of lists, ``"coverage@k"`` (share of the catalogue in at least one top-k list) and
-    ``"gini@k"``; ``users_skipped`` users with nothing held out."""
+    ``"gini@k"``; ``users_skipped`` users with nothing held out. A user without a value of a
+    metric (NaN: no held-out item in an item bucket) is left out of its mean."""
 
     users: np.ndarray
     values: dict[str, np.ndarray]
@@ -136,7 +140,7 @@ class UserMetrics:
     def means(self) -> dict[str, float]:
         """Each metric's mean over the evaluated users, the catalogue's and the user counts."""
         n = len(self.users)
-        out = {name: float(v.mean()) for name, v in self.values.items()} if n else {}
+        out = {name: _mean(v) for name, v in self.values.items()} if n else {}
         out.update(self.catalogue)
         out["users"] = n
         out["users_skipped"] = self.users_skipped
@@ -164,6 +168,11 @@ class UserMetrics:
         )
 
 
+def _mean(values: np.ndarray) -> float:
+    known = values[~np.isnan(values)]
+    return float(known.mean()) if len(known) else float("nan")
+
+
 def user_metrics(
     score_fn: ScoreFn,
     heldout: Pairs,
@@ -175,6 +184,7 @@ def user_metrics(
     device: torch.device | str = "cpu",
     popularity: torch.Tensor | None = None,
     candidates: torch.Tensor | None = None,
+    buckets: Mapping[str, torch.Tensor] | None = None,
 ) -> UserMetrics:
     """Full-ranking metrics of a scorer against held-out pairs, for every evaluated user
     (``.means()``: averaged over them), and the beyond-accuracy metrics of the same lists.
@@ -190,6 +200,9 @@ def user_metrics(
         popularity: (n_items,) training interactions per item: with it, each user's
             ``novelty@k`` and ``arp@k`` too (``recsys.beyond_accuracy``).
         candidates: (n_items,) bool: rank among these items only (a cold split's); None: all.
+        buckets: item bucket name -> (n_items,) bool mask (``recsys.buckets.popularity_buckets``):
+            with them, each user's ``<bucket>_recall@k`` and ``<bucket>_ndcg@k`` too (NaN for a
+            user without held-out items in the bucket).
     """
     device = torch.device(device)
     if candidates is not None:
@@ -204,6 +217,7 @@ def user_metrics(
     counts = {k: torch.zeros(n_items, dtype=torch.int64, device=device) for k in ks}
     if popularity is not None:
         popularity = popularity.to(device)
+    buckets = {name: mask.to(device) for name, mask in (buckets or {}).items()}
     step = _batch_size(n_items, batch_size)
     for start in range(0, users.shape[0], step):
         batch = users[start : start + step]
@@ -215,6 +229,10 @@ def user_metrics(
         for name, per_user in ranking_metrics(hits, target.counts[batch], ks).items():
             parts.setdefault(name, []).append(per_user.to(torch.float64).cpu())
         valid = torch.isfinite(values)
+        for name, per_user in item_buckets.bucket_metrics(
+            relevant, top, valid, buckets, ks
+        ).items():
+            parts.setdefault(name, []).append(per_user.cpu())
         for k in ks:
             counts[k] += beyond.item_counts(top, valid, n_items, k)
         if popularity is not None:
@@ -288,11 +306,13 @@ def evaluate_users(
     ks: Sequence[int] = DEFAULT_KS,
     batch_size: int | None = None,
     all_items: bool = False,
+    buckets: Mapping[str, torch.Tensor] | None = None,
 ) -> UserMetrics:
     """Like :func:`evaluate`, with every evaluated user's metrics.
 
     Args:
         all_items: on a cold-item split, rank among every item, not the split's cold items.
+        buckets: item buckets whose metrics each user gets too (see :func:`user_metrics`).
     """
     heldout, exclude = split_pairs(data, split)
     candidates = None if all_items else candidate_items(data, split)
@@ -310,6 +330,7 @@ def evaluate_users(
             model.device,
             popularity=training_popularity(data),
             candidates=candidates,
+            buckets=buckets,
         )
     finally:
         model.train(was_training)

@@ -6,12 +6,14 @@ model is scored on the same users, so models compare pairwise, user by user:
 - a metric's confidence interval is the percentile bootstrap of its mean over users (users
   resampled with replacement, seeded, every resample at once as one matrix product);
 - a model differs from the best one by the Wilcoxon signed-rank test and the paired t-test on
-  the per-user differences, each Holm-corrected across the models compared with the best.
+  the per-user differences, each Holm-corrected across the models compared with the best;
+- any pairs of models asked for (``--compare a:b``) by the same tests, Holm-corrected across
+  those pairs (:func:`pairwise`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,4 +137,23 @@ def against_best(per_user: Mapping[str, np.ndarray], best: str) -> dict[str, Pai
     return {
         m: PairedTest(raw[m].mean_difference, raw[m].wilcoxon_p, raw[m].ttest_p, w, t)
         for m, w, t in zip(others, wilcoxon, ttest, strict=True)
+    }
+
+
+def pairwise(
+    per_user: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], PairedTest]:
+    """Each pair ``(a, b)`` by :func:`paired_test` (the difference is a - b), Holm-corrected
+    across the pairs.
+
+    Args:
+        per_user: model -> (U,) per-user values of one metric, the same users in the same order.
+        pairs: the pairs compared, each of two models of ``per_user``.
+    """
+    raw = {pair: paired_test(per_user[pair[0]], per_user[pair[1]]) for pair in pairs}
+    wilcoxon = holm(np.array([t.wilcoxon_p for t in raw.values()]))
+    ttest = holm(np.array([t.ttest_p for t in raw.values()]))
+    return {
+        pair: PairedTest(t.mean_difference, t.wilcoxon_p, t.ttest_p, w, p)
+        for (pair, t), w, p in zip(raw.items(), wilcoxon, ttest, strict=True)
     }

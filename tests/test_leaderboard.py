@@ -228,5 +228,6 @@ def test_per_user_files_keep_every_per_user_metric_shown():
         "arp@10",
         "sampled_hit@10",
         "sampled_ndcg@10",
+        *(f"{b}_{m}@10" for b in ("head", "torso", "tail") for m in ("recall", "ndcg")),
     ]
     assert "sampled_hit@10" not in per_user_names("mrr@10", (10,))

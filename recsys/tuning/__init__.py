@@ -32,6 +32,8 @@ After the search (Tune's shapes end in ``records``):
 - ``finalize``: one model after the search: scored, its files and runs, its outcome saved.
 - ``leaderboard``: ``Leaderboard`` (typed rows ranked by the target, intervals, paired tests).
 - ``results`` (and ``plots``): everything written to the results directory.
+- ``breakdown``: the leaderboard's metrics by user-activity and item-popularity bucket, and the
+  pairs of models ``--compare`` asks for (``leaderboard_buckets.*``, ``compare.*``).
 - ``tracking``: MLflow runs (sweep parent, best runs, seed runs) and provenance.
 - ``registry``: each best checkpoint as an MLflow model (``recsys.serving``), the champion
   (``Leaderboard.best_model``), the experiment's UI tags, the leaderboard as an MLflow table.

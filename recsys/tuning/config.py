@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from recsys.buckets import COLD_USER_THRESHOLD
 from recsys.errors import RecsysError
 from recsys.metrics import MAX_REPORT_KS, REPORT_KS, parse_metric, report_ks
 from recsys.models import MODELS, get_spec
@@ -122,6 +123,8 @@ class SweepConfig:
     time_budget_s: float | None = None
     warm_start: bool = False
     reuse_actors: bool = True
+    cold_user_threshold: int = COLD_USER_THRESHOLD
+    compare: tuple[str, ...] = ()
     verbose: int = 1
     command: str = ""
 
@@ -134,6 +137,7 @@ class SweepConfig:
         values = {k: v for k, v in raw.items() if k in known}
         values["models"] = tuple(values.get("models", DEFAULT_MODELS))
         values["report_ks"] = tuple(values.get("report_ks", REPORT_KS))
+        values["compare"] = tuple(values.get("compare", ()))
         return cls(**values)
 
     def resumed_with(self, given: SweepConfig) -> SweepConfig:
@@ -188,6 +192,7 @@ def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
         raise RecsysError("--experiment is empty; name the MLflow experiment, or leave it out")
     _check_data_options(cfg)
     spaces = load_spaces(cfg)
+    comparison_pairs(cfg)
     for space in spaces.values():
         check_space_values(space)
         if cfg.search in OPTUNA_SEARCHES and space.grid():
@@ -357,6 +362,7 @@ def _check_counts(cfg: SweepConfig) -> None:
         ("--max-failures", cfg.max_failures, 0),
         ("--seeds", cfg.seeds, 1),
         ("--sampled-negatives", cfg.sampled_negatives, 0),
+        ("--cold-user-threshold", cfg.cold_user_threshold, 0),
     ):
         if value is not None and (isinstance(value, bool) or value < low):
             kind = "a positive integer" if low else "0 or more"
@@ -592,6 +598,52 @@ def load_spaces(cfg: SweepConfig) -> dict[str, SearchSpace]:
             )
     specs = {m: get_spec(m) for m in cfg.models}
     return {m: load_space(m, cfg.space_dir, specs[m].config_cls) for m in cfg.models}
+
+
+def parse_compare(text: str) -> tuple[str, ...]:
+    """``--compare``: comma-separated pairs ``a:b`` (each a model of the sweep), or ``all``.
+
+    Raises:
+        RecsysError: anything else, e.g. a pair without its colon.
+    """
+    words = tuple(w.strip() for w in text.split(",") if w.strip())
+    if words == ("all",):
+        return words
+    example = "e.g. --compare lightgcn:lightgcn_text,ease:itemknn, or --compare all"
+    if not words:
+        raise RecsysError(f"--compare names no pair; {example}")
+    for word in words:
+        parts = word.split(":")
+        if len(parts) != 2 or not all(p.strip() for p in parts):
+            raise RecsysError(f"--compare takes pairs a:b of two models, got {word!r}; {example}")
+    return words
+
+
+def comparison_pairs(cfg: SweepConfig) -> list[tuple[str, str]]:
+    """The pairs of models ``--compare`` asks for, in its order (``all``: every pair of the
+    sweep's models, in ``--models`` order).
+
+    Raises:
+        RecsysError: a name not in the sweep, a model paired with itself, a pair twice.
+    """
+    if tuple(cfg.compare) == ("all",):
+        models = cfg.models
+        return [(a, b) for i, a in enumerate(models) for b in models[i + 1 :]]
+    pairs: list[tuple[str, str]] = []
+    for word in cfg.compare:
+        a, _, b = (w.strip() for w in word.partition(":"))
+        for name in (a, b):
+            if name not in cfg.models:
+                raise RecsysError(
+                    f"--compare {word}: {name!r} is not a model of this sweep; compare two of "
+                    f"--models ({', '.join(cfg.models)})"
+                )
+        if a == b:
+            raise RecsysError(f"--compare {word} pairs {a!r} with itself; name two models")
+        if (a, b) in pairs or (b, a) in pairs:
+            raise RecsysError(f"--compare names the pair {a}:{b} twice; name each pair once")
+        pairs.append((a, b))
+    return pairs
 
 
 def model_budget(space: SearchSpace, cfg: SweepConfig) -> Budget:

@@ -44,8 +44,17 @@ Results directory contract (``results/<sweep>/`` by default; every file written 
   ``_fold_max``; ``leaderboard.md`` ends with the target per fold, its std and range.
 - ``per_user/<model>.parquet``: every test user's metrics for each seed run: ``user_id`` (raw
   id), ``seed``, ``fold`` (with ``--folds``), ``test_<m>_at_<k>`` for the leaderboard's
-  per-user metrics (the ranking metrics, novelty and ARP, the sampled metrics); what the
-  intervals and tests are computed from.
+  per-user metrics (the ranking metrics, novelty and ARP, the sampled metrics;
+  ``test_<b>_<m>_at_<k>`` for ``b`` in head,
+  torso, tail and ``m`` in recall, ndcg, against the user's test items in that bucket of
+  training popularity, empty where it has none: ``recsys.buckets``); what the intervals, tests
+  and breakdowns are computed from.
+- ``leaderboard_buckets.csv`` / ``.md``: each model's target metrics by user activity (cold
+  users, quartiles of training interactions) and by item popularity bucket (head / torso /
+  tail), with the users per bucket and bootstrap intervals (``recsys.tuning.breakdown``).
+- ``compare.csv`` / ``.md`` (only with ``--compare``): pairs of models on the same users: the
+  mean difference with its bootstrap interval, Wilcoxon and paired t-test, Holm-corrected
+  across the pairs.
 - ``best_configs.yaml``: per model, the best config, its seed and the best epoch.
 - ``split.parquet``: ``user_id``, ``item_id`` (raw ids), ``split`` (train/val/test); on a
   cold-item split also ``cold_item`` (the pair's item is one of the held-out items).
@@ -77,6 +86,7 @@ from recsys.metrics import (
     beyond_metrics,
     metric_key,
     parse_metric,
+    report_ks,
     reported_metrics,
     sampled_metrics,
     sampled_target,
@@ -97,6 +107,11 @@ COLD_NOTE = (
     "(the cold-start protocol); `(all items)` and the `test_all_*` columns rank test among "
     "every item. Models that cannot score an item without interactions were not searched.\n\n"
 )
+BREAKDOWN_POINTER = (
+    "\nBy user activity (cold users: few training interactions) and by item popularity (head / "
+    "torso / tail of training popularity): leaderboard_buckets.md (.csv). Any two models "
+    "compared with paired tests (--compare a:b, or all): compare.md (.csv).\n"
+)
 
 
 def per_user_names(
@@ -104,11 +119,15 @@ def per_user_names(
 ) -> list[str]:
     """The per-user metrics a leaderboard's statistics read: what it shows, less the metrics
     of the whole catalogue (coverage, Gini), which have no per-user values; on a cold-item
-    split (``cold``) the ranking among every item too."""
+    split (``cold``) the ranking among every item too; and the item buckets' (``head_recall@10``
+    ...: ``recsys.buckets``), which its breakdowns read."""
+    from recsys.buckets import bucket_names
+
     beyond = [n for n in beyond_metrics(metric, ks) if n.split("@")[0] in PER_USER_BEYOND]
     sampled = sampled_metrics(metric, ks) if negatives else []
     among_all = all_items_metrics(metric, ks) if cold else []
-    return [*reported_metrics(metric, ks), *beyond, *sampled, *among_all]
+    buckets = bucket_names(report_ks(metric, ks))
+    return [*reported_metrics(metric, ks), *beyond, *sampled, *among_all, *buckets]
 
 
 def per_user_frame(
@@ -427,7 +446,8 @@ def write_results(
         "counts (0 = even), novelty (mean self-information in bits), ARP (mean training "
         "popularity):\n\n"
         + markdown_beyond(board)
-        + (f"\n{markdown_folds(board)}" if board.folds else ""),
+        + (f"\n{markdown_folds(board)}" if board.folds else "")
+        + BREAKDOWN_POINTER,
     )
     if board.folds:
         write_text_atomic(

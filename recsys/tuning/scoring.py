@@ -3,14 +3,15 @@ test, then its seed runs (or, with ``--folds``, its fold runs, each on its fold'
 on test. The one step of a sweep that reads the test pairs.
 
 How test is scored is the sweep's :class:`EvalProtocol`: full ranking at the reported cut-offs
-(with the beyond-accuracy metrics of the same lists), and, with ``--sampled-negatives``, the
+(with the beyond-accuracy metrics of the same lists, and recall and NDCG within the head, torso
+and tail of training popularity: ``recsys.buckets``), and, with ``--sampled-negatives``, the
 sampled protocol on candidates drawn once for the whole sweep. On a cold-item split, the full
 ranking is among the test's cold items, and again among every item (``all_<metric>``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ from recsys.tuning.replicas import SeedRun, load_weights, replica_seeds
 from recsys.tuning.trainable import load_checkpoint
 
 if TYPE_CHECKING:
+    import torch
+
     from recsys.data.dataset import SplitData
     from recsys.evaluate import UserMetrics
     from recsys.sampled import SampledCandidates
@@ -33,35 +36,45 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class EvalProtocol:
     """How every model of a sweep is scored on test: the cut-offs (the target's among them),
-    the sampled protocol's candidates (None: full ranking only) and whether the split is a
-    cold-item one (``cold``: test ranks among its cold items, then among every item too)."""
+    the sampled protocol's candidates (None: full ranking only), whether the split is a
+    cold-item one (``cold``: test ranks among its cold items, then among every item too) and the
+    item buckets whose metrics each user gets (name -> (n_items,) bool mask; None: none)."""
 
     ks: tuple[int, ...] = REPORT_KS
     candidates: SampledCandidates | None = None
     cold: bool = False
+    buckets: Mapping[str, torch.Tensor] | None = None
 
     @classmethod
     def of(cls, cfg: SweepConfig, data: SplitData) -> EvalProtocol:
         """The protocol of ``cfg``; its sampled candidates are drawn from a seed derived once
-        from the root seed, so every model (and a resumed sweep) ranks the same ones."""
+        from the root seed, so every model (and a resumed sweep) ranks the same ones; its item
+        buckets are the head, torso and tail of ``data``'s training popularity."""
+        from recsys.buckets import popularity_buckets
+        from recsys.evaluate import training_popularity
+
         ks = report_ks(cfg.metric, cfg.report_ks)
         cold = data.cold_items is not None
+        buckets = popularity_buckets(training_popularity(data))
         if not cfg.sampled_negatives:
-            return cls(ks, cold=cold)
+            return cls(ks, cold=cold, buckets=buckets)
         from recsys.sampled import sample_candidates
 
         seed = derive_seed(cfg.seed, "sampled-negatives")
-        return cls(ks, sample_candidates(data, cfg.sampled_negatives, seed), cold)
+        return cls(ks, sample_candidates(data, cfg.sampled_negatives, seed), cold, buckets)
 
     def test_users(self, trainer: Trainer) -> UserMetrics:
-        """``trainer``'s model on test: full ranking (a cold split's: among its cold items, and
-        among every item as ``all_<metric>``), and the sampled protocol if any."""
-        test = trainer.evaluate_users("test", self.ks)
+        """``trainer``'s model on test: full ranking (with the item buckets' metrics; a cold
+        split's: among its cold items, and among every item as ``all_<metric>``), and the
+        sampled protocol if any."""
+        from recsys.evaluate import evaluate_users
+
+        model, data = trainer.model, trainer.data
+        test = evaluate_users(model, data, "test", self.ks, buckets=self.buckets)
         if self.cold:
-            from recsys.evaluate import evaluate_users
             from recsys.metrics import ALL_ITEMS
 
-            every = evaluate_users(trainer.model, trainer.data, "test", self.ks, all_items=True)
+            every = evaluate_users(model, data, "test", self.ks, all_items=True)
             test = test.merged(every.prefixed(ALL_ITEMS))
         if self.candidates is None:
             return test

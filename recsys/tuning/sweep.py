@@ -6,7 +6,8 @@
     replicas.start(choices, folds) ... collect(model) -> [SeedRun] --add_seed/fold_runs--> Scored
     finalize: results files, best MLflow run, logged model -> state.save_outcome(outcome)
     [ModelOutcome] + per-user metrics --Leaderboard.build--> Leaderboard
-    Leaderboard -> leaderboard files, MLflow statistics, registry.publish (the champion)
+    Leaderboard -> leaderboard files, breakdowns (buckets, --compare), MLflow statistics,
+        registry.publish (the champion)
 
 One Tuner runs every model's trials at once (each model keeps its own searcher, ASHA and budget),
 all under one MLflow parent run. The driver holds the full split; trials get
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from recsys.errors import SweepInterrupted
 from recsys.seeds import derive_seed
-from recsys.tuning import console, endings, finalize, registry, results, tracking, warm_start
+from recsys.tuning import breakdown, console, endings, finalize, registry, results, tracking
 from recsys.tuning.config import SweepConfig, model_budget, validate
 from recsys.tuning.endings import SweepResult
 from recsys.tuning.finalize import tracked_step
@@ -38,6 +39,7 @@ from recsys.tuning.scoring import EvalProtocol
 from recsys.tuning.search import run_search
 from recsys.tuning.state import SweepState
 from recsys.tuning.trial_runs import MlflowTrialCallback
+from recsys.tuning.warm_start import source as warm_source
 
 if TYPE_CHECKING:
     from recsys.data.dataset import SplitData
@@ -165,6 +167,7 @@ def _run(run: _Run) -> tuple[Leaderboard, list[ModelOutcome]]:
     bootstrap = derive_seed(cfg.seed, "bootstrap")
     reported = {"seed": bootstrap, "ks": cfg.report_ks, "negatives": cfg.sampled_negatives}
     board = results.write_results(state.results_dir, data, outcomes, cfg.metric, **reported)
+    breakdown.report(state, data, board, bootstrap)  # by bucket, and the pairs compared
     uri, parent = state.tracking_uri, state.parent_run_id
     tracked_step(state, lambda: tracking.log_statistics(uri, board))
     tracked_step(state, lambda: registry.publish(uri, parent, cfg.dataset, board))
@@ -181,7 +184,7 @@ def _search(run: _Run, trial_data: Any) -> dict[str, list[TrialRecord]]:
     of_sweep = (state.parent_run_id, max_epochs, cfg.seed, state.sweep_id)
     trial_runs = MlflowTrialCallback(state.tracking_uri, *of_sweep)
     callbacks = [trial_runs, *run.callbacks]
-    warm = warm_start.source(state, run.data) if cfg.warm_start else None
+    warm = warm_source(state, run.data) if cfg.warm_start else None
     search = run_search(
         cfg, run.spaces, run.budgets, run.resources, trial_data, state.storage, callbacks, warm
     )

@@ -301,6 +301,8 @@ def sweep_params(
         "metric": cfg.metric,
         "report_ks": ",".join(map(str, cfg.report_ks)),
         "sampled_negatives": cfg.sampled_negatives,
+        "cold_user_threshold": cfg.cold_user_threshold,
+        "compare": ",".join(cfg.compare) or "none",
         "search": cfg.search,
         "scheduler": cfg.scheduler,
         "root_seed": cfg.seed,
