@@ -130,10 +130,15 @@ def target_metrics(metric: str) -> list[str]:
 def user_values(
     per_user: Mapping[str, pd.DataFrame], ranking: Sequence[str]
 ) -> dict[str, pd.DataFrame]:
-    """Model -> (users x metric keys) per-user means over seeds, on the users every model was
-    scored on, sorted; models in ``ranking`` order (those with per-user metrics)."""
+    """Model -> (users x metric keys) per-user means over seeds (with ``--folds``, over the
+    folds), on the users every model was scored on, sorted; models in ``ranking`` order (those
+    with per-user metrics)."""
     models = [m for m in ranking if m in per_user]
-    means = {m: per_user[m].drop(columns="seed").groupby("user_id").mean() for m in models}
+    runs = ["seed", "fold"]
+    means = {
+        m: per_user[m].drop(columns=runs, errors="ignore").groupby("user_id").mean()
+        for m in models
+    }
     if not means:
         return {}
     common = sorted(set.intersection(*(set(v.index) for v in means.values())), key=str)
