@@ -18,13 +18,13 @@ Hyperparameters are matched where both expose them (``ROWS``; e.g. EASE ``l2`` 2
 ``reg_weight`` 250, LightGCN ``l2`` 1e-4 and RecBole ``reg_weight`` 1e-4 with
 ``require_pow: True``, which is then the same penalty, sum of squares / (2 * batch)). What
 cannot be matched is said in the row's note: initialisations (Xavier in RecBole; ours a normal
-of ``init_std``, set near Xavier's scale), and for the autoencoders the batches: RecBole's go
-over interactions (a user's row once per training interaction of that user, so ~22 steps per
-epoch), ours over users (2 steps per epoch); their epochs differ in meaning and get separate
-budgets. Rows whose recsys-tune model is not in ``recsys.models.MODELS`` print the RecBole side
-and ``ours: model not registered``; rows marked ``~`` pair a model with an analogue, not the
-same model (no 0.01 target). RecBole 1.2.1 has no GF-CF, RP3beta or iALS: those rows run ours
-only.
+of ``init_std``, set near Xavier's scale), and for the autoencoders the batches: RecBole's
+user data loader (``_get_AE_dataloader`` for MultiVAE and MultiDAE) takes ``train_batch_size``
+2048 users, so the 942 users are one step per epoch, ours 500 users, two steps; both epochs see
+every user's row once, but the budgets stay separate. Rows whose recsys-tune model is not in
+``recsys.models.MODELS`` print the RecBole side and ``ours: model not registered``; rows
+marked ``~`` pair a model with an analogue, not the same model (no 0.01 target). RecBole 1.2.1
+has no GF-CF, RP3beta or iALS: those rows run ours only.
 
 Set-up (once): ``make reference-venv`` builds ``.venv-recbole`` beside the project's ``.venv``:
 ``torch==2.13.0`` first (the CPU build where the index offers it), then ``recbole==1.2.1``
@@ -42,6 +42,13 @@ Run (one command; 17 minutes for the default rows on 2 CPU cores shared with oth
     PYTHONPATH=$PWD .venv/bin/python benchmarks/reference_recbole.py [--models ease,bpr,cke]
         [--sides both|recbole|ours] [--threads 1] [--work-dir DIR] [--seed 42]
         [--reference-python .venv-recbole/bin/python]
+
+``--time-epochs [--repeats 5] [--time-threads 1,2]`` races epoch and validation times instead,
+for Mult-VAE, Mult-DAE, BPR-MF and LightGCN (``TIMED_ROWS``, or those of ``--models``): per row
+and thread count, our Trainer and a RecBole worker kept alive (``serve_epochs``) each train one
+epoch, then validate once (NDCG@10 and Recall@10, full ranking), in turns whose order alternates,
+after one warm-up; it prints the medians and RecBole's time over ours. On a shared machine only
+the ratio of one run means anything.
 
 ``--models`` takes row names (``--list``), RecBole or recsys-tune model names, or ``all``.
 ``--threads`` is torch's thread count on both sides; keep 1 on a shared machine (with 2 threads
