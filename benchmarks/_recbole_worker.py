@@ -12,7 +12,10 @@ each epoch, ``"threads"`` sets torch's threads); the result holds the test and b
 metrics, epochs trained, the best epoch, seconds and RecBole's counts of users, items and
 interactions per split. A job ``{"metric_check": "hits.npz"}`` instead returns RecBole's own
 NDCG@k and Recall@k of the hit matrix in the file, so that the caller can compare them with
-recsys.metrics on exactly the same input.
+recsys.metrics on exactly the same input. A job with ``"serve_epochs": true`` builds the model and
+trainer, prints ``@@ {"ready": ...}``, then trains (or validates) one epoch per ``epoch`` (``eval``)
+line read from stdin and answers each with ``@@ {"seconds": ...}`` on stdout, until ``quit``: the
+caller times RecBole's epochs interleaved with its own (``reference_recbole.py --time-epochs``).
 
 PyTorch >= 2.6 loads with ``weights_only=True`` by default and RecBole's checkpoints hold its
 Config object, so the caller sets ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``.
@@ -44,15 +47,14 @@ def metric_check(path: str) -> dict:
     }
 
 
-def run_model(model_name: str, config_dict: dict, verbose: bool = False, threads: int = 1) -> dict:
-    """Trains ``model_name`` with RecBole's own data pipeline, trainer and evaluator."""
+def build(model_name: str, config_dict: dict, verbose: bool, threads: int):
+    """RecBole's dataset, data loaders, model and trainer, as ``run_recbole_model`` makes them."""
     import torch
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_seed
 
     torch.set_num_threads(threads)
-    started = time.perf_counter()
     config = Config(model=model_name, dataset=config_dict.pop("dataset"), config_dict=config_dict)
     init_seed(config["seed"], config["reproducibility"])
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
@@ -61,6 +63,49 @@ def run_model(model_name: str, config_dict: dict, verbose: bool = False, threads
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    return config, dataset, (train_data, valid_data, test_data), trainer
+
+
+def serve_epochs(model_name: str, config_dict: dict, threads: int) -> dict:
+    """Trains or validates one epoch per stdin command (see the module docstring)."""
+    started = time.perf_counter()
+    _, _, (train_data, valid_data, _), trainer = build(model_name, config_dict, False, threads)
+    trainer.eval_collector.data_collect(train_data)  # what fit() does before its first epoch
+    answer({"ready": True, "seconds": time.perf_counter() - started})
+    epoch = 0
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "quit":
+            break
+        started = time.perf_counter()
+        if command == "epoch":
+            loss = trainer._train_epoch(train_data, epoch, show_progress=False)
+            epoch += 1
+            answer({"seconds": time.perf_counter() - started, "loss": float(sum_loss(loss))})
+        elif command == "eval":
+            trainer._valid_epoch(valid_data, show_progress=False)
+            answer({"seconds": time.perf_counter() - started})
+        else:
+            answer({"error": f"unknown command {command!r}"})
+    return {"epochs": epoch}
+
+
+def sum_loss(loss) -> float:
+    return sum(loss) if isinstance(loss, tuple) else loss
+
+
+def answer(message: dict) -> None:
+    """One protocol line on stdout (RecBole's own prints never start with ``@@``)."""
+    print("@@ " + json.dumps(message), flush=True)
+
+
+def run_model(model_name: str, config_dict: dict, verbose: bool = False, threads: int = 1) -> dict:
+    """Trains ``model_name`` with RecBole's own data pipeline, trainer and evaluator."""
+    import torch
+
+    started = time.perf_counter()
+    config, dataset, splits, trainer = build(model_name, config_dict, verbose, threads)
+    train_data, valid_data, test_data = splits
 
     saved_epochs: list[int] = []
     save = trainer._save_checkpoint
@@ -102,6 +147,8 @@ def main() -> int:
     try:
         if "metric_check" in job:
             result = metric_check(job["metric_check"])
+        elif job.get("serve_epochs"):
+            result = serve_epochs(job["model"], job["config"], job.get("threads", 1))
         else:
             result = run_model(
                 job["model"], job["config"], job.get("verbose", False), job.get("threads", 1)

@@ -18,13 +18,13 @@ Hyperparameters are matched where both expose them (``ROWS``; e.g. EASE ``l2`` 2
 ``reg_weight`` 250, LightGCN ``l2`` 1e-4 and RecBole ``reg_weight`` 1e-4 with
 ``require_pow: True``, which is then the same penalty, sum of squares / (2 * batch)). What
 cannot be matched is said in the row's note: initialisations (Xavier in RecBole; ours a normal
-of ``init_std``, set near Xavier's scale), and for the autoencoders the batches: RecBole's go
-over interactions (a user's row once per training interaction of that user, so ~22 steps per
-epoch), ours over users (2 steps per epoch); their epochs differ in meaning and get separate
-budgets. Rows whose recsys-tune model is not in ``recsys.models.MODELS`` print the RecBole side
-and ``ours: model not registered``; rows marked ``~`` pair a model with an analogue, not the
-same model (no 0.01 target). RecBole 1.2.1 has no GF-CF, RP3beta or iALS: those rows run ours
-only.
+of ``init_std``, set near Xavier's scale), and for the autoencoders the batches: RecBole's
+user data loader (``_get_AE_dataloader`` for MultiVAE and MultiDAE) takes ``train_batch_size``
+2048 users, so the 942 users are one step per epoch, ours 500 users, two steps; both epochs see
+every user's row once, but the budgets stay separate. Rows whose recsys-tune model is not in
+``recsys.models.MODELS`` print the RecBole side and ``ours: model not registered``; rows
+marked ``~`` pair a model with an analogue, not the same model (no 0.01 target). RecBole 1.2.1
+has no GF-CF, RP3beta or iALS: those rows run ours only.
 
 Set-up (once): ``make reference-venv`` builds ``.venv-recbole`` beside the project's ``.venv``:
 ``torch==2.13.0`` first (the CPU build where the index offers it), then ``recbole==1.2.1``
@@ -42,6 +42,13 @@ Run (one command; 17 minutes for the default rows on 2 CPU cores shared with oth
     PYTHONPATH=$PWD .venv/bin/python benchmarks/reference_recbole.py [--models ease,bpr,cke]
         [--sides both|recbole|ours] [--threads 1] [--work-dir DIR] [--seed 42]
         [--reference-python .venv-recbole/bin/python]
+
+``--time-epochs [--repeats 5] [--time-threads 1,2]`` races epoch and validation times instead,
+for Mult-VAE, Mult-DAE, BPR-MF and LightGCN (``TIMED_ROWS``, or those of ``--models``): per row
+and thread count, our Trainer and a RecBole worker kept alive (``serve_epochs``) each train one
+epoch, then validate once (NDCG@10 and Recall@10, full ranking), in turns whose order alternates,
+after one warm-up; it prints the medians and RecBole's time over ours. On a shared machine only
+the ratio of one run means anything.
 
 ``--models`` takes row names (``--list``), RecBole or recsys-tune model names, or ``all``.
 ``--threads`` is torch's thread count on both sides; keep 1 on a shared machine (with 2 threads
@@ -372,6 +379,17 @@ def recbole_config(row: Row, data_path: Path, checkpoints: Path, seed: int) -> d
     }
 
 
+def worker_env(threads: int) -> dict[str, str]:
+    """The reference worker's environment: none of ours on its path, ``threads`` threads."""
+    return {
+        **os.environ,
+        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
+        "PYTHONPATH": "",
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+    }
+
+
 def call_worker(python: Path, job: dict[str, Any], work: Path, tag: str, timeout: float) -> dict:
     """Runs ``_recbole_worker.py`` on ``job`` in the reference environment; its result, or
     ``{"error": ...}`` (RecBole's own output goes to ``work/<tag>.log``)."""
@@ -379,20 +397,12 @@ def call_worker(python: Path, job: dict[str, Any], work: Path, tag: str, timeout
         work / f"{tag}{ext}" for ext in (".job.json", ".json", ".log")
     )
     job_path.write_text(json.dumps(job))
-    threads = str(job.get("threads", 1))
-    env = {
-        **os.environ,
-        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
-        "PYTHONPATH": "",
-        "OMP_NUM_THREADS": threads,
-        "MKL_NUM_THREADS": threads,
-    }
     try:
         with open(log_path, "w") as log:
             subprocess.run(
                 [str(python), str(WORKER), str(job_path), str(result_path)],
                 cwd=work,  # RecBole writes ./log and ./log_tensorboard
-                env=env,
+                env=worker_env(job.get("threads", 1)),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 timeout=timeout,
@@ -561,6 +571,113 @@ def print_table(results: list[tuple[Row, Side, Side]]) -> None:
         )
 
 
+# --time-epochs: the trainable models whose epochs are raced (the issue's target: ours >= 3x).
+TIMED_ROWS = ("multvae", "multdae", "bpr", "lightgcn")
+
+
+class RecBoleEpochs:
+    """A RecBole worker kept alive (``serve_epochs``) that trains or validates one epoch on
+    request, so that its epochs interleave with ours; a context manager."""
+
+    def __init__(self, python: Path, row: Row, work: Path, seed: int, threads: int) -> None:
+        config = recbole_config(row, work / "data", work / "saved" / row.name, seed)
+        tag = f"{row.name}-epochs-{threads}t"
+        job_path = work / f"{tag}.job.json"
+        job = {"model": row.recbole, "threads": threads, "serve_epochs": True, "config": config}
+        job_path.write_text(json.dumps(job))
+        self.log = open(work / f"{tag}.log", "w")
+        self.proc = subprocess.Popen(
+            [str(python), str(WORKER), str(job_path), str(work / f"{tag}.json")],
+            cwd=work,
+            env=worker_env(threads),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        self.setup_seconds = self._answer()["seconds"]
+
+    def _answer(self) -> dict[str, Any]:
+        for line in self.proc.stdout:
+            if line.startswith("@@ "):
+                return json.loads(line[3:])
+        raise SystemExit(f"RecBole worker ended early; see {self.log.name}")
+
+    def seconds(self, command: str = "epoch") -> float:
+        """Wall seconds of one RecBole training epoch (``"epoch"``) or validation (``"eval"``)."""
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return float(self._answer()["seconds"])
+
+    def __enter__(self) -> RecBoleEpochs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        self.log.close()
+
+
+def our_seconds(trainer: Trainer, command: str = "epoch") -> float:
+    """Wall seconds of one of our training epochs or validations (NDCG@10, Recall@10)."""
+    started = time.perf_counter()
+    if command == "epoch":
+        trainer.train_epoch()
+    else:
+        trainer.evaluate("val", ks=(K,))
+    return time.perf_counter() - started
+
+
+def race(
+    row: Row, data: SplitData, python: Path, work: Path, seed: int, threads: int, repeats: int
+) -> dict[str, float]:
+    """Median seconds of our and RecBole's epochs and validations of ``row``, interleaved:
+    one warm-up each, then ``repeats`` rounds of (ours, RecBole) in alternating order."""
+    torch.set_num_threads(threads)
+    trainer = Trainer(row.ours, row.our_config, data, device="cpu", seed=seed)
+    times: dict[str, list[float]] = {}
+    with RecBoleEpochs(python, row, work, seed, threads) as theirs:
+        sides = {"ours": lambda c: our_seconds(trainer, c), "recbole": theirs.seconds}
+        for command in ("epoch", "eval"):
+            for side in sides.values():
+                side(command)  # warm-up
+        for repeat in range(repeats):
+            order = list(sides.items())[:: 1 if repeat % 2 == 0 else -1]
+            for command in ("epoch", "eval"):
+                for name, side in order:
+                    times.setdefault(f"{name} {command}", []).append(side(command))
+    return {key: float(np.median(values)) for key, values in times.items()}
+
+
+def time_epochs(data: SplitData, python: Path, work: Path, args: argparse.Namespace) -> None:
+    """Prints, per model and thread count, the median epoch and validation seconds of both
+    sides and RecBole's / ours (the speed-up; the issue's target is an epoch ratio >= 3)."""
+    rows = [row for row in select(args.models) if row.name in TIMED_ROWS]
+    print(
+        f"epochs and validations interleaved, median of {args.repeats} after one warm-up; "
+        "ratio = RecBole s / ours s"
+    )
+    header = (
+        f"{'model':9} {'threads':>7} | {'ours epoch':>10} {'RecBole':>8} {'ratio':>6} | "
+        f"{'ours eval':>9} {'RecBole':>8} {'ratio':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for threads in args.time_threads:
+        for row in rows:
+            median = race(row, data, python, work, args.seed, threads, args.repeats)
+            epoch = median["recbole epoch"] / median["ours epoch"]
+            evals = median["recbole eval"] / median["ours eval"]
+            print(
+                f"{row.name:9} {threads:>7} | {median['ours epoch']:>10.3f} "
+                f"{median['recbole epoch']:>8.3f} {epoch:>5.1f}x | {median['ours eval']:>9.3f} "
+                f"{median['recbole eval']:>8.3f} {evals:>5.1f}x",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(DEFAULT_ROWS))
@@ -578,6 +695,18 @@ def main() -> None:
         "--sides", choices=("both", "recbole", "ours"), default="both", help="what to run"
     )
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
+    parser.add_argument(
+        "--time-epochs",
+        action="store_true",
+        help=f"race epoch and validation times instead (rows {', '.join(TIMED_ROWS)})",
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="--time-epochs: rounds")
+    parser.add_argument(
+        "--time-threads",
+        type=lambda text: [int(t) for t in text.split(",")],
+        default=[1, 2],
+        help="--time-epochs: torch thread counts, comma-separated",
+    )
     args = parser.parse_args()
     if args.list:
         for row in ROWS:
@@ -585,6 +714,8 @@ def main() -> None:
                 f"{row.name:10} RecBole {row.recbole or '-':9} ours {row.ours or '-':12} {row.note}"
             )
         return
+    if args.time_epochs:
+        args.models = args.models if args.models != ",".join(DEFAULT_ROWS) else "all"
     rows = select(args.models)
     torch.set_num_threads(args.threads)
     python = args.reference_python
@@ -607,6 +738,10 @@ def main() -> None:
         f"split ml-100k {data.fingerprint}: {data.n_users} users, {data.n_items} items, "
         f"train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; files in {work}"
     )
+    if args.time_epochs:
+        export_split(data, work / "data", None)
+        time_epochs(data, python, work, args)
+        return
     if reference:
         kg_source = recbole_example_dir(python) if any(row.kg for row in rows) else None
         export_split(data, work / "data", kg_source)

@@ -102,6 +102,9 @@ class Trainer:
                 self.model.parameters(),
                 lr=self.cfg.lr,
                 weight_decay=getattr(self.cfg, "weight_decay", 0.0),
+                # One kernel per parameter instead of a dozen: on the CPU the autoencoders'
+                # Adam step took a quarter of their epoch. The same update, to float rounding.
+                fused=self.device.type in ("cpu", "cuda"),
             )
             self._grad_clip = getattr(self.cfg, "grad_clip", None)
             self._train_users, self._train_items = data.train.tensors(self.device)
