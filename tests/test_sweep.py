@@ -1047,3 +1047,29 @@ def test_a_target_beside_the_default_ranks_tests_and_crowns_by_that_target(
     (curve_run,) = _runs(result.state.tracking_uri, result.state.parent_run_id, "best", "curve")
     assert champion.tags[registry.TAG_BEST_RUN] == curve_run.info.run_id
     assert curve_run.data.metrics[target] == board.loc[0, target]
+
+
+@pytest.mark.slow
+def test_trials_whose_memory_together_exceeds_the_node_run_one_after_the_other(
+    ray_session, tmp_path, monkeypatch
+):
+    """Each trial asks Ray for its planned memory: with every trial planned at 60% of the node,
+    two never run at once, though CPUs and the concurrency cap would let them."""
+    import ray
+
+    from recsys.tuning import memory
+
+    monkeypatch.chdir(tmp_path)
+    node = ray.cluster_resources()["memory"]
+    monkeypatch.setattr(memory, "BASE_BYTES", int(0.6 * node))  # the driver plans the requests
+    space = sweep_fakes.CURVE_SPACE.replace("params:", "params:\n  sleep: 0.2")
+    cfg = _config(
+        tmp_path, models=("curve",), space_dir=str(_space_dir(tmp_path, space)), scheduler="fifo"
+    )
+    result = run_sweep(cfg, data=block_split())
+    assert result.state.status == "finished"
+    runs = _runs(result.state.tracking_uri, result.state.parent_run_id, "trial", "curve")
+    spans = sorted((r.info.start_time, r.info.end_time) for r in runs)
+    assert len(spans) == 3
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert start >= end - 500, spans  # ms; MLflow closes a run just after Tune ends it
