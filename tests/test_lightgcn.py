@@ -333,3 +333,46 @@ def test_edge_dropout_is_validated_and_trains(blocks):
         last = trainer.train_epoch()
     assert last["bpr"] < 0.9 * first["bpr"]
     assert MODELS["lightgcn"].config_cls().edge_dropout == 0.0
+
+
+def layer_by_layer(adjacency, x, layers, transpose=None):
+    """``propagate`` as it was before it became one autograd node (commit 8c1324f): K sparse
+    products, each differentiated by autograd (``torch.sparse.mm``'s own backward)."""
+    total = x
+    for _ in range(layers):
+        x = torch.sparse.mm(adjacency, x)
+        total = total + x
+    return total / (layers + 1) if layers else total
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.4])
+def test_one_node_propagation_matches_layer_by_layer_autograd(blocks, rate):
+    model = dropout_model(blocks, rate, layers=3)
+    torch.manual_seed(2)
+    adjacency, transpose = model.adjacency, None
+    if rate:
+        adjacency, transpose = drop_edges(model.adjacency, model.mirror, rate)
+    x = torch.randn(adjacency.shape[0], 5, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(adjacency.shape[0], 5, dtype=torch.float64)
+    ours = propagate(adjacency, x, 3, transpose)
+    (grad,) = torch.autograd.grad((ours * weights).sum(), x)
+    theirs = layer_by_layer(adjacency, x, 3)
+    (their_grad,) = torch.autograd.grad((theirs * weights).sum(), x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad, their_grad, rtol=1e-12, atol=1e-12)
+    # The gradient is P^T w, not P w: for the dropped (asymmetric) graph they differ.
+    assert rate == 0 or not torch.allclose(grad, layer_by_layer(adjacency, weights, 3))
+
+
+def test_training_matches_layer_by_layer_propagation_to_float_tolerance(blocks, monkeypatch):
+    import recsys.models.lightgcn as lightgcn
+
+    losses, state, rng = run_epochs(blocks, {"lr": 0.01})
+    with monkeypatch.context() as patch:
+        patch.setattr(lightgcn, "propagate", layer_by_layer)
+        ref_losses, ref_state, ref_rng = run_epochs(blocks, {"lr": 0.01})
+    assert torch.equal(rng, ref_rng)  # the same batches and negatives
+    for ours, theirs in zip(losses, ref_losses, strict=True):
+        assert ours == pytest.approx(theirs, rel=1e-5)
+    for key in ref_state:
+        torch.testing.assert_close(state[key], ref_state[key], rtol=1e-4, atol=1e-6)

@@ -243,21 +243,45 @@ def drop_edges(
     return sparse_csr(*parts, values, size), sparse_csr(*parts, values[mirror], size)
 
 
-class _SparseMM(torch.autograd.Function):
-    """``A @ x`` for a constant sparse ``A`` given with its transpose ``A^T``, the backward's
-    matrix; for the symmetric training graph both are the same tensor, which avoids transposing
-    the CSR matrix on every step."""
+def layer_mean(adjacency: torch.Tensor, x: torch.Tensor, layers: int) -> torch.Tensor:
+    """``(x + A x + ... + A^K x) / (K + 1)`` without autograd, accumulated in one buffer.
+
+    Args:
+        adjacency: (N, N) sparse CSR matrix ``A``.
+        x: (N, d) dense.
+        layers: K.
+
+    Returns:
+        (N, d), a new tensor (``x`` is not modified).
+    """
+    total = x.clone()
+    for _ in range(layers):
+        x = torch.sparse.mm(adjacency, x)
+        total += x
+    return total.div_(layers + 1) if layers else total
+
+
+class _Propagation(torch.autograd.Function):
+    """LightGCN's layer mean as one autograd node.
+
+    The propagation ``P x = (x + A x + ... + A^K x) / (K + 1)`` is linear in ``x``, so its
+    backward is the same sum over the transpose, ``P^T g = (g + A^T g + ... + (A^T)^K g) /
+    (K + 1)``: K sparse products again, and nothing saved from the forward pass. Autograd over
+    K separate products would keep the K layer outputs ((N, d) each) and run 2K + 2 nodes. For
+    the symmetric training graph ``A^T`` is ``A`` itself: no CSR transpose on any step.
+    """
 
     @staticmethod
     def forward(
-        ctx, adjacency: torch.Tensor, transpose: torch.Tensor, x: torch.Tensor
+        ctx, adjacency: torch.Tensor, transpose: torch.Tensor, x: torch.Tensor, layers: int
     ) -> torch.Tensor:
         ctx.transpose = transpose
-        return torch.sparse.mm(adjacency, x)
+        ctx.layers = layers
+        return layer_mean(adjacency, x, layers)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
-        return None, None, torch.sparse.mm(ctx.transpose, grad)
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor, None]:
+        return None, None, layer_mean(ctx.transpose, grad.contiguous(), ctx.layers), None
 
 
 def propagate(
@@ -268,6 +292,8 @@ def propagate(
 ) -> torch.Tensor:
     """Mean of ``x, A x, ..., A^K x`` (LightGCN's layer combination with alpha_k = 1/(K+1)).
 
+    Differentiable in ``x`` (see :class:`_Propagation`); ``A`` is a constant.
+
     Args:
         adjacency: (N, N) normalised sparse CSR adjacency.
         x: (N, d) layer-0 embeddings.
@@ -277,12 +303,10 @@ def propagate(
     Returns:
         (N, d) final embeddings.
     """
+    if not layers:
+        return x
     transpose = adjacency if transpose is None else transpose
-    total = x
-    for _ in range(layers):
-        x = _SparseMM.apply(adjacency, transpose, x)
-        total = total + x
-    return total / (layers + 1) if layers else total
+    return _Propagation.apply(adjacency, transpose, x, layers)
 
 
 class LightGCN(TrainableRecommender):
