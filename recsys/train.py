@@ -102,6 +102,7 @@ class Trainer:
                 self.model.parameters(),
                 lr=self.cfg.lr,
                 weight_decay=getattr(self.cfg, "weight_decay", 0.0),
+                fused=True if self.model.fused_optimizer else None,
             )
             self._grad_clip = getattr(self.cfg, "grad_clip", None)
             self._train_users, self._train_items = data.train.tensors(self.device)

@@ -376,3 +376,16 @@ def test_training_matches_layer_by_layer_propagation_to_float_tolerance(blocks, 
         assert ours == pytest.approx(theirs, rel=1e-5)
     for key in ref_state:
         torch.testing.assert_close(state[key], ref_state[key], rtol=1e-4, atol=1e-6)
+
+
+def test_lightgcn_trains_with_fused_adam_like_the_default_adam(blocks, monkeypatch):
+    assert Trainer("lightgcn", FAST, blocks).optimizer.defaults["fused"]
+    losses, state, _ = run_epochs(blocks, {"lr": 0.01})
+    with monkeypatch.context() as patch:
+        patch.setattr(LightGCN, "fused_optimizer", False)
+        assert not Trainer("lightgcn", FAST, blocks).optimizer.defaults["fused"]
+        ref_losses, ref_state, _ = run_epochs(blocks, {"lr": 0.01})
+    for ours, theirs in zip(losses, ref_losses, strict=True):
+        assert ours == pytest.approx(theirs, rel=1e-5)
+    for key in ref_state:
+        torch.testing.assert_close(state[key], ref_state[key], rtol=1e-4, atol=1e-6)

@@ -254,11 +254,14 @@ def layer_mean(adjacency: torch.Tensor, x: torch.Tensor, layers: int) -> torch.T
     Returns:
         (N, d), a new tensor (``x`` is not modified).
     """
-    total = x.clone()
-    for _ in range(layers):
-        x = torch.sparse.mm(adjacency, x)
-        total += x
-    return total.div_(layers + 1) if layers else total
+    if not layers:
+        return x.clone()
+    h = torch.sparse.mm(adjacency, x)
+    total = x + h  # no copy of x first: one pass less over (N, d)
+    for _ in range(layers - 1):
+        h = torch.sparse.mm(adjacency, h)
+        total += h
+    return total.div_(layers + 1)
 
 
 class _Propagation(torch.autograd.Function):
@@ -343,6 +346,8 @@ class LightGCN(TrainableRecommender):
     """
 
     batch_kind = "pairs"
+    # ``loss`` drops the cache of final embeddings before every optimizer step.
+    fused_optimizer = True
 
     def __init__(
         self,
