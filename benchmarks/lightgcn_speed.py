@@ -13,8 +13,8 @@ median step time + the epoch's negative sampling), and marked so.
 ``--profile`` splits a step into forward, backward and optimizer (median ms over interleaved
 steps), times one sparse product and prints its achieved GB/s next to the machine's memory
 bandwidth (a NumPy copy of 256 MiB, measured in the same run), and the step's time with the
-propagation of commit 8c1324f (one autograd node per layer) against today's, interleaved, as a
-ratio. On a shared machine only ratios within one run compare.
+code of commit 8c1324f (one autograd node per layer, unfused Adam) against today's,
+interleaved, as a ratio. On a shared machine only ratios within one run compare.
 
 ``--quality N`` trains on the synthetic set of N pairs: first the default (batch 2048, lr 1e-3)
 for ``--quality-seconds`` of training, then each ``--fast`` config (batch:lr) until it reaches the
@@ -25,6 +25,7 @@ excluded).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import math
 import statistics
@@ -134,8 +135,8 @@ def step_parts(trainer: Trainer, batch) -> tuple[float, float, float]:
 
 
 def profile(trainer: Trainer, steps: int) -> None:
-    """Prints the step's parts, one sparse product's time and GB/s, and today's step against the
-    layer-by-layer propagation's (interleaved steps, medians)."""
+    """Prints the step's parts, one sparse product's time and GB/s, and today's step against
+    commit 8c1324f's (layer-by-layer propagation, unfused Adam; interleaved steps, medians)."""
     model, device = trainer.model, trainer.device
     adjacency = model.adjacency
     n, d = adjacency.shape[0], model.user_weight.shape[1]
@@ -152,16 +153,20 @@ def profile(trainer: Trainer, steps: int) -> None:
     # Bytes a CSR product must move at least: values and column indices once, one gathered
     # (d,) row per entry, the output written once.
     moved = nnz * (4 + 4 + 4 * d) + 4 * n * d
-    parts: dict[str, list[tuple[float, float, float]]] = {"today": [], "8c1324f": []}
+    # 8c1324f's step: its propagation, and Adam without fusing (the optimizer is built then).
+    with mock.patch.object(type(model), "fused_optimizer", False):
+        before = Trainer(trainer.spec.name, dataclasses.asdict(trainer.cfg), trainer.data, seed=0)
+    runs = {"today": (trainer, lightgcn.propagate), "8c1324f": (before, layer_by_layer)}
+    parts: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
     batches = trainer._pair_batches()
     for batch in itertools.islice(batches, 2):  # warm-up
         trainer._step(batch)
+        before._step(batch)
     for i, batch in enumerate(itertools.islice(batches, 2 * steps)):
-        name = "today" if i % 2 == 0 else "8c1324f"
-        with mock.patch.object(
-            lightgcn, "propagate", layer_by_layer if i % 2 else lightgcn.propagate
-        ):
-            parts[name].append(step_parts(trainer, batch))
+        name = "8c1324f" if i % 2 else "today"
+        runner, propagation = runs[name]
+        with mock.patch.object(lightgcn, "propagate", propagation):
+            parts[name].append(step_parts(runner, batch))
     medians = {
         name: [statistics.median(p[k] for p in runs) * 1e3 for k in range(3)]
         for name, runs in parts.items()
