@@ -14,8 +14,8 @@ median step time + the epoch's negative sampling), and marked so.
 ``--profile`` splits a step into forward, backward and optimizer (median ms over interleaved
 steps), times one sparse product and prints its achieved GB/s next to the machine's memory
 bandwidth (a NumPy copy of 256 MiB, measured in the same run), and the step's time with the
-code of commit 8c1324f (one autograd node per layer, unfused Adam) against today's,
-interleaved, as a ratio. On a shared machine only ratios within one run compare.
+code of commit 8c1324f (one autograd node per layer, the gathered L2 term, unfused Adam)
+against today's, interleaved, as a ratio. On a shared machine only ratios within one run compare.
 
 ``--quality N`` trains on the synthetic set of N pairs: first the default (batch 2048, lr 1e-3)
 for ``--quality-seconds`` of training, then each ``--fast`` config (batch:lr) until it reaches the
@@ -84,6 +84,17 @@ def layer_by_layer(adjacency, x, layers, transpose=None):
         x = _SparseMM.apply(adjacency, transpose, x)
         total = total + x
     return total / (layers + 1) if layers else total
+
+
+def loss_8c1324f(self, batch):
+    """``LightGCN.loss`` of commit 8c1324f, verbatim (its L2 term gathers the batch's rows)."""
+    self._cache = None
+    x0 = self._layer0()
+    nodes = torch.cat([batch.users, batch.pos + self.n_users, batch.neg + self.n_users])
+    u, i, j = self._propagate(x0, dropped=self.training).index_select(0, nodes).chunk(3)
+    bpr = torch.nn.functional.softplus((u * (j - i)).sum(dim=1)).mean()
+    reg = x0.index_select(0, nodes).square().sum() / (2 * batch.users.shape[0])
+    return {"loss": bpr + self.l2 * reg, "bpr": bpr, "l2": reg}
 
 
 def seconds_per_epoch(trainer: Trainer, max_steps: int) -> tuple[float, str]:
@@ -169,7 +180,11 @@ def profile(trainer: Trainer, steps: int) -> None:
     for i, batch in enumerate(itertools.islice(batches, 2 * steps)):
         name = "8c1324f" if i % 2 else "today"
         runner, propagation = runs[name]
-        with mock.patch.object(lightgcn, "propagate", propagation):
+        loss = loss_8c1324f if name == "8c1324f" else lightgcn.LightGCN.loss
+        with (
+            mock.patch.object(lightgcn, "propagate", propagation),
+            mock.patch.object(lightgcn.LightGCN, "loss", loss),
+        ):
             parts[name].append(step_parts(runner, batch))
     medians = {
         name: [statistics.median(p[k] for p in runs) * 1e3 for k in range(3)]
