@@ -192,10 +192,17 @@ class TrainableRecommender(Recommender):
     - ``"users"``: Adam steps on :class:`UserBatch` es (autoencoders);
     - ``"self"``: the model trains itself, one call of :meth:`fit_epoch` per epoch (alternating
       least squares through a library); no optimizer, and its state is its buffers.
+
+    ``fused_optimizer``: the loop uses fused Adam on CPU and CUDA (one kernel over all
+    parameters; on a CPU about 5x less time per update of a large embedding table). Fused
+    updates are in place without bumping the parameters' version counters: a model with a
+    cache that relies on those sets it False (or drops the cache in :meth:`loss`, as LightGCN
+    does).
     """
 
     batch_kind: str = "pairs"
     negatives_per_pair: int = 1
+    fused_optimizer: bool = True
 
     def fit_epoch(self) -> dict[str, torch.Tensor]:
         """``batch_kind == "self"``: one epoch of the model's own training; returns its losses

@@ -136,8 +136,7 @@ def user_values(
     models = [m for m in ranking if m in per_user]
     runs = ["seed", "fold"]
     means = {
-        m: per_user[m].drop(columns=runs, errors="ignore").groupby("user_id").mean()
-        for m in models
+        m: per_user[m].drop(columns=runs, errors="ignore").groupby("user_id").mean() for m in models
     }
     if not means:
         return {}
