@@ -4,8 +4,6 @@ input, BPR-MF through LightGCN's loss), and each fast path against the plain one
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -17,7 +15,6 @@ from recsys.models.bpr_mf import BPRMF
 from recsys.models.lightgcn import LightGCN
 from recsys.models.vae import VAEEncoder
 from recsys.train import Trainer
-from recsys.tuning.trainable import CHECKPOINT_EVERY_S, wants_checkpoint
 
 
 def tiny_split(n_users: int = 30, n_items: int = 25, seed: int = 3) -> SplitData:
@@ -117,14 +114,3 @@ def test_bpr_mf_loss_and_gradients_are_zero_layer_lightgcns(l2):
     got["loss"].backward()
     for a, b in zip(reference.parameters(), fast.parameters(), strict=True):
         assert torch.allclose(b.grad, a.grad, rtol=1e-5, atol=1e-8)
-
-
-def test_checkpoints_go_with_bests_the_last_and_a_minutes_silence():
-    assert wants_checkpoint(0.1, None, False, 0.0)  # first since the trial (re)started
-    assert wants_checkpoint(0.3, 0.2, False, 0.0)  # a new best
-    assert wants_checkpoint(0.2, 0.2, False, 0.0)  # a tie: Tune keeps the later one
-    assert not wants_checkpoint(0.1, 0.2, False, 0.0)
-    assert wants_checkpoint(0.1, 0.2, True, 0.0)  # the last evaluation
-    assert wants_checkpoint(0.1, 0.2, False, CHECKPOINT_EVERY_S)
-    assert wants_checkpoint(math.nan, 0.2, False, 0.0)
-    assert wants_checkpoint(None, 0.2, False, 0.0)

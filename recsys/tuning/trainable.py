@@ -1,18 +1,13 @@
 """The one function trainable: any registered model, trained by ``Trainer.run`` inside a trial.
 
-Checkpoint layout (one file): ``trainer.pt``, the Trainer's own checkpoint (model, optimizer, RNG
-states and the epoch: the epoch is stored there only). It is written with the evaluations that
-:func:`wants_checkpoint` names (a best so far, the last, one after a minute without), not with
-every one: Tune keeps only the best and the latest (``CheckpointConfig(num_to_keep=1)``), so
-the others were written to be deleted. A trial resumed from its latest checkpoint trains again
-from there, to the same results (the RNG states are in it), and reports the evaluations after
-it again, which the MLflow callback logs once.
+Checkpoint layout (one file, written at every evaluation): ``trainer.pt``, the Trainer's own
+checkpoint (model, optimizer, RNG states and the epoch: the epoch is stored there only). Every
+evaluation has one, so a restarted or resumed trial loses at most ``eval_every`` epochs.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 import time
 from collections.abc import Mapping
@@ -30,9 +25,6 @@ if TYPE_CHECKING:
     from recsys.train import Evaluation, Trainer
 
 STATE_FILE = "trainer.pt"
-# A trial whose metric stops improving still checkpoints this often, so that a resume (or a
-# retry after a failure) trains at most about this long again.
-CHECKPOINT_EVERY_S = 60.0
 MODEL_KEY = "model"  # the key of a trial's config that names its model
 DEFAULTS_KEY = "defaults_trial"  # present (True) in the config of a model's defaults trial
 # Present in the config of a trial that re-runs an earlier sweep's best config (--warm-start):
@@ -153,36 +145,12 @@ def train_trial(
         **_planned(settings, model, config),
     }
     ks = report_ks(settings.metric, settings.ks)
-    best, saved_at = None, time.monotonic()
     for evaluation in trainer.run(settings.max_epochs, settings.eval_every, ks):
         metrics = {**_result(evaluation, settings.model, seed), **usage.report(), **once}
         once = {}
-        score = evaluation.metrics.get(settings.metric)
-        last = evaluation.epoch >= settings.max_epochs
-        if not wants_checkpoint(score, best, last, time.monotonic() - saved_at):
-            tune.report(metrics)
-            continue
-        if score is not None and not math.isnan(score) and (best is None or score >= best):
-            best = score
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(trainer, folder)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-        saved_at = time.monotonic()
-
-
-def wants_checkpoint(
-    score: float | None, best: float | None, last: bool, since_saved_s: float
-) -> bool:
-    """Whether an evaluation is reported with a checkpoint: the trial's first since it (re)started,
-    one that equals or beats its best so far (on a tie Tune keeps the later checkpoint, as it
-    did when every evaluation had one), its last, one whose score is not a number, or one
-    :data:`CHECKPOINT_EVERY_S` after the previous checkpoint.
-    """
-    if best is None or last or since_saved_s >= CHECKPOINT_EVERY_S:
-        return True
-    if score is None or math.isnan(score):
-        return True
-    return score >= best
 
 
 def _planned(settings: TrialSettings, model: str, config: dict[str, Any]) -> dict[str, float]:
