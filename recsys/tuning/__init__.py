@@ -6,7 +6,9 @@ Before the search:
 - ``config``: ``SweepConfig``, its validation (no Ray, no data), each model's budget.
 - ``state``: ``SweepState``, what a sweep has done so far (``--resume`` reads it).
 - ``space``: search-space files (``searchspaces/<model>.yaml``): load, validate, convert to Tune.
-- ``resources``: the Ray cluster, and each trial's CPU/GPU share checked against it.
+- ``resources``: the Ray cluster, and each trial's CPU/GPU share checked against it;
+  ``memory``: each trial's peak memory and epoch time planned from the data's shape and its
+  config, printed, asked of Ray as the trial's ``memory`` and refused up front if no node fits.
 - ``inputs``: the split, and its copy without the test pairs for the trials.
 
 The search:
@@ -16,7 +18,8 @@ The search:
   ``interrupts``: Ctrl-C and SIGTERM.
 - ``warm_start``: ``--warm-start``: the earlier sweeps of the same split in the MLflow store,
   their best configs run first and their trials told to Optuna's searchers.
-- ``trainable``: the one function trainable (``Trainer.run`` inside a trial, checkpoints).
+- ``trainable``: the one function trainable (``Trainer.run`` inside a trial, checkpoints);
+  ``accounting``: what a trial measured of itself (CPU seconds, peak RSS, peak GPU memory).
 - ``snapshot``: Tune's experiment snapshot repaired before a resume.
 - ``trial_runs``: one MLflow run per trial; ``progress``: the console's line per model.
 
