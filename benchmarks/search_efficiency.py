@@ -13,7 +13,7 @@ default sweep. From each model's trials (Tune's per-report timestamps):
   budget: ASHA's own yardstick is under 2x);
 - the time to reach within 1% of the best validation NDCG@10 any run found for that model.
 
-    python benchmarks/search_efficiency.py [--searchers random,optuna] [--repeats 5]
+    python benchmarks/search_efficiency.py [--searchers random,optuna,gp,cmaes] [--repeats 5]
         [--models lightgcn,lightgcn_hardneg,hybrid_vae,ease] [--num-samples N] [--max-epochs N]
         [--out results/search_efficiency]
 
@@ -156,7 +156,7 @@ def _step(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--searchers", default="random,optuna")
+    p.add_argument("--searchers", default="random,optuna,gp,cmaes")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--num-samples", type=int, default=None)
