@@ -7,6 +7,7 @@ NDCG@10 is 0 until that rank reaches 10, then ``1 / log2(rank + 1)``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -121,3 +122,14 @@ params:
 def setup_worker() -> None:
     """Ray's ``worker_process_setup_hook`` in the tests."""
     register()
+
+
+class FolderCheckpoint:
+    """A checkpoint folder, as Tune's ``Checkpoint`` hands it to the steps after the search."""
+
+    def __init__(self, folder) -> None:
+        self.folder = folder
+
+    @contextlib.contextmanager
+    def as_directory(self):
+        yield str(self.folder)

@@ -16,6 +16,7 @@ import pytest
 import torch
 from conftest import block_split
 from scipy import stats as scipy_stats
+from sweep_fakes import FolderCheckpoint
 
 from recsys import cli
 from recsys.buckets import activity_buckets, assign, popularity_buckets
@@ -211,17 +212,6 @@ def test_a_name_not_in_the_sweep_ends_in_one_line_before_ray(monkeypatch, tmp_pa
     assert os.listdir(tmp_path) == []  # nothing written
 
 
-class _Checkpoint:
-    """A checkpoint folder, as Tune's ``Checkpoint`` hands it."""
-
-    def __init__(self, folder) -> None:
-        self.folder = folder
-
-    @contextlib.contextmanager
-    def as_directory(self):
-        yield str(self.folder)
-
-
 def test_scored_models_file_their_bucket_metrics_for_the_breakdown(tmp_path):
     from recsys.train import Trainer
     from recsys.tuning.best import Choice
@@ -240,7 +230,7 @@ def test_scored_models_file_their_bucket_metrics_for_the_breakdown(tmp_path):
         folder = tmp_path / model
         folder.mkdir()
         save_checkpoint(Trainer(model, {}, data, seed=1), folder)
-        choice = Choice(model, f"t-{model}", _Checkpoint(folder), {}, 1, 1, 0.0)
+        choice = Choice(model, f"t-{model}", FolderCheckpoint(folder), {}, 1, 1, 0.0)
         scored = score(choice, [], data, cfg.metric, protocol)
         names = per_user_names(cfg.metric, cfg.report_ks)
         write_model_outputs(

@@ -3,12 +3,11 @@ cut-offs, beyond-accuracy metrics, sampled candidates), into the results files."
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import block_split
+from sweep_fakes import FolderCheckpoint
 
 from recsys.train import Trainer
 from recsys.tuning.best import Choice
@@ -18,21 +17,10 @@ from recsys.tuning.scoring import EvalProtocol, score
 from recsys.tuning.trainable import save_checkpoint
 
 
-class _Checkpoint:
-    """A checkpoint folder, as Tune's ``Checkpoint`` hands it."""
-
-    def __init__(self, folder) -> None:
-        self.folder = folder
-
-    @contextlib.contextmanager
-    def as_directory(self):
-        yield str(self.folder)
-
-
 def _choice(model: str, data, folder) -> Choice:
     folder.mkdir()
     save_checkpoint(Trainer(model, {}, data, seed=1), folder)
-    return Choice(model, f"t-{model}", _Checkpoint(folder), {}, 1, 1, 0.0)
+    return Choice(model, f"t-{model}", FolderCheckpoint(folder), {}, 1, 1, 0.0)
 
 
 def test_models_scored_by_the_protocol_fill_both_leaderboards(tmp_path):
