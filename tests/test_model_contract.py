@@ -11,6 +11,7 @@ import functools
 
 import numpy as np
 import pytest
+import sweep_fakes
 import torch
 from conftest import block_split
 from model_checks import held_out_on_top, with_random_entities, with_random_text
@@ -73,7 +74,10 @@ def data() -> SplitData:
 
 
 def test_every_registered_model_is_under_contract():
-    assert set(CONTRACT) == set(MODELS)
+    # The sweep tests' own models (``sweep_fakes``) join the registry once a test has started
+    # the shared Ray session, whichever test file ran first.
+    test_only = {spec.name for spec in sweep_fakes.SPECS}
+    assert set(CONTRACT) == set(MODELS) - test_only
 
 
 @pytest.mark.parametrize("name", sorted(CONTRACT))
