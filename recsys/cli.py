@@ -345,7 +345,13 @@ def _absolute(path: str | None) -> str | None:
     may run from another folder (see ``main``), and its resume command must work anywhere."""
     if path is None or "://" in path:
         return path
-    return str(Path(path).expanduser().resolve())
+    try:
+        return str(Path(path).expanduser().resolve())
+    except RuntimeError:  # "~name" of a user this machine does not have
+        raise RecsysError(
+            f"cannot expand {path!r}: no such user's home folder; give the folder without '~' "
+            "or with the home folder written out"
+        ) from None
 
 
 def _option(text: str) -> tuple[str, object]:

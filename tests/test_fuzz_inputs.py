@@ -77,6 +77,7 @@ def _run(argv: list[str]) -> None:
 @settings(
     max_examples=300,
     deadline=None,
+    derandomize=True,  # the same examples in every run: CI is not red by chance
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
@@ -112,7 +113,7 @@ YAML_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.sampled_from(FIELDS), YAML_VALUES)
 def test_any_space_field_value_is_accepted_or_one_clear_error(field, value):
     section, key = field
