@@ -133,3 +133,20 @@ class FolderCheckpoint:
     @contextlib.contextmanager
     def as_directory(self):
         yield str(self.folder)
+
+
+def summary_state(config, time_cut: bool = False):
+    """A finished sweep's state as the console summary reads it (no files, no MLflow)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        name="s",
+        config=config,
+        results_dir="results/s",
+        tracked=True,
+        time_cut=time_cut,
+        experiment="e",
+        parent_run_id="p",
+        tracking_uri="sqlite:///mlflow.db",
+        resume_command=lambda: "python launch/sweep.py --resume",
+    )

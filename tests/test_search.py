@@ -4,9 +4,9 @@ time budget gives a sweep; no Ray started."""
 from __future__ import annotations
 
 import importlib.util
-from types import SimpleNamespace
 
 import pytest
+import sweep_fakes
 from ray.tune.search import Searcher
 
 from recsys import cli
@@ -145,17 +145,7 @@ def _result(time_cut: bool, outcomes):
     from recsys.tuning.endings import SweepResult
     from recsys.tuning.leaderboard import Leaderboard
 
-    state = SimpleNamespace(
-        name="s",
-        config=SweepConfig(time_budget_s=20),
-        results_dir="results/s",
-        tracked=True,
-        time_cut=time_cut,
-        experiment="e",
-        parent_run_id="p",
-        tracking_uri="sqlite:///mlflow.db",
-        resume_command=lambda: "python launch/sweep.py --resume",
-    )
+    state = sweep_fakes.summary_state(SweepConfig(time_budget_s=20), time_cut=time_cut)
     board = Leaderboard.build(outcomes, "ndcg@10", seed=0)
     return SweepResult(state, board, outcomes, wall_seconds=30.0, search_seconds=21.0)
 

@@ -778,23 +778,12 @@ def test_report_ks_and_sampled_negatives_reach_the_config_and_fit_the_catalogue(
 
 
 def test_the_summary_says_where_the_sampled_table_is_and_how_far_the_orders_agree():
-    from types import SimpleNamespace
 
     from test_leaderboard import _sampled_board
 
     from recsys.tuning.endings import SweepResult
 
-    state = SimpleNamespace(
-        name="s",
-        config=SweepConfig(sampled_negatives=99),
-        results_dir="results/s",
-        tracked=True,
-        time_cut=False,
-        experiment="e",
-        parent_run_id="p",
-        tracking_uri="sqlite:///mlflow.db",
-        resume_command=lambda: "python launch/sweep.py --resume",
-    )
+    state = sweep_fakes.summary_state(SweepConfig(sampled_negatives=99))
     board = _sampled_board()
     summary = cli.format_summary(SweepResult(state, board, [r.outcome for r in board.rows]))
     assert (
