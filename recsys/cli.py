@@ -164,7 +164,8 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
         default="random",
         choices=SEARCHES,
         help="each model's searcher: random, optuna (Optuna's TPE), gp (Optuna's Gaussian "
-        "process), cmaes (Optuna's CMA-ES; extra recsys-tune[cmaes]); default random",
+        "process), cmaes (Optuna's CMA-ES; extra recsys-tune[cmaes]), bohb (BOHB's model behind "
+        "each model's ASHA; extra recsys-tune[bohb]); default random",
     )
     p.add_argument(
         "--warm-start",

@@ -67,7 +67,9 @@ def test_cmaes_builds_seeded_when_its_package_is_installed():
     assert _draws(models) == _draws(_searcher("cmaes"))
 
 
-@pytest.mark.parametrize(("search", "missing"), [("cmaes", "cmaes"), ("gp", "optuna")])
+@pytest.mark.parametrize(
+    ("search", "missing"), [("cmaes", "cmaes"), ("gp", "optuna"), ("bohb", "hpbandster")]
+)
 def test_a_searcher_without_its_package_names_its_extra_in_one_line(search, missing, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(
@@ -83,13 +85,23 @@ def test_a_searcher_without_its_package_names_its_extra_in_one_line(search, miss
     )
 
 
-def test_model_based_searchers_refuse_a_grid(tmp_path):
+@pytest.mark.parametrize("search", ["gp", "bohb"])
+def test_model_based_searchers_refuse_a_grid(tmp_path, search):
     (tmp_path / "bpr_mf.yaml").write_text(
         "budget: {max_epochs: 2, grace_period: 1, reduction_factor: 2, eval_every: 1, "
         "num_samples: 2}\nparams:\n  dim: {grid: [32, 64]}\n"
     )
-    with pytest.raises(RecsysError, match="'dim' is a grid, which --search gp cannot run"):
-        validate(SweepConfig(models=("bpr_mf",), space_dir=str(tmp_path), search="gp"))
+    with pytest.raises(RecsysError, match=f"'dim' is a grid, which --search {search} cannot"):
+        validate(SweepConfig(models=("bpr_mf",), space_dir=str(tmp_path), search=search))
+
+
+@pytest.mark.parametrize(("num_samples", "startup"), [(2, 2), (6, 2), (8, 2), (12, 4), (60, 10)])
+def test_optunas_random_start_fits_the_models_trial_budget(num_samples, startup):
+    from recsys.tuning.search import startup_trials
+
+    assert startup_trials(num_samples) == startup
+    models = _searcher("optuna", models=("bpr_mf",))
+    assert models._searchers["bpr_mf"]._sampler._n_startup_trials == 2  # bpr_mf: 6 trials
 
 
 @pytest.mark.parametrize(

@@ -69,15 +69,18 @@ MODEL_GROUPS: dict[str, tuple[str, ...]] = {
     "all": (),
 }
 # --search: what suggests each model's trials, one kind for every model of a sweep. "optuna" is
-# Optuna's TPE; "gp" its Gaussian-process sampler; "cmaes" its CMA-ES (Optuna's CmaEsSampler).
-SEARCHES = ("random", "optuna", "gp", "cmaes")
+# Optuna's TPE; "gp" its Gaussian-process sampler; "cmaes" its CMA-ES (Optuna's CmaEsSampler);
+# "bohb" hpbandster's BOHB model behind each model's ASHA (recsys/tuning/bohb.py).
+SEARCHES = ("random", "optuna", "gp", "cmaes", "bohb")
 OPTUNA_SEARCHES = ("optuna", "gp", "cmaes")  # searchers that take earlier trials as observations
 # Each searcher's modules beyond the core dependencies, and the extra that installs them.
 SEARCH_NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
     "optuna": (("optuna",), "optuna"),
     "gp": (("optuna", "scipy", "torch"), "gp"),
     "cmaes": (("optuna", "cmaes"), "cmaes"),
+    "bohb": (("hpbandster", "ConfigSpace"), "bohb"),
 }
+MODEL_SEARCHES = (*OPTUNA_SEARCHES, "bohb")  # searchers that draw: a grid parameter is refused
 SCHEDULERS = ("asha", "fifo")
 
 # What a resume may change (where and how it runs); the rest is what the sweep was started with.
@@ -195,11 +198,11 @@ def validate(cfg: SweepConfig) -> dict[str, SearchSpace]:
     comparison_pairs(cfg)
     for space in spaces.values():
         check_space_values(space)
-        if cfg.search in OPTUNA_SEARCHES and space.grid():
+        if cfg.search in MODEL_SEARCHES and space.grid():
             raise RecsysError(
                 f"{space.path}: parameter {next(iter(space.grid()))!r} is a grid, which "
-                f"--search {cfg.search} cannot run (Optuna's samplers draw, they do not "
-                "enumerate); use --search random, or {choice: [...]} for Optuna to draw from"
+                f"--search {cfg.search} cannot run (model-based searchers draw, they do not "
+                "enumerate); use --search random, or {choice: [...]} for it to draw from"
             )
     return cold_searched(cfg, spaces)
 

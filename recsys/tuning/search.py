@@ -175,11 +175,13 @@ def searcher(
 
     Each model's first trial is its defaults (``points_to_evaluate``), then the earlier sweeps'
     best configs that ``warm`` borrows (the trials are marked with the run they come from); the
-    Optuna searchers also take the earlier trials as observations. A space with nothing to
+    Optuna searchers also take the earlier trials as observations. BOHB learns at the rungs of
+    the model's ASHA (:mod:`recsys.tuning.bohb`). A space with nothing to
     search (Popularity's) gets random search's single trial: Optuna refuses an empty space.
     Random search enumerates a space's ``grid`` parameters (``RandomSearcher``); ``validate``
-    has refused a grid under Optuna.
+    has refused a grid under the model-based searchers.
     """
+    from recsys.tuning.bohb import BOHBSearcher, rungs
     from recsys.tuning.per_model import ModelSearcher, RandomSearcher
 
     key = metric_key("val", cfg.metric)
@@ -191,9 +193,14 @@ def searcher(
         points = [o.config for o in warm.points.get(model, ())]
         first = [space.first_trial, *points] if domains else []
         if cfg.search in OPTUNA_SEARCHES and domains:
-            searchers[model] = optuna_searcher(cfg.search, domains, key, first, seed)
+            startup = startup_trials(budgets[model].num_samples)
+            searchers[model] = optuna_searcher(cfg.search, domains, key, first, seed, startup)
             for seen in warm.observations.get(model, ()):
                 searchers[model].add_evaluated_point(seen.config, seen.value)
+        elif cfg.search == "bohb" and domains:
+            b = budgets[model]
+            budget_rungs = rungs(b.grace_period, b.reduction_factor, b.max_epochs)
+            searchers[model] = BOHBSearcher(domains, key, "max", budget_rungs, seed, first)
         else:
             searchers[model] = RandomSearcher(domains, seed, points_to_evaluate=first)
     return ModelSearcher(
@@ -207,18 +214,26 @@ def searcher(
     )
 
 
-def optuna_sampler(search: str, seed: int) -> Any:
+def startup_trials(num_samples: int) -> int:
+    """How many of a model's trials an Optuna sampler draws at random before its model: Optuna's
+    10, or a third of the model's trials when it has fewer than 30 (at least 2, the defaults
+    trial among them). With the shipped spaces' 6-8 trials, Optuna's own 10 would leave its
+    model unused: the search would be random search."""
+    return min(10, max(2, num_samples // 3))
+
+
+def optuna_sampler(search: str, seed: int, startup: int = 10) -> Any:
     """Optuna's sampler for ``--search``: TPE (``optuna``), its Gaussian process (``gp``) or
-    CMA-ES (``cmaes``), seeded. Each keeps Optuna's defaults, e.g. its first 10 trials drawn at
-    random (TPE, GP; earlier trials borrowed by ``--warm-start`` count among them)."""
+    CMA-ES (``cmaes``), seeded, drawing its first ``startup`` trials at random (earlier trials
+    borrowed by ``--warm-start`` count among them; CMA-ES starts from its first trial)."""
     import optuna
 
     if search == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
     if search == "cmaes":
         # CMA-ES samples numbers; a choice parameter is drawn by Optuna's independent sampler.
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
 def optuna_searcher(
@@ -227,6 +242,7 @@ def optuna_searcher(
     metric: str,
     points: Sequence[Mapping[str, Any]],
     seed: int,
+    startup: int = 10,
 ) -> Any:
     """Tune's ``OptunaSearch`` over ``domains`` with the sampler of ``search``, starting with
     ``points``."""
@@ -237,7 +253,7 @@ def optuna_searcher(
         metric=metric,
         mode="max",
         points_to_evaluate=[dict(p) for p in points],
-        sampler=optuna_sampler(search, seed),
+        sampler=optuna_sampler(search, seed, startup),
     )
 
 
