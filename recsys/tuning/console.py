@@ -31,3 +31,25 @@ def say(*lines: str) -> None:
 def warn(line: str) -> None:
     """A line the user must see: on stderr, also with ``--quiet``."""
     print(line, file=sys.stderr, flush=True)
+
+
+class _NoReportsYet:
+    """Drops Tune's "Failed to fetch metrics" warning when every trial it names only lacks its
+    results file: a trial that an interruption or a time budget stopped before its first report
+    has no metrics to fetch, which is not a failure (the sweep's records say it never reported)."""
+
+    def filter(self, record: object) -> bool:
+        message = str(getattr(record, "msg", ""))
+        if not message.startswith("Failed to fetch metrics"):
+            return True
+        failures = [line for line in message.splitlines()[1:] if line.startswith("- ")]
+        return not failures or not all("FileNotFoundError(" in line for line in failures)
+
+
+def hide_unreported_trials() -> None:
+    """Installs :class:`_NoReportsYet` on Tune's result reader's logger (once)."""
+    import logging
+
+    logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    if not any(isinstance(f, _NoReportsYet) for f in logger.filters):
+        logger.addFilter(_NoReportsYet())

@@ -104,6 +104,7 @@ def run_search(
     else:
         borrowed = warm.borrow(spaces, budgets) if warm is not None else None
         tuner = _tuner(cfg, spaces, budgets, trainable, storage, callbacks, borrowed)
+    console.hide_unreported_trials()
     with graceful_interrupts() as interrupted:
         grid = tuner.fit()
     wall = time.time() - started
