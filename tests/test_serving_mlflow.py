@@ -296,3 +296,14 @@ def _post_raw(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+def test_logging_a_model_keeps_mlflows_info_lines_off_the_console(tmp_path):
+    import logging
+
+    log = logging.getLogger("mlflow.pyfunc")
+    before = log.level
+    with registry._store(f"sqlite:///{tmp_path}/m.db"):
+        assert not log.isEnabledFor(logging.INFO)  # "Validating input example ..." per model
+        assert log.isEnabledFor(logging.WARNING)
+    assert log.level == before

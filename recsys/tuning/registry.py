@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -55,13 +56,17 @@ def _store(tracking_uri: str) -> Iterator[None]:
     environment = {k: os.environ.get(k) for k in keys}
     registry_before = registry_utils._registry_uri
     # log_model validates its input example by downloading the model: no progress bars in
-    # the sweep's console for that.
+    # the sweep's console for that, nor its INFO line per model.
     os.environ[_PROGRESS_BARS] = "false"
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    level = pyfunc_log.level
+    pyfunc_log.setLevel(max(level, logging.WARNING))
     try:
         with tracking_utils._use_tracking_uri(tracking_uri):
             mlflow.set_registry_uri(tracking_uri)
             yield
     finally:
+        pyfunc_log.setLevel(level)
         registry_utils._registry_uri = registry_before
         for key, value in environment.items():
             if value is None:
