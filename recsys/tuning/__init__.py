@@ -15,6 +15,7 @@ The search:
 
 - ``search``: every model's search in one Tuner (``--search``'s searchers, ``--time-budget``);
   ``per_model``: each model's searcher and ASHA behind the Tuner's one searcher and scheduler;
+  ``bohb``: ``--search bohb``, BOHB's model learning at the rungs of the model's ASHA;
   ``interrupts``: Ctrl-C and SIGTERM.
 - ``warm_start``: ``--warm-start``: the earlier sweeps of the same split in the MLflow store,
   their best configs run first and their trials told to Optuna's searchers.
