@@ -220,3 +220,33 @@ def test_a_trial_the_time_budget_stopped_before_it_ran_is_no_trial():
     grid = [tune_result("a", [1, 2], trial_id="x"), tune_result("a", [], trial_id="never")]
     (only,) = records_of(grid, {"a": 2}, root_seed=0)["a"]
     assert only.trial_id == "x"
+
+
+@pytest.mark.parametrize(
+    ("search", "asked", "expected"),
+    [("random", None, 30), ("optuna", None, 2), ("bohb", None, 2), ("gp", 5, 5), ("random", 3, 3)],
+)
+def test_a_model_based_searcher_is_asked_for_trials_only_as_slots_free(search, asked, expected):
+    """Tune asks the searcher ahead for as many trials as the limiter lets live: all 30 at the
+    start for random search, the 2 that run at once for a model-based one."""
+    from ray.tune.execution.tune_controller import _get_max_pending_trials
+    from ray.tune.search import ConcurrencyLimiter, SearchGenerator
+
+    from recsys.tuning.search import concurrency_cap
+
+    cap = concurrency_cap(search, asked, total=30, slots=2)
+    assert cap == expected
+    limiter = ConcurrencyLimiter(RandomSearcher({}, 0), max_concurrent=cap)
+    assert _get_max_pending_trials(SearchGenerator(limiter)) == expected
+
+
+def test_a_trials_slots_are_the_cluster_over_its_share():
+    from recsys.tuning.resources import ClusterShape, TrialResources
+
+    cluster = ClusterShape(max_node_cpus=8, max_node_gpus=2, total_cpus=16, total_gpus=4)
+    assert TrialResources(cpus=1, gpus=0).slots(cluster) == 16
+    assert TrialResources(cpus=2, gpus=0).slots(cluster) == 8
+    assert TrialResources(cpus=1, gpus=0.25).slots(cluster) == 16  # 16 GPU shares, 16 CPUs
+    assert TrialResources(cpus=1, gpus=1).slots(cluster) == 4
+    assert TrialResources(cpus=3, gpus=0).slots(cluster) == 5
+    assert TrialResources(cpus=32, gpus=0).slots(cluster) == 1

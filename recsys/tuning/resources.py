@@ -157,6 +157,14 @@ class TrialResources:
     def as_dict(self) -> dict[str, float]:
         return {"cpu": self.cpus, "gpu": self.gpus}
 
+    def slots(self, cluster: ClusterShape) -> int:
+        """How many trials of this share the cluster runs at once, by CPUs and GPUs (at
+        least 1; memory may allow fewer)."""
+        fits = [cluster.total_cpus / self.cpus] if self.cpus > 0 else []
+        if self.gpus > 0:
+            fits.append(cluster.total_gpus / self.gpus)
+        return max(1, int(min(fits, default=1) + 1e-9))
+
     def bundle(self, config: Mapping[str, Any]) -> dict[str, float]:
         """What a trial of ``config`` asks Ray for: its CPUs and GPUs, and its planned memory
         (bytes), so that Ray starts no more trials on a node than its memory holds."""

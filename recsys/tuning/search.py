@@ -17,7 +17,7 @@ from recsys.seeds import derive_seed
 from recsys.tuning import console, snapshot
 from recsys.tuning.config import OPTUNA_SEARCHES, SweepConfig, format_duration
 from recsys.tuning.interrupts import graceful_interrupts
-from recsys.tuning.resources import TrialResources
+from recsys.tuning.resources import ClusterShape, TrialResources
 from recsys.tuning.space import Budget, SearchSpace, to_tune
 from recsys.tuning.trainable import TrialSettings, split_config, train_trial
 from recsys.tuning.warm_start import Borrowed, WarmSource
@@ -103,7 +103,8 @@ def run_search(
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     else:
         borrowed = warm.borrow(spaces, budgets) if warm is not None else None
-        tuner = _tuner(cfg, spaces, budgets, trainable, storage, callbacks, borrowed)
+        slots = resources.slots(ClusterShape.from_ray())
+        tuner = _tuner(cfg, spaces, budgets, trainable, storage, callbacks, borrowed, slots)
     console.hide_unreported_trials()
     with graceful_interrupts() as interrupted:
         grid = tuner.fit()
@@ -129,16 +130,16 @@ def _tuner(
     storage: str,
     callbacks: Sequence[Any],
     warm: Borrowed | None = None,
+    slots: int = 1,
 ) -> Any:
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
     key = metric_key("val", cfg.metric)
     total = sum(budgets[m].num_samples for m in spaces)
-    # The limit is also how many trials Tune keeps waiting for resources (one, for a searcher
-    # without it): without a cap, every trial may wait, so all that fit start together.
     limited = ConcurrencyLimiter(
-        searcher(cfg, spaces, budgets, warm), max_concurrent=cfg.max_concurrent_trials or total
+        searcher(cfg, spaces, budgets, warm),
+        max_concurrent=concurrency_cap(cfg.search, cfg.max_concurrent_trials, total, slots),
     )
     return tune.Tuner(
         trainable,
@@ -163,6 +164,23 @@ def _tuner(
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
         ),
     )
+
+
+def concurrency_cap(search: str, asked: int | None, total: int, slots: int) -> int:
+    """The trials alive at once (running or waiting to start): ``--max-concurrent-trials``, or
+    every trial for random search, or the trials the cluster runs at once (``slots``) for a
+    model-based searcher.
+
+    The cap is also how many trials Tune creates ahead, each by asking the searcher for its
+    config. Random search loses nothing by being asked for every trial at the start, so all
+    that fit start together. A model-based searcher asked for every trial before any result
+    has learnt nothing: all its configs would be its random start. Capped at the slots, it is
+    asked for the next trial of a model as a slot frees, after the results of the trials
+    before it.
+    """
+    if asked is not None:
+        return asked
+    return total if search == "random" else max(1, min(total, slots))
 
 
 def searcher(
