@@ -34,13 +34,15 @@ def bench_config(
     grace_period: int = 5,
     reduction_factor: int = 2,
     name: str = "bench",
+    space: str = LIGHTGCN_SPACE,
     **overrides,
 ) -> SweepConfig:
-    """A sweep of the benchmark LightGCN space, everything written under ``workdir``."""
+    """A sweep of a LightGCN space (the benchmark one, or ``space``: a template of the same
+    fields), everything written under ``workdir``."""
     spaces = workdir / f"spaces-{name}"
     spaces.mkdir(parents=True, exist_ok=True)
     (spaces / "lightgcn.yaml").write_text(
-        LIGHTGCN_SPACE.format(
+        space.format(
             max_epochs=max_epochs,
             grace_period=grace_period,
             reduction_factor=reduction_factor,

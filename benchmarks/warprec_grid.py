@@ -24,21 +24,20 @@ import time
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from _sweep_bench import StartupTimer, workdir  # noqa: E402
+from _sweep_bench import StartupTimer, bench_config, workdir  # noqa: E402
 
-from recsys.tuning.config import SweepConfig  # noqa: E402
 from recsys.tuning.sweep import run_sweep  # noqa: E402
 
 GRID_SPACE = """
 budget:
-  max_epochs: {epochs}
-  grace_period: {epochs}
-  reduction_factor: 2
-  eval_every: {epochs}
-  num_samples: 6
+  max_epochs: {{max_epochs}}
+  grace_period: {{grace_period}}
+  reduction_factor: {{reduction_factor}}
+  eval_every: {{max_epochs}}
+  num_samples: {{num_samples}}
 params:
-  dim: {{grid: [64, 128, 256]}}
-  layers: {{grid: [2, 3]}}
+  dim: {{{{grid: [64, 128, 256]}}}}
+  layers: {{{{grid: [2, 3]}}}}
   batch_size: 8192
   lr: {lr}
 """
@@ -52,22 +51,17 @@ def main() -> None:
     a = p.parse_args()
     started = time.time()
     folder = workdir()
-    spaces = folder / "spaces"
-    spaces.mkdir()
-    (spaces / "lightgcn.yaml").write_text(GRID_SPACE.format(epochs=a.epochs, lr=a.lr))
-    cfg = SweepConfig(
+    cfg = bench_config(
+        folder,
+        num_samples=6,
+        max_epochs=a.epochs,
+        grace_period=a.epochs,
+        name="warprec-grid",
+        space=GRID_SPACE.format(lr=a.lr),
         dataset="synthetic",
         dataset_options={"shape": "ml-1m"},
-        models=("lightgcn",),
-        space_dir=str(spaces),
         scheduler="fifo",
         cpus_per_trial=a.cpus_per_trial,
-        tracking_uri=f"sqlite:///{folder}/mlflow.db",
-        experiment="benchmarks",
-        storage_path=str(folder / "ray"),
-        results_dir=str(folder / "results"),
-        name="warprec-grid",
-        verbose=0,
         command="benchmarks/warprec_grid.py",
     )
     timer = StartupTimer()

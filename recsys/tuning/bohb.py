@@ -18,8 +18,9 @@ state (hpbandster draws from numpy's global generator), so a seed repeats a sear
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -113,26 +114,18 @@ class BOHBSearcher(Searcher):
             value = float(np.clip(round(round(value / q) * q, 10), low, high))
         return value
 
-    def _own_random(self) -> _RandomState:
-        return _RandomState(self)
-
-
-class _RandomState:
-    """Swaps numpy's global generator for the searcher's own while hpbandster draws, and keeps
-    the deprecation and numeric warnings of hpbandster on ConfigSpace 1.x off the console."""
-
-    def __init__(self, owner: BOHBSearcher) -> None:
-        self._owner = owner
-        self._warnings = warnings.catch_warnings()
-
-    def __enter__(self) -> None:
-        self._warnings.__enter__()
-        for category in (DeprecationWarning, FutureWarning, RuntimeWarning):
-            warnings.simplefilter("ignore", category)
-        self._outer = np.random.get_state()
-        np.random.set_state(self._owner._state)
-
-    def __exit__(self, *exc: object) -> None:
-        self._owner._state = np.random.get_state()
-        np.random.set_state(self._outer)
-        self._warnings.__exit__(*exc)
+    @contextlib.contextmanager
+    def _own_random(self) -> Iterator[None]:
+        """Numpy's global generator swapped for the searcher's own while hpbandster draws, and
+        the deprecation and numeric warnings of hpbandster on ConfigSpace 1.x kept off the
+        console."""
+        with warnings.catch_warnings():
+            for category in (DeprecationWarning, FutureWarning, RuntimeWarning):
+                warnings.simplefilter("ignore", category)
+            outer = np.random.get_state()
+            np.random.set_state(self._state)
+            try:
+                yield
+            finally:
+                self._state = np.random.get_state()
+                np.random.set_state(outer)
