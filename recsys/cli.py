@@ -229,6 +229,12 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         help="restarts of a failed trial from its last checkpoint (default 2)",
     )
     p.add_argument(
+        "--no-reuse-actors",
+        action="store_true",
+        help="start each trial in a Ray actor of its own (default: a finished trial's actor "
+        "runs the next waiting trial that asks for the same resources, saving its start-up)",
+    )
+    p.add_argument(
         "--tracking-uri",
         help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
     )
@@ -298,6 +304,7 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> SweepC
         space_dir=_absolute(a.space_dir),
         max_concurrent_trials=a.max_concurrent_trials,
         max_failures=a.max_failures,
+        reuse_actors=not a.no_reuse_actors,
         seeds=a.seeds,
         folds=a.folds,
         time_budget_s=None if a.time_budget is None else parse_duration(a.time_budget),

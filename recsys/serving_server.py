@@ -6,7 +6,10 @@ knock over.
 front of ``/invocations`` (:class:`Guard`, a plain ASGI middleware):
 
 - a body over ``max_bytes`` (default 1 MiB: 1,000 users of a request fit in a few KiB) gets
-  HTTP 413 before it is parsed, whether or not it declared its length;
+  HTTP 413 before it is parsed, whether or not it declared its length. Up to ``drain_bytes``
+  (default 64 MiB) the rest of it is read and dropped first, never held: a client still sending
+  its body then reads the 413 rather than a reset connection (the graceful close RFC 9112
+  section 9.6 asks of a server answering early). A larger body's connection is dropped at once;
 - a JSON body nested deeper than ``max_depth`` (default 32; a request needs 3) gets HTTP 400
   (Python's parser would raise ``RecursionError``, which MLflow answers with a 500);
 - every error answer is one line of JSON ``{"error_code", "message"}``: MLflow's
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 
 MAX_BODY_BYTES = 1 << 20
+DRAIN_BYTES = 64 << 20
 MAX_JSON_DEPTH = 32
 MAX_MESSAGE_CHARS = 400
 MODEL_PATH_ENV = "RECSYS_SERVE_MODEL_PATH"  # the local copy of the model the workers load
@@ -61,10 +65,17 @@ class Guard:
     """ASGI middleware: bounded, shallow request bodies in; one-line errors out (see the module
     docstring)."""
 
-    def __init__(self, app: Any, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_JSON_DEPTH):
+    def __init__(
+        self,
+        app: Any,
+        max_bytes: int = MAX_BODY_BYTES,
+        max_depth: int = MAX_JSON_DEPTH,
+        drain_bytes: int = DRAIN_BYTES,
+    ):
         self.app = app
         self.max_bytes = max_bytes
         self.max_depth = max_depth
+        self.drain_bytes = max(drain_bytes, max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") != "/invocations":
@@ -73,6 +84,8 @@ class Guard:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
+            if int(declared) <= self.drain_bytes:
+                await self._drain(receive, 0)
             await _answer(send, 413, error_body("REQUEST_TOO_LARGE", self._too_large()))
             return
         body = await self._body(receive)
@@ -95,10 +108,21 @@ class Guard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
+                if message.get("more_body"):
+                    await self._drain(receive, size)
                 return None
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
+
+    async def _drain(self, receive: Receive, size: int) -> None:
+        """Reads and drops the rest of a refused body (``size`` bytes of it read so far) until
+        it ends, the client leaves, or ``drain_bytes`` have been read."""
+        while size <= self.drain_bytes:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body"):
+                return
+            size += len(message.get("body", b""))
 
     def _problem(self, body: bytes, content_type: bytes) -> str | None:
         if b"json" not in content_type.lower():

@@ -73,7 +73,11 @@ def _start(command: list[str], log: Path) -> subprocess.Popen:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the server's process group, SIGKILL to what is left after 10 s."""
+    """SIGTERM to the server's process group, SIGKILL to what is left after 10 s.
+
+    The group counts as gone once its leader is reaped (``poll``) and no member answers: an
+    unreaped leader is a zombie that still answers a signal, so without the reaping every stop
+    waited out both timeouts."""
     for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
         try:
             os.killpg(proc.pid, sig)
@@ -81,6 +85,7 @@ def _stop(proc: subprocess.Popen) -> None:
             return
         deadline = time.time() + wait
         while time.time() < deadline:
+            proc.poll()
             try:
                 os.killpg(proc.pid, 0)
             except ProcessLookupError:
@@ -320,7 +325,12 @@ def _finished_with_every_epoch_once(cluster: Cluster, tmp_path: Path):
 def test_a_submitted_sweep_runs_trials_on_both_nodes_and_tracks_them_on_the_server(
     cluster, tmp_path
 ):
-    argv = _sweep_argv(tmp_path, cluster, LIGHTGCN_SPACE, "--max-concurrent-trials", "2")
+    # Each trial on an actor of its own: with actors reused, the first trial to finish hands
+    # its actor (on its node) to the other whenever that one's actor, on the node that just
+    # joined, is still starting, and both trials run on one node.
+    argv = _sweep_argv(
+        tmp_path, cluster, LIGHTGCN_SPACE, "--max-concurrent-trials", "2", "--no-reuse-actors"
+    )
     status, logs = _finish(cluster, _submit(cluster, tmp_path, argv))
     assert status == "SUCCEEDED", logs[-3000:]
     assert "| lightgcn |" in logs  # the job's own output
@@ -331,7 +341,7 @@ def test_a_submitted_sweep_runs_trials_on_both_nodes_and_tracks_them_on_the_serv
     trials = tracking.find_child_runs(cluster.mlflow, parent.info.run_id, "trial", "lightgcn")
     assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials.values())
     nodes = {r.data.tags[tracking.TAG_NODE] for r in trials.values()}
-    assert len(nodes) == 2, nodes  # one trial on each node
+    assert len(nodes) == 2, (nodes, logs[-3000:])  # one trial on each node
     (best,) = tracking.find_child_runs(cluster.mlflow, parent.info.run_id, "best").values()
     assert "test_ndcg_at_10" in best.data.metrics
     artifacts = {a.path for a in client.list_artifacts(best.info.run_id)}

@@ -129,6 +129,11 @@ def test_the_cli_passes_the_time_budget_and_the_warm_start():
         validate(SweepConfig(models=("popularity",), time_budget_s=0.5))
 
 
+def test_no_reuse_actors_gives_each_trial_an_actor_of_its_own():
+    assert cli.parse_args([]).reuse_actors  # Tune's default: a finished trial's actor goes on
+    assert not cli.parse_args(["--no-reuse-actors"]).reuse_actors
+
+
 def test_a_duration_is_written_as_the_flag_takes_it():
     assert [format_duration(s) for s in (600, 90, 3600, 5400, 20)] == [
         "10m",

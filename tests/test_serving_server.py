@@ -34,7 +34,11 @@ async def _echo(scope, receive, send):
     await send({"type": "http.response.body", "body": payload})
 
 
-def _call(guard, body: bytes, chunks: int = 1, content_type=b"application/json", declared=True):
+def _call(
+    guard, body: bytes, chunks: int = 1, content_type=b"application/json", declared=True, left=None
+):
+    """The guard's status and answer to ``body`` sent in ``chunks``; ``left``, a list, gets how
+    many of the body's messages were still unread when the answer started."""
     size = max(1, -(-len(body) // chunks))
     parts = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
     messages = [
@@ -51,6 +55,8 @@ def _call(guard, body: bytes, chunks: int = 1, content_type=b"application/json",
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
     async def send(message):
+        if not sent and left is not None:
+            left.append(len(messages))
         sent.append(message)
 
     asyncio.run(guard(scope, receive, send))
@@ -78,6 +84,20 @@ def test_a_body_over_the_cap_is_refused_before_the_app_reads_it():
     # Not declared (chunked): refused as soon as the bytes read pass the cap.
     status, _ = _call(guard, b"x" * 1000, chunks=20, declared=False)
     assert status == 413
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_refused_body_is_read_to_its_end_before_the_413_up_to_the_drain_bound(declared):
+    # A client still sending when the 413 comes and the connection closes gets a reset instead.
+    left = []
+    guard = Guard(_echo, max_bytes=100, drain_bytes=2000)
+    assert _call(guard, b"x" * 1000, chunks=20, declared=declared, left=left)[0] == 413
+    assert left == [0]
+    # Past the bound it is answered at once: at most drain_bytes more are read, never held.
+    left = []
+    assert _call(guard, b"x" * 10_000, chunks=100, declared=declared, left=left)[0] == 413
+    # Declared: none of it is read. Not declared: 21 chunks of 100 bytes pass the 2000.
+    assert left == ([100] if declared else [100 - 21])
 
 
 def test_a_deeply_nested_json_body_is_a_one_line_400():
