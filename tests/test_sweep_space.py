@@ -16,8 +16,12 @@ from recsys.tuning.resources import ClusterShape, resolve_resources
 from recsys.tuning.space import default_space_dir, load_space, to_tune
 from recsys.tuning.trainable import trial_seed
 
-# Every shipped space file, in the default sweep or not.
+# Every shipped space file, in the default sweep or not; and those of the other datasets'
+# folders (searchspaces/ml-1m/...), as (folder, model).
 SHIPPED = sorted(path.stem for path in default_space_dir().glob("*.yaml"))
+SHIPPED_ELSEWHERE = sorted(
+    (path.parent.name, path.stem) for path in default_space_dir().glob("*/*.yaml")
+)
 
 BUDGET = """
 budget:
@@ -66,6 +70,16 @@ def test_shipped_spaces_validate_against_their_model(model):
     assert space.model == model
     assert space.budget.grace_period <= space.budget.max_epochs
     to_tune(space)
+
+
+def test_the_other_datasets_spaces_validate_and_say_how_they_were_sized():
+    assert ("ml-1m", "lightgcn") in SHIPPED_ELSEWHERE
+    for folder, model in SHIPPED_ELSEWHERE:
+        space = load_space(model, default_space_dir() / folder)
+        assert space.model == model in MODELS
+        assert space.budget.grace_period <= space.budget.max_epochs
+        to_tune(space)
+        assert (default_space_dir() / folder / "README.md").is_file(), folder
 
 
 def test_valid_space_converts_to_tune_domains(tmp_path):
