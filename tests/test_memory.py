@@ -10,7 +10,7 @@ import pytest
 from recsys.errors import RecsysError
 from recsys.tuning import memory
 from recsys.tuning.memory import DataShape, ease_bytes, estimate, need, plan, worst_configs
-from recsys.tuning.resources import TrialResources
+from recsys.tuning.resources import ClusterShape, TrialResources
 from recsys.tuning.space import Budget, Param, SearchSpace, load_space
 
 SHAPE = DataShape(n_users=1000, n_items=500, n_train=20_000, n_val=2_500)
@@ -105,3 +105,32 @@ def test_a_trial_asks_ray_for_its_configs_memory():
     }
     assert resources.bundle({"model": "bpr_mf", "dim": 128})["memory"] > bundle["memory"]
     assert TrialResources(1.0, 0.0).bundle(config) == {"cpu": 1.0, "gpu": 0.0}  # not planned
+
+
+def test_every_trial_asks_for_the_largest_when_a_nodes_trials_of_it_fit_together():
+    # Trials asking Ray for different amounts cannot run in each other's actors: Tune hands a
+    # finished trial's actor to the next trial asking for as much, and the others wait.
+    spaces = {"bpr_mf": load_space("bpr_mf"), "ease": load_space("ease")}
+    planned, _ = plan(spaces, SHAPE)
+    largest = max(e.host_bytes for e in planned.worst.values())
+    assert len({e.host_bytes for e in planned.worst.values()}) == 2  # they differ
+    shared = planned.shared(per_node=4, node_memory=4 * largest)
+    assert shared.shared_bytes == largest
+    for config in ({"model": "bpr_mf", "dim": 32}, {"model": "ease", "l2": 100.0}):
+        assert shared.trial_bytes(config) == largest
+    assert planned.shared(per_node=4, node_memory=0).shared_bytes == largest  # unknown memory
+    # Four of the largest do not fit: each trial asks for its own, and actors are not reused.
+    alone = planned.shared(per_node=4, node_memory=4 * largest - 1)
+    assert alone.shared_bytes == 0
+    assert alone.trial_bytes({"model": "bpr_mf", "dim": 32}) < largest
+    assert TrialResources(1.0, 0.0, shared).reusable
+    assert not TrialResources(1.0, 0.0, alone).reusable
+    assert TrialResources(1.0, 0.0).reusable  # not planned: every trial asks for the same
+
+
+def test_a_trial_share_per_node_counts_the_largest_nodes_cpus_and_gpus():
+    cluster = ClusterShape(max_node_cpus=8, max_node_gpus=2, total_cpus=16, total_gpus=4)
+    assert TrialResources(2.0, 0.0).per_node(cluster) == 4
+    assert TrialResources(2.0, 0.0).slots(cluster) == 8
+    assert TrialResources(1.0, 0.25).per_node(cluster) == 8  # CPUs bound before the GPUs' 8
+    assert TrialResources(1.0, 1.0).per_node(cluster) == 2

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from recsys.errors import RecsysError
@@ -319,12 +319,21 @@ def gib(n: float) -> str:
 @dataclass(frozen=True)
 class MemoryPlan:
     """The sweep's memory plan: the data's shape, where trials run, and per model the estimate
-    of its space's worst config (printed, and checked against the nodes)."""
+    of its space's worst config (printed, and checked against the nodes).
+
+    ``shared_bytes`` (see :meth:`shared`), when set, is what every trial asks Ray for: the
+    largest worst config of the sweep. Trials that ask for the same resources can run in each
+    other's actors (Tune's ``reuse_actors``) in the order they were created; trials that ask
+    for different amounts cannot, and Tune then hands a finished trial's actor to the next
+    trial asking for the same amount, so a model whose trials ask for another amount waits
+    until those run out.
+    """
 
     shape: DataShape
     device: str
     threads: int
     worst: Mapping[str, Estimate]
+    shared_bytes: int = 0
 
     def estimate_of(self, model: str, config: Mapping[str, Any]) -> Estimate:
         """One trial's estimate (its model and hyperparameters)."""
@@ -332,7 +341,16 @@ class MemoryPlan:
 
     def trial_bytes(self, config: Mapping[str, Any]) -> int:
         """The host memory to ask Ray for, for a trial's config (``model`` key included)."""
-        return self.estimate_of(*split_config(config)).host_bytes
+        return self.shared_bytes or self.estimate_of(*split_config(config)).host_bytes
+
+    def shared(self, per_node: int, node_memory: float) -> MemoryPlan:
+        """The plan with every trial asking for the sweep's largest worst config, if
+        ``per_node`` trials of that size fit a node's ``node_memory`` together (or it is
+        unknown: 0); else the plan as it is, each trial asking for its own config's."""
+        largest = max((e.host_bytes for e in self.worst.values()), default=0)
+        if not largest or (node_memory and largest * max(per_node, 1) > node_memory):
+            return self
+        return replace(self, shared_bytes=largest)
 
 
 def plan(

@@ -13,7 +13,7 @@ from typing import Any
 from recsys.errors import RecsysError
 from recsys.io import redact
 from recsys.tuning import console
-from recsys.tuning.memory import DataShape, MemoryPlan, plan
+from recsys.tuning.memory import DataShape, MemoryPlan, gib, plan
 
 # Recommender trials are small: four share one GPU well without running out of its memory.
 DEFAULT_GPU_SHARE = 0.25
@@ -160,9 +160,16 @@ class TrialResources:
     def slots(self, cluster: ClusterShape) -> int:
         """How many trials of this share the cluster runs at once, by CPUs and GPUs (at
         least 1; memory may allow fewer)."""
-        fits = [cluster.total_cpus / self.cpus] if self.cpus > 0 else []
+        return self._fits(cluster.total_cpus, cluster.total_gpus)
+
+    def per_node(self, cluster: ClusterShape) -> int:
+        """How many trials of this share the largest node runs at once, by CPUs and GPUs."""
+        return self._fits(cluster.max_node_cpus, cluster.max_node_gpus)
+
+    def _fits(self, cpus: float, gpus: float) -> int:
+        fits = [cpus / self.cpus] if self.cpus > 0 else []
         if self.gpus > 0:
-            fits.append(cluster.total_gpus / self.gpus)
+            fits.append(gpus / self.gpus)
         return max(1, int(min(fits, default=1) + 1e-9))
 
     def bundle(self, config: Mapping[str, Any]) -> dict[str, float]:
@@ -189,8 +196,27 @@ class TrialResources:
             spaces, DataShape.of(data), self.device, self.threads,
             cluster.max_node_memory, _gpu_share_bytes(self.gpus),
         )  # fmt: skip
+        per_node = self.per_node(cluster)
+        memory = memory.shared(per_node, cluster.max_node_memory)
+        if memory.shared_bytes:
+            lines.append(
+                f"memory: every trial asks Ray for {gib(memory.shared_bytes)}, the largest of "
+                "these, so a finished trial's actor runs the next trial of any model"
+            )
+        else:
+            lines.append(
+                f"memory: each trial asks Ray for its own config's memory ({per_node} trials of "
+                "the largest would not fit a node together), so each starts an actor of its own: "
+                "a reused one would run only trials that ask for as much"
+            )
         console.say(*lines)
         return replace(self, memory=memory)
+
+    @property
+    def reusable(self) -> bool:
+        """Whether every trial asks for the same resources, so that Tune may run a trial in a
+        finished one's actor without starving the trials that ask for other amounts."""
+        return self.memory is None or bool(self.memory.shared_bytes)
 
 
 def _gpu_share_bytes(gpus: float) -> float:

@@ -104,7 +104,8 @@ def run_search(
     else:
         borrowed = warm.borrow(spaces, budgets) if warm is not None else None
         slots = resources.slots(ClusterShape.from_ray())
-        tuner = _tuner(cfg, spaces, budgets, trainable, storage, callbacks, borrowed, slots)
+        reuse = cfg.reuse_actors and resources.reusable  # see MemoryPlan: reuse can starve
+        tuner = _tuner(cfg, spaces, budgets, trainable, storage, callbacks, borrowed, slots, reuse)
     console.hide_unreported_trials()
     with graceful_interrupts() as interrupted:
         grid = tuner.fit()
@@ -131,6 +132,7 @@ def _tuner(
     callbacks: Sequence[Any],
     warm: Borrowed | None = None,
     slots: int = 1,
+    reuse: bool = True,
 ) -> Any:
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -150,7 +152,7 @@ def _tuner(
             search_alg=limited,
             scheduler=scheduler(cfg, budgets),
             num_samples=total,
-            reuse_actors=cfg.reuse_actors,
+            reuse_actors=reuse,
             time_budget_s=cfg.time_budget_s,
         ),
         run_config=tune.RunConfig(
