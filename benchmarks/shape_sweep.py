@@ -10,7 +10,11 @@ trial's measured peak RSS.
     python benchmarks/shape_sweep.py ml-1m      # LightGCN, DNS LightGCN, HybridVAE, EASE,
                                                 # ItemKNN, Popularity on the ML-1M shape
     python benchmarks/shape_sweep.py goodbooks  # the closed-form baselines, GoodBooks shape
-        [--time-budget 40m] [--workdir DIR]
+        [--time-budget 40m] [--workdir DIR] [-- more sweep flags, e.g. --no-reuse-actors]
+
+With actors reused (the default), a trial's peak RSS starts from what its actor kept of the
+trials before it; ``-- --no-reuse-actors`` gives each trial a fresh process, so its peak is its
+own and the estimate's error is the plan's alone.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ SWEEPS = {
 VAL = "val_ndcg_at_10"
 
 
-def command(shape: str, folder: Path, time_budget: str) -> list[str]:
+def command(shape: str, folder: Path, time_budget: str, extra: list[str]) -> list[str]:
     return [
         sys.executable, str(REPO / "launch" / "sweep.py"),
         "--dataset", "synthetic", "--dataset-option", f"shape={shape}",
@@ -42,6 +46,7 @@ def command(shape: str, folder: Path, time_budget: str) -> list[str]:
         "--time-budget", time_budget,
         "--tracking-uri", f"sqlite:///{folder}/mlflow.db", "--storage-path", str(folder / "ray"),
         "--results-dir", str(folder / "results"), "--name", f"{shape}-shape", "--quiet",
+        *extra,
     ]  # fmt: skip
 
 
@@ -90,10 +95,11 @@ def main() -> None:
     p.add_argument("shape", choices=sorted(SWEEPS))
     p.add_argument("--time-budget", default="40m", help="the sweep's --time-budget")
     p.add_argument("--workdir", help="where the sweep writes (default: a new temporary folder)")
+    p.add_argument("sweep_flags", nargs="*", help="after --: more flags for launch/sweep.py")
     a = p.parse_args()
     folder = Path(a.workdir or tempfile.mkdtemp(prefix=f"recsys-{a.shape}-"))
     folder.mkdir(parents=True, exist_ok=True)
-    argv = command(a.shape, folder, a.time_budget)
+    argv = command(a.shape, folder, a.time_budget, a.sweep_flags)
     print(f"{platform.machine()}, {os.cpu_count()} CPUs, {datetime.date.today()}")
     print("$ " + " ".join(argv[1:]), flush=True)
     started = time.time()
