@@ -95,11 +95,12 @@ def main() -> None:
     p.add_argument("shape", choices=sorted(SWEEPS))
     p.add_argument("--time-budget", default="40m", help="the sweep's --time-budget")
     p.add_argument("--workdir", help="where the sweep writes (default: a new temporary folder)")
-    p.add_argument("sweep_flags", nargs="*", help="after --: more flags for launch/sweep.py")
-    a = p.parse_args()
+    a, flags = p.parse_known_args()  # after --: more flags for launch/sweep.py
+    if flags[:1] == ["--"]:
+        flags = flags[1:]
     folder = Path(a.workdir or tempfile.mkdtemp(prefix=f"recsys-{a.shape}-"))
     folder.mkdir(parents=True, exist_ok=True)
-    argv = command(a.shape, folder, a.time_budget, a.sweep_flags)
+    argv = command(a.shape, folder, a.time_budget, flags)
     print(f"{platform.machine()}, {os.cpu_count()} CPUs, {datetime.date.today()}")
     print("$ " + " ".join(argv[1:]), flush=True)
     started = time.time()
